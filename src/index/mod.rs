@@ -1,0 +1,73 @@
+//! The index: the segment table and, per segment, the exported-id
+//! watermark, persisted behind the small [`Index`] trait.
+//!
+//! The log is the source of truth; the index is what the log cannot say
+//! cheaply: which records were resolved (and how), when a segment became
+//! fully resolved, and each sealed segment's range and size without reading
+//! it. On open the queue reconciles the index with the files and rewrites
+//! what disagrees; the index can always be rebuilt from the files (losing
+//! only resolutions, which means re-export: at-least-once).
+//!
+//! Implementations:
+//! - [`SledIndex`]: sled 0.34, tree `segments`, key = segment id (u64
+//!   big-endian), value = `telespool.v1.SegmentMeta` (protobuf). `flush`
+//!   is sled's flush: it survives a process crash; sled fsyncs in the
+//!   background every 500 ms.
+//! - [`MemIndex`]: an in-memory double for tests with a *live* and a
+//!   *flushed* map; [`MemIndex::crash`] forgets unflushed updates, so the
+//!   crash model covers index state too.
+//!
+//! Writes are batched by the queue: it keeps the table in memory, marks
+//! changed segments dirty, and writes them with one `flush` (after a seal,
+//! before a purge, on a timer and at close).
+
+mod codec;
+mod mem;
+mod sled_index;
+mod watermark;
+
+pub use mem::MemIndex;
+pub use sled_index::SledIndex;
+pub use watermark::{RangeSet, Resolution, ResolvedCounts, SegmentMeta};
+
+use crate::ids::SegmentId;
+
+/// Errors of the index layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// sled failed.
+    #[error("index database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("index entry for segment {segment} is unreadable: {source}")]
+    Decode {
+        /// The segment whose entry is bad.
+        segment: SegmentId,
+        /// The decoding error.
+        source: prost::DecodeError,
+    },
+    /// A stored key is not a segment id.
+    #[error("index key of {len} bytes is not a segment id")]
+    BadKey {
+        /// Length of the key.
+        len: usize,
+    },
+    /// Another process holds the index database.
+    #[error("index at {path} is in use by another process")]
+    InUse {
+        /// The index path.
+        path: String,
+    },
+}
+
+/// Persistence of the segment table.
+pub trait Index: Send + std::fmt::Debug {
+    /// Every stored segment, in id order.
+    fn load(&mut self) -> Result<Vec<SegmentMeta>, IndexError>;
+    /// Stores (inserts or replaces) a segment's entry.
+    fn put(&mut self, meta: &SegmentMeta) -> Result<(), IndexError>;
+    /// Removes a segment's entry.
+    fn remove(&mut self, id: SegmentId) -> Result<(), IndexError>;
+    /// Makes every earlier `put` and `remove` survive a crash.
+    fn flush(&mut self) -> Result<(), IndexError>;
+}

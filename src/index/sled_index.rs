@@ -1,0 +1,106 @@
+//! The production index on sled 0.34.
+
+use super::{Index, IndexError, SegmentMeta, codec};
+use std::path::Path;
+
+/// sled's page cache for the index: the table is small (one entry per
+/// segment), so a few MiB is plenty and keeps resident memory low.
+pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The index in a sled database.
+#[derive(Debug)]
+pub struct SledIndex {
+    db: sled::Db,
+    segments: sled::Tree,
+}
+
+impl SledIndex {
+    /// Opens (or creates) the index database at `path`.
+    pub fn open(path: &Path) -> Result<SledIndex, IndexError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| match e {
+                // sled reports a held lock as a plain I/O error with this text.
+                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+                    IndexError::InUse {
+                        path: path.display().to_string(),
+                    }
+                }
+                other => IndexError::Sled(other),
+            })?;
+        let segments = db.open_tree("segments")?;
+        Ok(SledIndex { db, segments })
+    }
+}
+
+impl Index for SledIndex {
+    fn load(&mut self) -> Result<Vec<SegmentMeta>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.segments.iter() {
+            let (k, v) = kv?;
+            let id = codec::parse_key(&k)?;
+            out.push(codec::decode(id, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn put(&mut self, meta: &SegmentMeta) -> Result<(), IndexError> {
+        self.segments
+            .insert(codec::key(meta.id), codec::encode(meta))?;
+        Ok(())
+    }
+
+    fn remove(&mut self, id: crate::ids::SegmentId) -> Result<(), IndexError> {
+        self.segments.remove(codec::key(id))?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::UnixNanos;
+    use crate::ids::{RecordId, SegmentId};
+
+    #[test]
+    fn sled_index_keeps_entries_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        {
+            let mut idx = SledIndex::open(&path).unwrap();
+            let mut m = SegmentMeta::new(SegmentId(2), RecordId(1), UnixNanos(3), 48);
+            m.last_id = Some(RecordId(9));
+            idx.put(&m).unwrap();
+            idx.put(&SegmentMeta::new(
+                SegmentId(1),
+                RecordId(1),
+                UnixNanos(3),
+                48,
+            ))
+            .unwrap();
+            idx.remove(SegmentId(1)).unwrap();
+            idx.flush().unwrap();
+        }
+        let mut idx = SledIndex::open(&path).unwrap();
+        let all = idx.load().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].last_id, Some(RecordId(9)));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_index_says_it_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let _first = SledIndex::open(&path).unwrap();
+        let e = SledIndex::open(&path).unwrap_err();
+        assert!(matches!(e, IndexError::InUse { .. }), "{e}");
+    }
+}

@@ -1,0 +1,24 @@
+//! telespool: a durable telemetry sidecar and gateway for Sourcegraph's
+//! `telemetrygateway.v1` protocol.
+//!
+//! Layering (dependencies point down only):
+//!
+//! ```text
+//! queue   (append, read, resolve, backlog, purge, quota)
+//!   ├── log     (segments, records, group commit, recovery walk)
+//!   ├── index   (segment table and watermarks: sled, or in memory)
+//!   └── storage (real files, crashable memory disk, fault injection) + clock
+//! ```
+
+pub mod clock;
+pub mod ids;
+pub mod index;
+pub mod log;
+pub mod proto;
+pub mod queue;
+pub mod storage;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};
+pub use ids::{RecordId, SegmentId};
+pub use log::{AppendAck, AppendError, Batch, Record, SyncPolicy};
+pub use queue::{FullPolicy, Queue, QueueConfig, QueueError};

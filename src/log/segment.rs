@@ -1,0 +1,450 @@
+//! Segment files: naming, the header, and walking the records of a segment.
+//!
+//! ```text
+//! file   = header | frame*
+//! header = magic "TELSPOOL" (8) | format version u32 LE | flags u32 LE (0)
+//!        | segment id u64 LE | first record id u64 LE
+//!        | created (Unix nanos) i64 LE | header CRC u32 LE | zero u32
+//!          (48 bytes; the CRC covers the 40 bytes before it)
+//! name   = <segment id, 20 decimal digits>.seg
+//! ```
+//!
+//! [`Walk`] iterates over the frames of a segment's bytes and is total over
+//! arbitrary input: it yields each valid record, and where bytes do not
+//! decode it searches forward for the next frame that is valid *and* carries
+//! a higher record id (resynchronisation). Damage followed by a valid record
+//! is reported as [`Step::Damage`] with the ids it cost; damage that nothing
+//! valid follows is the [`Step::Tail`], a torn write when it is the end of the
+//! active segment.
+
+use super::record::{self, Corruption, Decoded, RecordRef};
+use crate::clock::UnixNanos;
+use crate::ids::{RecordId, SegmentId};
+
+/// The magic bytes at the start of every segment.
+pub const MAGIC: [u8; 8] = *b"TELSPOOL";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the header.
+pub const HEADER_LEN: usize = 48;
+/// File name extension of segments.
+pub const EXTENSION: &str = "seg";
+
+/// The decoded header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The segment's id (also in its file name).
+    pub segment: SegmentId,
+    /// The id of the first record the segment was created for.
+    pub first_id: RecordId,
+    /// When the segment was created.
+    pub created: UnixNanos,
+}
+
+/// Why a header is unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Fewer than [`HEADER_LEN`] bytes.
+    #[error("header is truncated ({len} of {HEADER_LEN} bytes)")]
+    Truncated {
+        /// Bytes present.
+        len: usize,
+    },
+    /// The magic bytes are wrong: not a telespool segment.
+    #[error("bad magic: not a telespool segment")]
+    BadMagic,
+    /// Written by a newer (or unknown) format version.
+    #[error("unsupported format version {found} (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u32,
+    },
+    /// The header's CRC does not match.
+    #[error("header CRC mismatch")]
+    Crc,
+}
+
+impl Header {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..24].copy_from_slice(&self.segment.0.to_le_bytes());
+        b[24..32].copy_from_slice(&self.first_id.0.to_le_bytes());
+        b[32..40].copy_from_slice(&self.created.0.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..40]);
+        b[40..44].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a header from the start of `b`.
+    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+        let Some(h) = b.get(..HEADER_LEN) else {
+            return Err(HeaderError::Truncated { len: b.len() });
+        };
+        let u32_at = |i: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&h[i..i + 4]);
+            u32::from_le_bytes(a)
+        };
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&h[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        if h[0..8] != MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::UnsupportedVersion { found: version });
+        }
+        if crc32fast::hash(&h[0..40]) != u32_at(40) {
+            return Err(HeaderError::Crc);
+        }
+        Ok(Header {
+            segment: SegmentId(u64_at(16)),
+            first_id: RecordId(u64_at(24)),
+            created: UnixNanos(u64_at(32) as i64),
+        })
+    }
+}
+
+/// The file name of a segment.
+pub fn file_name(id: SegmentId) -> String {
+    format!("{:020}.{EXTENSION}", id.0)
+}
+
+/// The segment id a file name stands for, if it is a segment's name.
+pub fn parse_file_name(name: &str) -> Option<SegmentId> {
+    let stem = name.strip_suffix(".seg")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().map(SegmentId)
+}
+
+/// Bytes that did not decode, followed by a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// File offset where the damage starts.
+    pub offset: u64,
+    /// Bytes skipped.
+    pub len: u64,
+    /// Why the first frame there did not decode.
+    pub cause: Cause,
+    /// The ids between the last good record and the next one: lost
+    /// (inclusive range; `None` when the damaged bytes held no record id).
+    pub lost: Option<(RecordId, RecordId)>,
+}
+
+/// Why a walk stopped decoding at some offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The bytes end inside a frame.
+    Incomplete,
+    /// The frame is corrupt.
+    Corrupt(Corruption),
+    /// The frame is valid but its id does not follow the previous record's.
+    IdOutOfOrder(RecordId),
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Incomplete => write!(f, "bytes end inside a frame"),
+            Cause::Corrupt(c) => write!(f, "{c}"),
+            Cause::IdOutOfOrder(id) => write!(f, "record id {id} is not above the previous one"),
+        }
+    }
+}
+
+/// Bytes at the end that did not decode and that no valid record follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// File offset of the first bad byte: where a torn tail is truncated.
+    pub offset: u64,
+    /// Bytes from there to the end.
+    pub len: u64,
+    /// Why the first frame there did not decode.
+    pub cause: Cause,
+}
+
+/// One step of a [`Walk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A valid record at a file offset.
+    Record {
+        /// The record.
+        record: RecordRef<'a>,
+        /// File offset of its frame.
+        offset: u64,
+        /// Bytes of its frame.
+        len: u64,
+    },
+    /// Damaged bytes, after which the walk resynchronised.
+    Damage(Damage),
+    /// Undecodable bytes up to the end; the walk is over.
+    Tail(Tail),
+}
+
+/// Walks the frames of `data`, which starts at file offset `base`.
+#[derive(Clone, Debug)]
+pub struct Walk<'a> {
+    data: &'a [u8],
+    base: u64,
+    pos: usize,
+    last: RecordId,
+    done: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// Starts a walk over `data` (file offset `base`), after record `last`
+    /// (the id before the first expected record).
+    pub fn new(data: &'a [u8], base: u64, last: RecordId) -> Walk<'a> {
+        Walk {
+            data,
+            base,
+            pos: 0,
+            last,
+            done: false,
+        }
+    }
+
+    /// File offset the walk has reached.
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn valid_after(&self, at: usize) -> Option<(RecordRef<'a>, usize)> {
+        match record::decode(self.data.get(at..)?) {
+            Decoded::Valid { record, len } if record.id > self.last => Some((record, len)),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = Step<'a>;
+
+    fn next(&mut self) -> Option<Step<'a>> {
+        if self.done || self.pos >= self.data.len() {
+            return None;
+        }
+        let rest = self.data.get(self.pos..)?;
+        let cause = match record::decode(rest) {
+            Decoded::Valid { record, len } if record.id > self.last => {
+                let offset = self.offset();
+                self.pos += len;
+                self.last = record.id;
+                return Some(Step::Record {
+                    record,
+                    offset,
+                    len: len as u64,
+                });
+            }
+            Decoded::Valid { record, .. } => Cause::IdOutOfOrder(record.id),
+            Decoded::Incomplete => Cause::Incomplete,
+            Decoded::Corrupt(c) => Cause::Corrupt(c),
+        };
+        let start = self.pos;
+        for at in start + 1..self.data.len() {
+            if let Some((record, _)) = self.valid_after(at) {
+                let lost =
+                    (record.id.0 > self.last.0 + 1).then(|| (self.last.next(), record.id.prev()));
+                let damage = Damage {
+                    offset: self.base + start as u64,
+                    len: (at - start) as u64,
+                    cause,
+                    lost,
+                };
+                self.pos = at;
+                return Some(Step::Damage(damage));
+            }
+        }
+        self.done = true;
+        Some(Step::Tail(Tail {
+            offset: self.base + start as u64,
+            len: (self.data.len() - start) as u64,
+            cause,
+        }))
+    }
+}
+
+/// What a full walk of a segment found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Valid records.
+    pub records: u64,
+    /// The first and last valid record ids.
+    pub first: Option<RecordId>,
+    /// The last valid record id.
+    pub last: Option<RecordId>,
+    /// Append time of the last valid record.
+    pub last_append: Option<UnixNanos>,
+    /// File offset just after the last valid record (or the header).
+    pub valid_end: u64,
+    /// Damage the walk resynchronised past.
+    pub damage: Vec<Damage>,
+    /// Undecodable bytes at the end.
+    pub tail: Option<Tail>,
+    /// Sparse offsets: (record id, file offset) every [`SPARSE_EVERY`] records.
+    pub sparse: Vec<(RecordId, u64)>,
+}
+
+/// One sparse offset is kept per this many records.
+pub const SPARSE_EVERY: u64 = 64;
+
+/// Walks a whole segment file's bytes (header included).
+pub fn scan(file: &[u8], header: &Header) -> Scan {
+    let body = file.get(HEADER_LEN..).unwrap_or(&[]);
+    let mut s = Scan {
+        valid_end: HEADER_LEN as u64,
+        ..Scan::default()
+    };
+    for step in Walk::new(body, HEADER_LEN as u64, header.first_id.prev()) {
+        match step {
+            Step::Record {
+                record,
+                offset,
+                len,
+            } => {
+                if s.records % SPARSE_EVERY == 0 {
+                    s.sparse.push((record.id, offset));
+                }
+                s.records += 1;
+                s.first.get_or_insert(record.id);
+                s.last = Some(record.id);
+                s.last_append = Some(record.append_time);
+                s.valid_end = offset + len;
+            }
+            Step::Damage(d) => s.damage.push(d),
+            Step::Tail(t) => s.tail = Some(t),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> Header {
+        Header {
+            segment: SegmentId(3),
+            first_id: RecordId(10),
+            created: UnixNanos(99),
+        }
+    }
+
+    fn segment(ids: std::ops::Range<u64>) -> (Vec<u8>, Vec<u64>) {
+        let mut b = header().encode().to_vec();
+        let mut offsets = Vec::new();
+        for id in ids {
+            offsets.push(b.len() as u64);
+            record::encode(&mut b, RecordId(id), UnixNanos(id as i64), &[id as u8; 40]);
+        }
+        (b, offsets)
+    }
+
+    #[test]
+    fn header_round_trips() {
+        assert_eq!(Header::decode(&header().encode()), Ok(header()));
+    }
+
+    #[test]
+    fn header_with_bad_magic_or_future_version_is_refused() {
+        let mut b = header().encode();
+        b[0] = b'X';
+        assert_eq!(Header::decode(&b), Err(HeaderError::BadMagic));
+        let mut b = header().encode();
+        b[8] = 2;
+        assert_eq!(
+            Header::decode(&b),
+            Err(HeaderError::UnsupportedVersion { found: 2 })
+        );
+        let mut b = header().encode();
+        b[20] ^= 1;
+        assert_eq!(Header::decode(&b), Err(HeaderError::Crc));
+        assert_eq!(
+            Header::decode(&b[..10]),
+            Err(HeaderError::Truncated { len: 10 })
+        );
+    }
+
+    #[test]
+    fn file_names_round_trip_and_others_are_ignored() {
+        assert_eq!(
+            parse_file_name(&file_name(SegmentId(42))),
+            Some(SegmentId(42))
+        );
+        assert_eq!(parse_file_name("00000000000000000042.seg.tmp"), None);
+        assert_eq!(parse_file_name("42.seg"), None);
+        assert_eq!(parse_file_name("LOCK"), None);
+    }
+
+    #[test]
+    fn scan_of_a_clean_segment_finds_every_record() {
+        let (b, _) = segment(10..20);
+        let s = scan(&b, &header());
+        assert_eq!(
+            (s.records, s.first, s.last),
+            (10, Some(RecordId(10)), Some(RecordId(19)))
+        );
+        assert_eq!(s.valid_end, b.len() as u64);
+        assert!(s.damage.is_empty() && s.tail.is_none());
+    }
+
+    #[test]
+    fn scan_reports_a_torn_tail_at_the_first_bad_byte() {
+        let (mut b, _) = segment(10..13);
+        let end = b.len() as u64;
+        b.extend_from_slice(&[7, 0, 0]);
+        let s = scan(&b, &header());
+        assert_eq!(s.last, Some(RecordId(12)));
+        assert_eq!(s.tail.map(|t| (t.offset, t.len)), Some((end, 3)));
+    }
+
+    #[test]
+    fn scan_resynchronises_past_two_adjacent_damaged_records() {
+        let (mut b, offsets) = segment(10..16);
+        b[offsets[2] as usize + 12] ^= 0xff;
+        b[offsets[3] as usize + 3] ^= 0x01;
+        let s = scan(&b, &header());
+        assert_eq!(s.records, 4);
+        assert_eq!(s.damage.len(), 1);
+        let d = s.damage[0];
+        assert_eq!(d.offset, offsets[2]);
+        assert_eq!(d.len, offsets[4] - offsets[2]);
+        assert_eq!(d.lost, Some((RecordId(12), RecordId(13))));
+        assert_eq!(s.last, Some(RecordId(15)));
+        assert!(s.tail.is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn walk_is_total_and_ordered(body in proptest::collection::vec(any::<u8>(), 0..600), seed_records in 0u64..5) {
+            let (mut b, _) = segment(10..10 + seed_records);
+            b.extend_from_slice(&body);
+            let s = scan(&b, &header());
+            prop_assert!(s.valid_end as usize <= b.len());
+            let mut covered = 0u64;
+            let mut last = RecordId(9);
+            for step in Walk::new(&b[HEADER_LEN..], HEADER_LEN as u64, RecordId(9)) {
+                match step {
+                    Step::Record { record, offset, len } => {
+                        prop_assert!(record.id > last);
+                        last = record.id;
+                        prop_assert_eq!(offset, HEADER_LEN as u64 + covered);
+                        covered += len;
+                    }
+                    Step::Damage(d) => { prop_assert_eq!(d.offset, HEADER_LEN as u64 + covered); covered += d.len; }
+                    Step::Tail(t) => { prop_assert_eq!(t.offset, HEADER_LEN as u64 + covered); covered += t.len; }
+                }
+            }
+            prop_assert_eq!(covered as usize, b.len() - HEADER_LEN);
+        }
+    }
+}

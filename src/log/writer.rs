@@ -1,0 +1,785 @@
+//! Group commit: the writer and syncer threads.
+//!
+//! ```text
+//!  callers ──submit(batch)──▶ intake ──▶ writer thread ──pwrite──▶ active segment
+//!     ▲                                   │ (ids, frames, roll)
+//!     │                                   ▼
+//!     └──── ack (oneshot) ◀──── syncer thread ──fdatasync──▶ (durable; visible to readers)
+//! ```
+//!
+//! The writer takes every batch that arrived since its last turn, encodes
+//! them into one buffer and writes it with one `pwrite`, then hands the
+//! group to the syncer and goes straight back to the intake: the next group
+//! is written while the last one syncs. The syncer takes every group that
+//! queued up behind its last sync and covers them with one `fdatasync` per
+//! file. Completions are `futures` oneshots, so blocking callers and async
+//! callers wait the same way and nothing here depends on a runtime.
+
+use super::record;
+use super::segment::{self, Header, SPARSE_EVERY};
+use super::table::{Entry, Table};
+use super::{AppendError, Batch, SyncPolicy};
+use crate::clock::{Clock, UnixNanos};
+use crate::ids::{RecordId, SegmentId};
+use crate::index::SegmentMeta;
+use crate::storage::{Storage, StorageFile};
+use futures::channel::oneshot;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The ids an append was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendAck {
+    /// The first record's id.
+    pub first: RecordId,
+    /// How many records (ids `first .. first + count`).
+    pub count: u64,
+}
+
+impl AppendAck {
+    /// The last record's id (`first - 1` when empty).
+    pub fn last(&self) -> RecordId {
+        RecordId((self.first.0 + self.count).saturating_sub(1))
+    }
+
+    /// Every id, in order.
+    pub fn ids(&self) -> impl Iterator<Item = RecordId> + use<> {
+        let first = self.first.0;
+        (first..first + self.count).map(RecordId)
+    }
+}
+
+type Done = oneshot::Sender<Result<AppendAck, AppendError>>;
+
+/// Someone waiting for a job to be synced.
+enum Notify {
+    Append(Done, AppendAck),
+    Roll(oneshot::Sender<Result<(), AppendError>>),
+}
+
+impl Notify {
+    fn ok(self) {
+        let _ = match self {
+            Notify::Append(tx, ack) => tx.send(Ok(ack)).is_ok(),
+            Notify::Roll(tx) => tx.send(Ok(())).is_ok(),
+        };
+    }
+
+    fn err(self, e: &AppendError) {
+        let _ = match self {
+            Notify::Append(tx, _) => tx.send(Err(e.clone())).is_ok(),
+            Notify::Roll(tx) => tx.send(Err(e.clone())).is_ok(),
+        };
+    }
+}
+
+/// What the threads share with the queue.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub storage: Arc<dyn Storage>,
+    pub dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub table: Arc<Mutex<Table>>,
+    pub policy: SyncPolicy,
+    pub segment_bytes: u64,
+    pub segment_age: Duration,
+    /// Bytes submitted and not yet on disk (for the quota).
+    pub pending_bytes: AtomicU64,
+    /// Set once, by the first failed fsync.
+    pub poison: Mutex<Option<Arc<str>>>,
+    pub poisoned: AtomicBool,
+}
+
+impl Ctx {
+    pub fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn poison(&self, reason: String) -> AppendError {
+        let mut p = self.poison.lock().unwrap_or_else(|e| e.into_inner());
+        let reason: Arc<str> = p.get_or_insert_with(|| Arc::from(reason)).clone();
+        if !self.poisoned.swap(true, Ordering::SeqCst) {
+            tracing::error!(%reason, "queue log poisoned: appends are refused until restart");
+            metrics::counter!("telespool_queue_poisoned_total").increment(1);
+        }
+        AppendError::Poisoned { reason }
+    }
+
+    pub fn poisoned(&self) -> Option<AppendError> {
+        if !self.poisoned.load(Ordering::SeqCst) {
+            return None;
+        }
+        let p = self.poison.lock().unwrap_or_else(|e| e.into_inner());
+        p.clone().map(|reason| AppendError::Poisoned { reason })
+    }
+
+    fn path(&self, id: SegmentId) -> PathBuf {
+        self.dir.join(segment::file_name(id))
+    }
+}
+
+struct Request {
+    batch: Batch,
+    bytes: u64,
+    done: Done,
+}
+
+#[derive(Default)]
+struct Intake {
+    requests: Vec<Request>,
+    rolls: Vec<oneshot::Sender<Result<(), AppendError>>>,
+    check_age: bool,
+    closed: bool,
+}
+
+struct Job {
+    segment: SegmentId,
+    file: Arc<dyn StorageFile>,
+    /// File length after this group.
+    end: u64,
+    /// Bytes this group added.
+    added: u64,
+    last: Option<(RecordId, UnixNanos)>,
+    sparse: Vec<(RecordId, u64)>,
+    done: Vec<Notify>,
+    /// Seal the segment once synced.
+    seal: bool,
+}
+
+#[derive(Default)]
+struct SyncQueue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+struct Shared {
+    ctx: Arc<Ctx>,
+    intake: Mutex<Intake>,
+    intake_cv: Condvar,
+    sync: Mutex<SyncQueue>,
+    sync_cv: Condvar,
+}
+
+impl Shared {
+    fn intake(&self) -> MutexGuard<'_, Intake> {
+        self.intake.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn sync(&self) -> MutexGuard<'_, SyncQueue> {
+        self.sync.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The active segment, as the writer thread sees it.
+pub(crate) struct Active {
+    pub id: SegmentId,
+    pub file: Arc<dyn StorageFile>,
+    /// Bytes written (header included).
+    pub len: u64,
+    pub first_id: RecordId,
+    pub created: UnixNanos,
+    /// Records written to it.
+    pub records: u64,
+}
+
+/// Handle to the two threads.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+/// A submitted append; resolves when the append is acknowledged.
+#[derive(Debug)]
+pub struct Pending {
+    rx: Option<oneshot::Receiver<Result<AppendAck, AppendError>>>,
+    ready: Option<Result<AppendAck, AppendError>>,
+}
+
+impl Pending {
+    fn ready(r: Result<AppendAck, AppendError>) -> Pending {
+        Pending {
+            rx: None,
+            ready: Some(r),
+        }
+    }
+
+    /// Blocks the thread until the append is acknowledged.
+    pub fn wait(self) -> Result<AppendAck, AppendError> {
+        futures::executor::block_on(self)
+    }
+}
+
+impl std::future::Future for Pending {
+    type Output = Result<AppendAck, AppendError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if let Some(r) = self.ready.take() {
+            return std::task::Poll::Ready(r);
+        }
+        match self.rx.as_mut() {
+            None => std::task::Poll::Ready(Err(AppendError::Closed)),
+            Some(rx) => std::pin::Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(AppendError::Closed))),
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the threads, appending to `active` from record `next_id`.
+    pub fn start(ctx: Arc<Ctx>, active: Active, next_id: RecordId) -> std::io::Result<Writer> {
+        let shared = Arc::new(Shared {
+            ctx,
+            intake: Mutex::new(Intake::default()),
+            intake_cv: Condvar::new(),
+            sync: Mutex::new(SyncQueue::default()),
+            sync_cv: Condvar::new(),
+        });
+        let w = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("telespool-writer".into())
+            .spawn(move || {
+                let mut t = WriterThread {
+                    shared: w,
+                    active,
+                    next_id,
+                    buf: Vec::new(),
+                };
+                t.run();
+            })?;
+        let s = shared.clone();
+        let syncer = std::thread::Builder::new()
+            .name("telespool-syncer".into())
+            .spawn(move || syncer(&s))?;
+        Ok(Writer {
+            shared,
+            threads: vec![writer, syncer],
+        })
+    }
+
+    /// Submits a batch; the returned [`Pending`] resolves once it is
+    /// acknowledged under the sync policy.
+    pub fn submit(&self, batch: Batch) -> Pending {
+        if let Some(e) = self.shared.ctx.poisoned() {
+            return Pending::ready(Err(e));
+        }
+        if batch.is_empty() {
+            return Pending::ready(Ok(AppendAck {
+                first: RecordId(0),
+                count: 0,
+            }));
+        }
+        let bytes = batch.encoded_len();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut intake = self.shared.intake();
+            if intake.closed {
+                return Pending::ready(Err(AppendError::Closed));
+            }
+            self.shared
+                .ctx
+                .pending_bytes
+                .fetch_add(bytes, Ordering::SeqCst);
+            intake.requests.push(Request {
+                batch,
+                bytes,
+                done: tx,
+            });
+        }
+        self.shared.intake_cv.notify_one();
+        Pending {
+            rx: Some(rx),
+            ready: None,
+        }
+    }
+
+    /// Seals the active segment now (if it holds records) and waits until
+    /// the seal is durable.
+    pub fn roll(&self) -> Result<(), AppendError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut intake = self.shared.intake();
+            if intake.closed {
+                return Err(AppendError::Closed);
+            }
+            intake.rolls.push(tx);
+        }
+        self.shared.intake_cv.notify_one();
+        futures::executor::block_on(rx).unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Asks the writer to roll the active segment if it is past its age.
+    pub fn check_age(&self) {
+        self.shared.intake().check_age = true;
+        self.shared.intake_cv.notify_one();
+    }
+
+    /// Stops intake, writes and syncs what was accepted, joins the threads.
+    pub fn close(&mut self) {
+        self.shared.intake().closed = true;
+        self.shared.intake_cv.notify_all();
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a queue writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct WriterThread {
+    shared: Arc<Shared>,
+    active: Active,
+    next_id: RecordId,
+    buf: Vec<u8>,
+}
+
+/// A group being encoded into the writer's buffer.
+struct Group {
+    first_id: RecordId,
+    done: Vec<Notify>,
+    sparse: Vec<(RecordId, u64)>,
+    last: Option<(RecordId, UnixNanos)>,
+}
+
+impl Group {
+    fn new(first_id: RecordId) -> Group {
+        Group {
+            first_id,
+            done: Vec::new(),
+            sparse: Vec::new(),
+            last: None,
+        }
+    }
+}
+
+impl WriterThread {
+    fn ctx(&self) -> &Ctx {
+        &self.shared.ctx
+    }
+
+    fn run(&mut self) {
+        loop {
+            let (requests, rolls, check_age, closed) = {
+                let mut intake = self.shared.intake();
+                loop {
+                    if !intake.requests.is_empty()
+                        || !intake.rolls.is_empty()
+                        || intake.check_age
+                        || intake.closed
+                    {
+                        break;
+                    }
+                    let timeout = self.age_deadline();
+                    intake = match timeout {
+                        Some(t) => {
+                            let (g, res) = self
+                                .shared
+                                .intake_cv
+                                .wait_timeout(intake, t)
+                                .unwrap_or_else(|e| e.into_inner());
+                            if res.timed_out() {
+                                let mut g = g;
+                                g.check_age = true;
+                                g
+                            } else {
+                                g
+                            }
+                        }
+                        None => self
+                            .shared
+                            .intake_cv
+                            .wait(intake)
+                            .unwrap_or_else(|e| e.into_inner()),
+                    };
+                }
+                (
+                    std::mem::take(&mut intake.requests),
+                    std::mem::take(&mut intake.rolls),
+                    std::mem::replace(&mut intake.check_age, false),
+                    intake.closed,
+                )
+            };
+            if check_age && self.age_due() {
+                if let Err(e) = self.roll() {
+                    tracing::warn!(error = %e, "age-based segment roll failed");
+                }
+            }
+            self.write_requests(requests);
+            for tx in rolls {
+                let r = if self.active.records > 0 {
+                    self.roll()
+                } else {
+                    Ok(())
+                };
+                // The roll is durable once the syncer has sealed the old
+                // segment: send the answer through the sync queue.
+                self.push_after_sync(tx, r);
+            }
+            if closed && self.shared.intake().requests.is_empty() {
+                break;
+            }
+        }
+        let mut q = self.shared.sync();
+        q.closed = true;
+        drop(q);
+        self.shared.sync_cv.notify_all();
+    }
+
+    fn age_deadline(&self) -> Option<Duration> {
+        if self.active.records == 0 {
+            return None;
+        }
+        let age = self.ctx().clock.now().since(self.active.created);
+        Some(
+            self.ctx()
+                .segment_age
+                .saturating_sub(age)
+                .max(Duration::from_millis(10)),
+        )
+    }
+
+    fn age_due(&self) -> bool {
+        self.active.records > 0
+            && self.ctx().clock.now().since(self.active.created) >= self.ctx().segment_age
+    }
+
+    /// Answers a roll request once everything written so far (the seal of
+    /// the old segment included) is synced.
+    fn push_after_sync(
+        &self,
+        tx: oneshot::Sender<Result<(), AppendError>>,
+        r: Result<(), AppendError>,
+    ) {
+        if let Err(e) = r {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        self.push(Job {
+            segment: self.active.id,
+            file: self.active.file.clone(),
+            end: self.active.len,
+            added: 0,
+            last: None,
+            sparse: Vec::new(),
+            done: vec![Notify::Roll(tx)],
+            seal: false,
+        });
+    }
+
+    fn push(&self, job: Job) {
+        self.shared.sync().jobs.push_back(job);
+        self.shared.sync_cv.notify_one();
+    }
+
+    fn write_requests(&mut self, requests: Vec<Request>) {
+        if !requests.is_empty() && self.age_due() {
+            if let Err(e) = self.roll() {
+                tracing::warn!(error = %e, "age-based segment roll failed");
+            }
+        }
+        let mut group = Group::new(self.next_id);
+        let mut requests = requests.into_iter();
+        while let Some(req) = requests.next() {
+            if let Some(e) = self.ctx().poisoned() {
+                self.fail(req, &e);
+                continue;
+            }
+            let fits =
+                self.active.len + self.buf.len() as u64 + req.bytes <= self.ctx().segment_bytes;
+            if !fits && (self.active.records > 0 || !self.buf.is_empty()) {
+                if let Err(e) = self.write_group(&mut group) {
+                    self.fail(req, &e);
+                    for r in requests.by_ref() {
+                        self.fail(r, &e);
+                    }
+                    return;
+                }
+                if let Err(e) = self.roll() {
+                    self.fail(req, &e);
+                    continue;
+                }
+            }
+            self.encode(req, &mut group);
+        }
+        if let Err(e) = self.write_group(&mut group) {
+            tracing::warn!(error = %e, "append group failed");
+        }
+    }
+
+    fn fail(&self, req: Request, e: &AppendError) {
+        self.ctx()
+            .pending_bytes
+            .fetch_sub(req.bytes, Ordering::SeqCst);
+        let _ = req.done.send(Err(e.clone()));
+    }
+
+    fn encode(&mut self, req: Request, group: &mut Group) {
+        let now = self.ctx().clock.now();
+        let first = self.next_id;
+        for event in req.batch.iter() {
+            let id = self.next_id;
+            if (id.0 - self.active.first_id.0) % SPARSE_EVERY == 0 {
+                group
+                    .sparse
+                    .push((id, self.active.len + self.buf.len() as u64));
+            }
+            record::encode(&mut self.buf, id, now, event);
+            self.next_id = id.next();
+        }
+        let count = req.batch.len() as u64;
+        group.last = Some((self.next_id.prev(), now));
+        group
+            .done
+            .push(Notify::Append(req.done, AppendAck { first, count }));
+    }
+
+    /// Writes the buffered group and hands it to the syncer. On failure the
+    /// file is cut back, the group's callers fail and its ids are reused.
+    fn write_group(&mut self, group: &mut Group) -> Result<(), AppendError> {
+        let g = std::mem::replace(group, Group::new(self.next_id));
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let added = self.buf.len() as u64;
+        let result = self.active.file.write_at(&self.buf, self.active.len);
+        self.buf.clear();
+        if self.buf.capacity() > 16 * 1024 * 1024 {
+            self.buf = Vec::new();
+        }
+        match result {
+            Ok(()) => {
+                self.active.len += added;
+                self.active.records += self.next_id.0 - g.first_id.0;
+                let interval = matches!(self.ctx().policy, SyncPolicy::Interval(_));
+                let mut done = g.done;
+                if interval {
+                    // Acknowledged once written; the syncer makes it durable
+                    // (and visible) on its timer.
+                    done.drain(..).for_each(Notify::ok);
+                }
+                self.push(Job {
+                    segment: self.active.id,
+                    file: self.active.file.clone(),
+                    end: self.active.len,
+                    added,
+                    last: g.last,
+                    sparse: g.sparse,
+                    done,
+                    seal: false,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let path = self.ctx().path(self.active.id);
+                tracing::warn!(path = %path.display(), error = %e, "segment write failed; cutting the file back");
+                metrics::counter!("telespool_queue_write_errors_total").increment(1);
+                let err = match self.active.file.set_len(self.active.len) {
+                    Ok(()) => AppendError::from_io(path, e),
+                    Err(e2) => self.ctx().poison(format!(
+                        "write to {} failed ({e}) and truncating it back failed ({e2})",
+                        path.display()
+                    )),
+                };
+                self.ctx().pending_bytes.fetch_sub(added, Ordering::SeqCst);
+                for n in g.done {
+                    n.err(&err);
+                }
+                self.next_id = g.first_id;
+                Err(err)
+            }
+        }
+    }
+
+    /// Seals the active segment and starts a new one.
+    fn roll(&mut self) -> Result<(), AppendError> {
+        let ctx = self.shared.ctx.clone();
+        let id = SegmentId(self.active.id.0 + 1);
+        let path = ctx.path(id);
+        let created = ctx.clock.now();
+        let header = Header {
+            segment: id,
+            first_id: self.next_id,
+            created,
+        };
+        let _span = tracing::info_span!("roll", sealed = %self.active.id, new = %id).entered();
+        let file = ctx
+            .storage
+            .create(&path)
+            .map_err(|e| AppendError::from_io(path.clone(), e))?;
+        if let Err(e) = file.write_at(&header.encode(), 0) {
+            let _ = ctx.storage.remove(&path);
+            return Err(AppendError::from_io(path, e));
+        }
+        if ctx.policy != SyncPolicy::Never {
+            if let Err(e) = file.sync_data() {
+                return Err(ctx.poison(format!(
+                    "fsync of new segment {} failed: {e}",
+                    path.display()
+                )));
+            }
+            if let Err(e) = ctx.storage.sync_dir(&ctx.dir) {
+                return Err(ctx.poison(format!(
+                    "fsync of directory {} failed: {e}",
+                    ctx.dir.display()
+                )));
+            }
+        }
+        self.push(Job {
+            segment: self.active.id,
+            file: self.active.file.clone(),
+            end: self.active.len,
+            added: 0,
+            last: None,
+            sparse: Vec::new(),
+            done: Vec::new(),
+            seal: true,
+        });
+        let hl = segment::HEADER_LEN as u64;
+        {
+            let mut t = ctx.table();
+            t.insert(Entry {
+                meta: SegmentMeta::new(id, self.next_id, created, hl),
+                file: Some(file.clone()),
+                map: None,
+                sparse: Vec::new(),
+                sparse_complete: true,
+                visible_end: hl,
+                oldest: None,
+            });
+            t.active = id;
+            t.disk_bytes += hl;
+        }
+        tracing::info!(segment = %id, first_record = %self.next_id, "rolled a new segment");
+        self.active = Active {
+            id,
+            file,
+            len: hl,
+            first_id: self.next_id,
+            created,
+            records: 0,
+        };
+        Ok(())
+    }
+}
+
+fn syncer(shared: &Shared) {
+    let ctx = &shared.ctx;
+    let mut last_sync = Instant::now();
+    loop {
+        let jobs: Vec<Job> = {
+            let mut q = shared.sync();
+            while q.jobs.is_empty() && !q.closed {
+                q = shared.sync_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.jobs.is_empty() {
+                return;
+            }
+            if let SyncPolicy::Interval(d) = ctx.policy {
+                let due = last_sync + d;
+                while !q.closed && Instant::now() < due {
+                    let left = due.saturating_duration_since(Instant::now());
+                    q = shared
+                        .sync_cv
+                        .wait_timeout(q, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+            q.jobs.drain(..).collect()
+        };
+        let failed = if ctx.policy == SyncPolicy::Never {
+            None
+        } else {
+            sync_files(ctx, &jobs)
+        };
+        last_sync = Instant::now();
+        match failed {
+            Some(err) => {
+                for job in jobs {
+                    ctx.pending_bytes.fetch_sub(job.added, Ordering::SeqCst);
+                    for n in job.done {
+                        n.err(&err);
+                    }
+                }
+            }
+            None => {
+                apply(ctx, &jobs);
+                for job in jobs {
+                    job.done.into_iter().for_each(Notify::ok);
+                }
+            }
+        }
+    }
+}
+
+/// One `fdatasync` per distinct file, in order. Returns the poison error if
+/// one fails.
+fn sync_files(ctx: &Ctx, jobs: &[Job]) -> Option<AppendError> {
+    if let Some(e) = ctx.poisoned() {
+        return Some(e);
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        // Sync each file once, at its last group.
+        if jobs[i + 1..].iter().any(|j| j.segment == job.segment) {
+            continue;
+        }
+        let started = Instant::now();
+        let r = job.file.sync_data();
+        metrics::histogram!("telespool_queue_fsync_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = r {
+            return Some(ctx.poison(format!(
+                "fdatasync of {} failed: {e}",
+                ctx.path(job.segment).display()
+            )));
+        }
+    }
+    None
+}
+
+/// Makes synced groups visible: lengths, last ids, sparse offsets, seals.
+fn apply(ctx: &Ctx, jobs: &[Job]) {
+    let now = ctx.clock.now();
+    let mut t = ctx.table();
+    let mut added_total = 0;
+    for job in jobs {
+        added_total += job.added;
+        let Some(e) = t.segments.get_mut(&job.segment) else {
+            continue;
+        };
+        e.visible_end = e.visible_end.max(job.end);
+        e.meta.bytes = e.meta.bytes.max(job.end);
+        if let Some((last, _)) = job.last {
+            e.meta.last_id = Some(e.meta.last_id.map_or(last, |l| l.max(last)));
+        }
+        e.sparse.extend_from_slice(&job.sparse);
+        if job.seal {
+            e.meta.sealed = true;
+            e.meta.mark_if_fully_resolved(now);
+            e.map = None;
+        }
+        let id = job.segment;
+        t.touch(id);
+    }
+    t.disk_bytes += added_total;
+    drop(t);
+    ctx.pending_bytes.fetch_sub(added_total, Ordering::SeqCst);
+}

@@ -1,0 +1,23 @@
+//! Generated protocol types, in one place.
+#![allow(missing_docs)]
+#![allow(clippy::all)]
+
+/// `telemetrygateway.v1`: Sourcegraph's Telemetry Gateway wire contract.
+pub mod telemetrygateway {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("telemetrygateway.v1");
+    }
+}
+
+/// `telespool.v1`: our own on-disk messages.
+pub mod telespool {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("telespool.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every `.proto` file (for
+/// prost-reflect and gRPC reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("file_descriptor_set");
