@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Maps encode in key order: the same event always gives the same
+        // bytes (stable queue contents, goldens and dedup).
+        .btree_map(".")
         .bytes(".telespool.v1.RecordEnvelope.event")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
