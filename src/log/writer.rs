@@ -58,21 +58,21 @@ type Done = oneshot::Sender<Result<AppendAck, AppendError>>;
 /// Someone waiting for a job to be synced.
 enum Notify {
     Append(Done, AppendAck),
-    Roll(oneshot::Sender<Result<(), AppendError>>),
+    Barrier(oneshot::Sender<Result<(), AppendError>>),
 }
 
 impl Notify {
     fn ok(self) {
         let _ = match self {
             Notify::Append(tx, ack) => tx.send(Ok(ack)).is_ok(),
-            Notify::Roll(tx) => tx.send(Ok(())).is_ok(),
+            Notify::Barrier(tx) => tx.send(Ok(())).is_ok(),
         };
     }
 
     fn err(self, e: &AppendError) {
         let _ = match self {
             Notify::Append(tx, _) => tx.send(Err(e.clone())).is_ok(),
-            Notify::Roll(tx) => tx.send(Err(e.clone())).is_ok(),
+            Notify::Barrier(tx) => tx.send(Err(e.clone())).is_ok(),
         };
     }
 }
@@ -128,10 +128,17 @@ struct Request {
     done: Done,
 }
 
+/// A caller waiting until everything submitted before it is durable,
+/// optionally after a roll.
+struct BarrierRequest {
+    roll: bool,
+    done: oneshot::Sender<Result<(), AppendError>>,
+}
+
 #[derive(Default)]
 struct Intake {
     requests: Vec<Request>,
-    rolls: Vec<oneshot::Sender<Result<(), AppendError>>>,
+    barriers: Vec<BarrierRequest>,
     check_age: bool,
     closed: bool,
 }
@@ -148,6 +155,8 @@ struct Job {
     done: Vec<Notify>,
     /// Seal the segment once synced.
     seal: bool,
+    /// Sync now, even under an interval policy.
+    force: bool,
 }
 
 #[derive(Default)]
@@ -308,13 +317,23 @@ impl Writer {
     /// Seals the active segment now (if it holds records) and waits until
     /// the seal is durable.
     pub fn roll(&self) -> Result<(), AppendError> {
+        self.barrier(true)
+    }
+
+    /// Waits until everything submitted before the call is durable (and
+    /// visible), whatever the sync policy's timer says.
+    pub fn sync(&self) -> Result<(), AppendError> {
+        self.barrier(false)
+    }
+
+    fn barrier(&self, roll: bool) -> Result<(), AppendError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut intake = self.shared.intake();
             if intake.closed {
                 return Err(AppendError::Closed);
             }
-            intake.rolls.push(tx);
+            intake.barriers.push(BarrierRequest { roll, done: tx });
         }
         self.shared.intake_cv.notify_one();
         futures::executor::block_on(rx).unwrap_or(Err(AppendError::Closed))
@@ -377,11 +396,11 @@ impl WriterThread {
 
     fn run(&mut self) {
         loop {
-            let (requests, rolls, check_age, closed) = {
+            let (requests, barriers, check_age, closed) = {
                 let mut intake = self.shared.intake();
                 loop {
                     if !intake.requests.is_empty()
-                        || !intake.rolls.is_empty()
+                        || !intake.barriers.is_empty()
                         || intake.check_age
                         || intake.closed
                     {
@@ -412,7 +431,7 @@ impl WriterThread {
                 }
                 (
                     std::mem::take(&mut intake.requests),
-                    std::mem::take(&mut intake.rolls),
+                    std::mem::take(&mut intake.barriers),
                     std::mem::replace(&mut intake.check_age, false),
                     intake.closed,
                 )
@@ -423,15 +442,15 @@ impl WriterThread {
                 }
             }
             self.write_requests(requests);
-            for tx in rolls {
-                let r = if self.active.records > 0 {
+            for b in barriers {
+                let r = if b.roll && self.active.records > 0 {
                     self.roll()
                 } else {
                     Ok(())
                 };
-                // The roll is durable once the syncer has sealed the old
-                // segment: send the answer through the sync queue.
-                self.push_after_sync(tx, r);
+                // Answered through the sync queue: once the syncer reaches
+                // the marker, everything before it is durable.
+                self.push_after_sync(b.done, r);
             }
             if closed && self.shared.intake().requests.is_empty() {
                 break;
@@ -479,8 +498,9 @@ impl WriterThread {
             added: 0,
             last: None,
             sparse: Vec::new(),
-            done: vec![Notify::Roll(tx)],
+            done: vec![Notify::Barrier(tx)],
             seal: false,
+            force: true,
         });
     }
 
@@ -584,6 +604,7 @@ impl WriterThread {
                     sparse: g.sparse,
                     done,
                     seal: false,
+                    force: false,
                 });
                 Ok(())
             }
@@ -651,6 +672,7 @@ impl WriterThread {
             sparse: Vec::new(),
             done: Vec::new(),
             seal: true,
+            force: false,
         });
         let hl = segment::HEADER_LEN as u64;
         {
@@ -694,7 +716,7 @@ fn syncer(shared: &Shared) {
             }
             if let SyncPolicy::Interval(d) = ctx.policy {
                 let due = last_sync + d;
-                while !q.closed && Instant::now() < due {
+                while !q.closed && Instant::now() < due && !q.jobs.iter().any(|j| j.force) {
                     let left = due.saturating_duration_since(Instant::now());
                     q = shared
                         .sync_cv

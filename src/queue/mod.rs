@@ -707,6 +707,13 @@ impl Queue {
         Ok(self.writer.roll()?)
     }
 
+    /// Waits until every append submitted before the call is durable and
+    /// readable, whatever the sync policy's timer says (under `never`:
+    /// readable only).
+    pub fn sync(&self) -> Result<(), QueueError> {
+        Ok(self.writer.sync()?)
+    }
+
     /// The failure that poisoned the log, if any.
     pub fn poisoned(&self) -> Option<AppendError> {
         self.ctx.poisoned()
