@@ -4,6 +4,7 @@
 //! operations:
 //! - at random, with a probability per operation ([`FaultConfig`]);
 //! - on demand: [`FaultyStorage::fail_next_syncs`],
+//!   [`FaultyStorage::fail_next_truncates`],
 //!   [`FaultyStorage::short_next_write`], [`FaultyStorage::set_space`]
 //!   (ENOSPC once the given number of further bytes has been written).
 //!
@@ -34,6 +35,7 @@ struct Faults {
     rng: StdRng,
     config: FaultConfig,
     fail_syncs: u32,
+    fail_truncates: u32,
     short_writes: u32,
     space: Option<u64>,
     injected: u64,
@@ -69,6 +71,7 @@ impl FaultyStorage {
                 rng: StdRng::seed_from_u64(seed),
                 config,
                 fail_syncs: 0,
+                fail_truncates: 0,
                 short_writes: 0,
                 space: None,
                 injected: 0,
@@ -83,6 +86,11 @@ impl FaultyStorage {
     /// The next `n` syncs (file or directory) fail.
     pub fn fail_next_syncs(&self, n: u32) {
         self.faults().fail_syncs = n;
+    }
+
+    /// The next `n` truncations (`set_len`) fail.
+    pub fn fail_next_truncates(&self, n: u32) {
+        self.faults().fail_truncates = n;
     }
 
     /// The next write writes half its buffer, then fails.
@@ -215,6 +223,14 @@ impl StorageFile for FaultyFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        {
+            let mut f = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+            if f.fail_truncates > 0 {
+                f.fail_truncates -= 1;
+                f.injected += 1;
+                return Err(eio("truncate failed"));
+            }
+        }
         self.inner.set_len(len)
     }
 

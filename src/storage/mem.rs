@@ -190,6 +190,32 @@ impl MemStorage {
         Ok(())
     }
 
+    /// Creates (or replaces) a durable file with the given contents.
+    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+        let mut st = self.state();
+        let f = Arc::new(MemFile {
+            data: Mutex::new(FileData {
+                live: bytes.to_vec(),
+                durable: bytes.to_vec(),
+            }),
+        });
+        st.live.insert(path.to_path_buf(), f.clone());
+        st.durable.insert(path.to_path_buf(), f);
+    }
+
+    /// Appends bytes to a file in both images.
+    pub fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let len = self.file_len(path).ok_or_else(|| not_found(path))?;
+        self.corrupt(path, len, bytes)
+    }
+
+    /// Removes a file from both images.
+    pub fn delete(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state();
+        st.durable.remove(path);
+        st.live.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+    }
+
     /// Truncates a file in both images.
     pub fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let st = self.state();
