@@ -16,7 +16,7 @@ pub struct UnixNanos(pub i64);
 
 impl UnixNanos {
     /// The time `d` after this one, saturating.
-    pub fn add(self, d: Duration) -> UnixNanos {
+    pub fn plus(self, d: Duration) -> UnixNanos {
         UnixNanos(
             self.0
                 .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
@@ -24,7 +24,7 @@ impl UnixNanos {
     }
 
     /// The time `d` before this one, saturating.
-    pub fn sub(self, d: Duration) -> UnixNanos {
+    pub fn minus(self, d: Duration) -> UnixNanos {
         UnixNanos(
             self.0
                 .saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),

@@ -10,7 +10,9 @@
 //!   └── storage (real files, crashable memory disk, fault injection) + clock
 //! ```
 
+pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod ids;
 pub mod index;
 pub mod log;

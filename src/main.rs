@@ -1,1 +1,28 @@
-fn main() {}
+//! The `telespool` binary: parses the command line and runs a command.
+
+use clap::Parser;
+use std::process::ExitCode;
+use telespool::cli::{Cli, Command};
+use telespool::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TELESPOOL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Verify(a) => commands::verify::run(&a.dir, a.json),
+        Command::Status(a) => commands::status::run(&a.dir, a.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("telespool: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}

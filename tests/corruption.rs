@@ -3,6 +3,7 @@
 //! reported and resolved as lost; files that are not ours (bad magic, a
 //! future version) refuse the open and are never modified; an index out of
 //! step with the files is reconciled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 
@@ -51,18 +52,28 @@ fn active_with_unsynced(synced: u64, torn: u64) -> Harness {
 }
 
 fn ids(q: &telespool::Queue) -> Vec<u64> {
-    q.read(RecordId(1), 10_000, usize::MAX).unwrap().iter().map(|r| r.id.0).collect()
+    q.read(RecordId(1), 10_000, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect()
 }
 
 fn assert_tail_truncated(h: &Harness, n_valid: u64, cut_at: u64) {
     let (q, report) = h.open();
     assert_eq!(report.truncated.len(), 1, "{report:?}");
     assert_eq!(report.truncated[0].offset, cut_at);
-    assert!(report.lost.is_empty() && report.damaged.is_empty(), "{report:?}");
+    assert!(
+        report.lost.is_empty() && report.damaged.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(ids(&q), (1..=n_valid).collect::<Vec<_>>());
     assert_eq!(h.disk.file_len(&h.segment_path(1)), Some(cut_at));
     // Appends continue right after the last valid record.
-    assert_eq!(q.append(batch(100..101, LEN)).unwrap().first, RecordId(n_valid + 1));
+    assert_eq!(
+        q.append(batch(100..101, LEN)).unwrap().first,
+        RecordId(n_valid + 1)
+    );
 }
 
 #[test]
@@ -82,7 +93,9 @@ fn truncated_payload_is_a_torn_tail_and_is_truncated() {
 #[test]
 fn flipped_crc_of_the_last_record_is_a_torn_tail_and_is_truncated() {
     let h = active_with_unsynced(4, 1);
-    h.disk.corrupt(&h.segment_path(1), offset(4) + 5, &[0xAA]).unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(4) + 5, &[0xAA])
+        .unwrap();
     assert_tail_truncated(&h, 4, offset(4));
 }
 
@@ -96,11 +109,16 @@ fn zeroed_tail_is_truncated() {
 #[test]
 fn a_damaged_last_record_the_index_knew_of_is_truncated_and_reported_lost() {
     let h = active_with(5);
-    h.disk.corrupt(&h.segment_path(1), offset(4) + 5, &[0xAA]).unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(4) + 5, &[0xAA])
+        .unwrap();
     let (q, report) = h.open();
     assert_eq!(report.truncated.len(), 1);
     assert_eq!(report.lost.len(), 1, "{report:?}");
-    assert_eq!((report.lost[0].first, report.lost[0].why), (RecordId(5), LostWhy::IndexAhead));
+    assert_eq!(
+        (report.lost[0].first, report.lost[0].why),
+        (RecordId(5), LostWhy::IndexAhead)
+    );
     assert_eq!(ids(&q), vec![1, 2, 3, 4]);
     assert_eq!(q.append(batch(9..10, LEN)).unwrap().first, RecordId(6));
 }
@@ -108,9 +126,17 @@ fn a_damaged_last_record_the_index_knew_of_is_truncated_and_reported_lost() {
 #[test]
 fn garbage_after_the_last_record_is_truncated() {
     let h = active_with(5);
-    h.disk.append(&h.segment_path(1), b"\xde\xad\xbe\xef garbage that is not a frame").unwrap();
+    h.disk
+        .append(
+            &h.segment_path(1),
+            b"\xde\xad\xbe\xef garbage that is not a frame",
+        )
+        .unwrap();
     let (_, report) = h.open();
-    assert!(matches!(report.truncated[0].cause, Cause::Corrupt(_)), "{report:?}");
+    assert!(
+        matches!(report.truncated[0].cause, Cause::Corrupt(_)),
+        "{report:?}"
+    );
     drop(report);
     let h2 = h;
     let (q, _) = h2.open();
@@ -120,12 +146,17 @@ fn garbage_after_the_last_record_is_truncated() {
 #[test]
 fn a_flipped_byte_in_the_middle_of_the_active_segment_costs_only_that_record() {
     let h = active_with(8);
-    h.disk.corrupt(&h.segment_path(1), offset(3) + 20, &[0xFF]).unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(3) + 20, &[0xFF])
+        .unwrap();
     let (q, report) = h.open();
     assert!(report.truncated.is_empty(), "{report:?}");
     assert_eq!(report.damaged.len(), 1);
     assert_eq!(report.lost.len(), 1);
-    assert_eq!((report.lost[0].first, report.lost[0].last), (RecordId(4), RecordId(4)));
+    assert_eq!(
+        (report.lost[0].first, report.lost[0].last),
+        (RecordId(4), RecordId(4))
+    );
     assert_eq!(report.lost[0].why, LostWhy::Damaged);
     assert_eq!(ids(&q), vec![1, 2, 3, 5, 6, 7, 8]);
     // The lost record counts as resolved: it cannot pin its segment.
@@ -137,11 +168,18 @@ fn a_flipped_byte_in_the_middle_of_the_active_segment_costs_only_that_record() {
 #[test]
 fn two_adjacent_damaged_records_are_both_reported_and_every_later_record_is_read() {
     let h = active_with(8);
-    h.disk.corrupt(&h.segment_path(1), offset(2) + 3, &[0x77, 0x77]).unwrap();
-    h.disk.corrupt(&h.segment_path(1), offset(3) + 30, &[0x01]).unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(2) + 3, &[0x77, 0x77])
+        .unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(3) + 30, &[0x01])
+        .unwrap();
     let (q, report) = h.open();
     assert_eq!(report.lost.len(), 1, "{report:?}");
-    assert_eq!((report.lost[0].first, report.lost[0].last), (RecordId(3), RecordId(4)));
+    assert_eq!(
+        (report.lost[0].first, report.lost[0].last),
+        (RecordId(3), RecordId(4))
+    );
     assert_eq!(ids(&q), vec![1, 2, 5, 6, 7, 8]);
 }
 
@@ -155,7 +193,9 @@ fn damage_in_a_sealed_segment_is_found_when_read_and_resolved_as_lost() {
         q.append(batch(8..10, LEN)).unwrap();
         q.close().unwrap();
     }
-    h.disk.corrupt(&h.segment_path(1), offset(5) + 25, &[0x5A]).unwrap();
+    h.disk
+        .corrupt(&h.segment_path(1), offset(5) + 25, &[0x5A])
+        .unwrap();
     let (q, report) = h.open();
     // The index vouches for the sealed segment: it is not walked on open.
     assert_eq!(report.scanned, vec![SegmentId(2)]);
@@ -165,7 +205,10 @@ fn damage_in_a_sealed_segment_is_found_when_read_and_resolved_as_lost() {
     assert_eq!(s.meta.counts.lost, 1);
     assert!(s.meta.is_resolved(RecordId(6)));
     // Once everything else is acknowledged the segment is fully resolved.
-    q.resolve(&(1..=8).map(RecordId).collect::<Vec<_>>(), Resolution::Acked);
+    q.resolve(
+        &(1..=8).map(RecordId).collect::<Vec<_>>(),
+        Resolution::Acked,
+    );
     assert!(q.segments()[0].meta.fully_resolved_at.is_some());
 }
 
@@ -184,8 +227,15 @@ fn refuses_and_leaves_the_file_untouched(patch: &[u8], at: u64, expect: &str) {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, QueueError::BadSegment { .. }), "{msg}");
-    assert!(msg.contains("00000000000000000001.seg") && msg.contains(expect), "{msg}");
-    assert_eq!(h.disk.read_file(&path).unwrap(), before, "the file was modified");
+    assert!(
+        msg.contains("00000000000000000001.seg") && msg.contains(expect),
+        "{msg}"
+    );
+    assert_eq!(
+        h.disk.read_file(&path).unwrap(),
+        before,
+        "the file was modified"
+    );
 }
 
 #[test]
@@ -208,7 +258,14 @@ fn an_index_ahead_of_the_files_is_reconciled_and_the_missing_records_are_reporte
     h.disk.truncate(&h.segment_path(1), offset(3)).unwrap();
     let (q, report) = h.open();
     assert_eq!(report.lost.len(), 1, "{report:?}");
-    assert_eq!((report.lost[0].first, report.lost[0].last, report.lost[0].why), (RecordId(4), RecordId(5), LostWhy::IndexAhead));
+    assert_eq!(
+        (
+            report.lost[0].first,
+            report.lost[0].last,
+            report.lost[0].why
+        ),
+        (RecordId(4), RecordId(5), LostWhy::IndexAhead)
+    );
     assert_eq!(ids(&q), vec![1, 2, 3]);
     // Ids are never reused: the next record is 6.
     assert_eq!(q.append(batch(0..1, LEN)).unwrap().first, RecordId(6));
@@ -229,7 +286,10 @@ fn a_missing_segment_file_is_reported_and_its_unresolved_records_count_as_lost()
     let (q, report) = h.open();
     assert_eq!(report.missing, vec![SegmentId(1)]);
     assert_eq!(report.lost.len(), 1);
-    assert_eq!((report.lost[0].first, report.lost[0].last), (RecordId(2), RecordId(4)));
+    assert_eq!(
+        (report.lost[0].first, report.lost[0].last),
+        (RecordId(2), RecordId(4))
+    );
     assert_eq!(report.lost[0].why, LostWhy::MissingFile);
     assert_eq!(ids(&q), vec![5, 6]);
     assert_eq!(q.append(batch(0..1, LEN)).unwrap().first, RecordId(7));
@@ -242,7 +302,10 @@ fn an_index_entry_whose_file_was_purged_completes_the_purge_silently() {
         let (q, _) = h.open();
         q.append(batch(0..4, LEN)).unwrap();
         q.roll().unwrap();
-        q.resolve(&(1..=4).map(RecordId).collect::<Vec<_>>(), Resolution::Acked);
+        q.resolve(
+            &(1..=4).map(RecordId).collect::<Vec<_>>(),
+            Resolution::Acked,
+        );
         q.close().unwrap();
     }
     h.disk.delete(&h.segment_path(1)).unwrap();

@@ -20,6 +20,7 @@
 //! - no corruption is reported (a crash tears tails, it does not damage).
 //!
 //! 256 cases by default; more with `PROPTEST_CASES`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 
@@ -103,21 +104,46 @@ fn unresolved(q: &Queue) -> BTreeSet<u64> {
         .collect()
 }
 
-fn check_reopen(q: &Queue, report: &telespool::queue::OpenReport, m: &mut Model) -> Result<(), TestCaseError> {
-    prop_assert!(report.lost.is_empty(), "a crash reported lost records: {:?}", report);
-    prop_assert!(report.damaged.is_empty(), "a crash reported damage: {:?}", report);
-    let upto = m.records.keys().next_back().map_or(1, |k| k + 1).max(report.next_id.0);
+fn check_reopen(
+    q: &Queue,
+    report: &telespool::queue::OpenReport,
+    m: &mut Model,
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        report.lost.is_empty(),
+        "a crash reported lost records: {:?}",
+        report
+    );
+    prop_assert!(
+        report.damaged.is_empty(),
+        "a crash reported damage: {:?}",
+        report
+    );
+    let upto = m
+        .records
+        .keys()
+        .next_back()
+        .map_or(1, |k| k + 1)
+        .max(report.next_id.0);
     let present = contents(q, upto);
     // Nothing invented, nothing changed.
     for (id, bytes) in &present {
         let known = m.records.get(id);
-        prop_assert!(known.is_some(), "record {} appeared but was never appended", id);
+        prop_assert!(
+            known.is_some(),
+            "record {} appeared but was never appended",
+            id
+        );
         prop_assert_eq!(&known.unwrap().0, bytes, "record {} changed bytes", id);
     }
     // Every durable record is present unless purged.
     for (id, (_, durable)) in &m.records {
         if *durable && !m.purged.contains(id) {
-            prop_assert!(present.contains_key(id), "durable record {} is missing after reopen", id);
+            prop_assert!(
+                present.contains_key(id),
+                "durable record {} is missing after reopen",
+                id
+            );
         }
     }
     // Ids above every present record.
@@ -126,21 +152,37 @@ fn check_reopen(q: &Queue, report: &telespool::queue::OpenReport, m: &mut Model)
     }
     // Resolution bounds.
     let unres = unresolved(q);
-    let resolved_now: BTreeSet<u64> = present.keys().filter(|id| !unres.contains(id)).copied().collect();
+    let resolved_now: BTreeSet<u64> = present
+        .keys()
+        .filter(|id| !unres.contains(id))
+        .copied()
+        .collect();
     for id in &m.flushed {
         if present.contains_key(id) {
-            prop_assert!(resolved_now.contains(id), "record {} was resolved and flushed, but is unresolved after reopen", id);
+            prop_assert!(
+                resolved_now.contains(id),
+                "record {} was resolved and flushed, but is unresolved after reopen",
+                id
+            );
         }
     }
     for id in &resolved_now {
-        prop_assert!(m.resolved.contains(id), "record {} became resolved without being resolved", id);
+        prop_assert!(
+            m.resolved.contains(id),
+            "record {} became resolved without being resolved",
+            id
+        );
     }
     // Watermarks stay inside their segments; segments are ordered.
     let segs = q.segments();
     let mut prev_last = 0;
     for s in &segs {
         let last = s.meta.last_id.map_or(s.meta.first_id.0 - 1, |l| l.0);
-        prop_assert!(s.meta.watermark.0 <= last.max(s.meta.first_id.0 - 1), "watermark past the log: {:?}", s.meta);
+        prop_assert!(
+            s.meta.watermark.0 <= last.max(s.meta.first_id.0 - 1),
+            "watermark past the log: {:?}",
+            s.meta
+        );
         prop_assert!(s.meta.first_id.0 > prev_last || s.meta.last_id.is_none());
         if s.meta.last_id.is_some() {
             prev_last = last;
@@ -161,12 +203,24 @@ fn check_running(q: &Queue, m: &Model) -> Result<(), TestCaseError> {
     for (id, (_, durable)) in &m.records {
         let expect_visible = *durable && !m.resolved.contains(id) && !m.purged.contains(id);
         if expect_visible {
-            prop_assert!(unres.contains(id), "durable unresolved record {} is not readable", id);
+            prop_assert!(
+                unres.contains(id),
+                "durable unresolved record {} is not readable",
+                id
+            );
         }
     }
     for id in &unres {
-        prop_assert!(m.records.contains_key(id), "read returned unknown record {}", id);
-        prop_assert!(!m.resolved.contains(id), "read returned resolved record {}", id);
+        prop_assert!(
+            m.records.contains_key(id),
+            "read returned unknown record {}",
+            id
+        );
+        prop_assert!(
+            !m.resolved.contains(id),
+            "read returned resolved record {}",
+            id
+        );
     }
     Ok(())
 }
@@ -188,8 +242,13 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                     .collect();
                 let ack = queue.append(Batch::from_slices(&events)).unwrap();
                 for (id, e) in ack.ids().zip(events) {
-                    prop_assert!(!m.records.contains_key(&id.0) || m.records[&id.0].0 == e || !m.records[&id.0].1,
-                        "id {} reused while its record is durable", id);
+                    prop_assert!(
+                        !m.records.contains_key(&id.0)
+                            || m.records[&id.0].0 == e
+                            || !m.records[&id.0].1,
+                        "id {} reused while its record is durable",
+                        id
+                    );
                     m.records.insert(id.0, (e, false));
                 }
             }
@@ -215,7 +274,10 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 if candidates.is_empty() {
                     continue;
                 }
-                let ids: Vec<RecordId> = picks.iter().map(|p| RecordId(candidates[p.index(candidates.len())])).collect();
+                let ids: Vec<RecordId> = picks
+                    .iter()
+                    .map(|p| RecordId(candidates[p.index(candidates.len())]))
+                    .collect();
                 let out = queue.resolve(&ids, Resolution::Acked);
                 prop_assert_eq!(out.unknown, 0, "durable records must be resolvable");
                 m.resolved.extend(ids.iter().map(|r| r.0));
@@ -225,11 +287,20 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 m.flushed = m.resolved.clone();
             }
             Action::Purge { retention_secs } => {
-                let before: Vec<u64> = m.records.keys().filter(|id| !m.purged.contains(id)).copied().collect();
+                let before: Vec<u64> = m
+                    .records
+                    .keys()
+                    .filter(|id| !m.purged.contains(id))
+                    .copied()
+                    .collect();
                 let report = queue.purge(Duration::from_secs(retention_secs)).unwrap();
                 for id in before {
                     if queue.get(RecordId(id)).unwrap().is_none() && m.records[&id].1 {
-                        prop_assert!(m.resolved.contains(&id), "purge removed unresolved record {}", id);
+                        prop_assert!(
+                            m.resolved.contains(&id),
+                            "purge removed unresolved record {}",
+                            id
+                        );
                         m.purged.insert(id);
                     }
                 }

@@ -2,6 +2,7 @@
 //! log until reopen; a full disk fails only the batches it hit and leaves
 //! earlier records intact; a short write is cut back (or, if even that
 //! fails, truncated on reopen).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 
@@ -25,7 +26,11 @@ fn open_faulty(h: &Harness) -> (Queue, FaultyStorage) {
 }
 
 fn ids(q: &Queue) -> Vec<u64> {
-    q.read(RecordId(1), 10_000, usize::MAX).unwrap().iter().map(|r| r.id.0).collect()
+    q.read(RecordId(1), 10_000, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect()
 }
 
 #[test]
@@ -35,7 +40,10 @@ fn a_failed_fsync_poisons_the_log_until_it_is_reopened() {
     q.append(batch(0..3, 30)).unwrap();
     faulty.fail_next_syncs(1);
     let err = q.append(batch(3..4, 30)).unwrap_err();
-    assert!(matches!(err, QueueError::Append(AppendError::Poisoned { .. })), "{err}");
+    assert!(
+        matches!(err, QueueError::Append(AppendError::Poisoned { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("fdatasync"), "{err}");
     // The fsync is never retried: later appends fail too, with the first cause.
     let again = q.append(batch(4..5, 30)).unwrap_err();
@@ -59,7 +67,10 @@ fn a_full_disk_fails_the_append_and_leaves_earlier_records_intact_and_readable()
     q.append(batch(0..5, 100)).unwrap();
     faulty.set_space(Some(50));
     let err = q.append(batch(5..8, 100)).unwrap_err();
-    assert!(matches!(err, QueueError::Append(AppendError::DiskFull { .. })), "{err}");
+    assert!(
+        matches!(err, QueueError::Append(AppendError::DiskFull { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("disk full"), "{err}");
     assert_eq!(ids(&q), vec![1, 2, 3, 4, 5]);
     // Not poisoned: once space is back, appends continue with the next ids.
@@ -69,9 +80,15 @@ fn a_full_disk_fails_the_append_and_leaves_earlier_records_intact_and_readable()
     assert_eq!(ack.first, RecordId(6));
     drop(q);
     let (q, report) = h.open();
-    assert!(report.truncated.is_empty() && report.lost.is_empty(), "{report:?}");
+    assert!(
+        report.truncated.is_empty() && report.lost.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(ids(&q), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(&q.get(RecordId(6)).unwrap().unwrap().event[..], &event(8, 100)[..]);
+    assert_eq!(
+        &q.get(RecordId(6)).unwrap().unwrap().event[..],
+        &event(8, 100)[..]
+    );
 }
 
 #[test]
@@ -143,7 +160,10 @@ fn random_faults_never_lose_an_acknowledged_record() {
         drop(q);
         let (q, _) = h.open();
         for (id, bytes) in acked {
-            let r = q.get(id).unwrap().unwrap_or_else(|| panic!("seed {seed}: acked record {id} missing"));
+            let r = q
+                .get(id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("seed {seed}: acked record {id} missing"));
             assert_eq!(&r.event[..], &bytes[..], "seed {seed}: record {id} changed");
         }
     }

@@ -1,4 +1,5 @@
 //! The queue API: append, read, resolve, backlog, roll, purge, quota.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 
@@ -29,13 +30,26 @@ fn reads_skip_resolved_records_and_respect_limits() {
     let h = Harness::small();
     let (q, _) = h.open();
     q.append(batch(0..10, 10)).unwrap();
-    let out = q.resolve(&[RecordId(2), RecordId(3), RecordId(7), RecordId(99)], Resolution::Acked);
+    let out = q.resolve(
+        &[RecordId(2), RecordId(3), RecordId(7), RecordId(99)],
+        Resolution::Acked,
+    );
     assert_eq!((out.resolved, out.already, out.unknown), (3, 0, 1));
     let again = q.resolve(&[RecordId(2)], Resolution::Acked);
     assert_eq!(again.already, 1);
-    let ids: Vec<u64> = q.read(RecordId(1), 4, usize::MAX).unwrap().iter().map(|r| r.id.0).collect();
+    let ids: Vec<u64> = q
+        .read(RecordId(1), 4, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect();
     assert_eq!(ids, vec![1, 4, 5, 6]);
-    let ids: Vec<u64> = q.read(RecordId(5), 100, usize::MAX).unwrap().iter().map(|r| r.id.0).collect();
+    let ids: Vec<u64> = q
+        .read(RecordId(5), 100, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect();
     assert_eq!(ids, vec![5, 6, 8, 9, 10]);
     // The byte limit stops early but always returns at least one record.
     assert_eq!(q.read(RecordId(1), 100, 1).unwrap().len(), 1);
@@ -61,7 +75,10 @@ fn segments_roll_at_the_size_limit_and_reads_cross_them() {
     assert!(recs.windows(2).all(|w| w[1].id.0 == w[0].id.0 + 1));
     // Reading from the middle of a later segment works too.
     let mid = q.read(RecordId(77), 3, usize::MAX).unwrap();
-    assert_eq!(mid.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![77, 78, 79]);
+    assert_eq!(
+        mid.iter().map(|r| r.id.0).collect::<Vec<_>>(),
+        vec![77, 78, 79]
+    );
 }
 
 #[test]
@@ -91,10 +108,13 @@ fn backlog_counts_unresolved_records_and_the_oldest_append_time() {
     let b = q.backlog();
     assert_eq!(b.records, 6);
     assert_eq!(b.oldest_append, Some(START));
-    q.resolve(&[RecordId(1), RecordId(2), RecordId(3), RecordId(4)], Resolution::Acked);
+    q.resolve(
+        &[RecordId(1), RecordId(2), RecordId(3), RecordId(4)],
+        Resolution::Acked,
+    );
     let b = q.backlog();
     assert_eq!(b.records, 2);
-    assert_eq!(b.oldest_append, Some(START.add(Duration::from_secs(10))));
+    assert_eq!(b.oldest_append, Some(START.plus(Duration::from_secs(10))));
     q.resolve(&[RecordId(5), RecordId(6)], Resolution::DeadLettered);
     let b = q.backlog();
     assert_eq!((b.records, b.bytes, b.oldest_append), (0, 0, None));
@@ -109,13 +129,19 @@ fn purge_waits_for_the_retention_and_never_takes_unresolved_segments() {
     }
     let segs = q.segments();
     let first = &segs[0];
-    let ids: Vec<RecordId> = (first.meta.first_id.0..=first.meta.last_id.unwrap().0).map(RecordId).collect();
+    let ids: Vec<RecordId> = (first.meta.first_id.0..=first.meta.last_id.unwrap().0)
+        .map(RecordId)
+        .collect();
     // All but one record of the first segment: nothing to purge.
     q.resolve(&ids[..ids.len() - 1], Resolution::Acked);
     h.clock.advance(Duration::from_secs(100_000));
     assert_eq!(q.purge(Duration::from_secs(60)).unwrap().segments, 0);
     q.resolve(&ids[ids.len() - 1..], Resolution::Acked);
-    assert_eq!(q.purge(Duration::from_secs(60)).unwrap().segments, 0, "retention not yet passed");
+    assert_eq!(
+        q.purge(Duration::from_secs(60)).unwrap().segments,
+        0,
+        "retention not yet passed"
+    );
     h.clock.advance(Duration::from_secs(59));
     assert_eq!(q.purge(Duration::from_secs(60)).unwrap().segments, 0);
     h.clock.advance(Duration::from_secs(1));
@@ -124,7 +150,10 @@ fn purge_waits_for_the_retention_and_never_takes_unresolved_segments() {
     assert!(!file_exists(&h.disk, &h.segment_path(first.meta.id.0)));
     assert_eq!(q.segments().len(), segs.len() - 1);
     // The purged records are gone; the rest still read.
-    assert_eq!(q.read(RecordId(1), 1, usize::MAX).unwrap()[0].id, ids[ids.len() - 1].next());
+    assert_eq!(
+        q.read(RecordId(1), 1, usize::MAX).unwrap()[0].id,
+        ids[ids.len() - 1].next()
+    );
 }
 
 #[test]
@@ -214,9 +243,21 @@ fn reopening_after_a_clean_close_keeps_records_and_resolutions() {
     }
     let (q, report) = h.open();
     assert_eq!(report.next_id, RecordId(51));
-    assert!(report.lost.is_empty() && report.truncated.is_empty(), "{report:?}");
-    assert_eq!(report.scanned.len(), 1, "only the active segment is walked: {report:?}");
-    let ids: Vec<u64> = q.read(RecordId(1), 1000, usize::MAX).unwrap().iter().map(|r| r.id.0).collect();
+    assert!(
+        report.lost.is_empty() && report.truncated.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.scanned.len(),
+        1,
+        "only the active segment is walked: {report:?}"
+    );
+    let ids: Vec<u64> = q
+        .read(RecordId(1), 1000, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect();
     assert_eq!(ids.len(), 47);
     assert!(!ids.contains(&1) && !ids.contains(&40) && ids.contains(&3));
     assert_eq!(q.append(batch(0..1, 10)).unwrap().first, RecordId(51));

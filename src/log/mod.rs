@@ -22,7 +22,7 @@
 //!
 //! # Writing
 //!
-//! Appends go to the one active segment through two threads ([`writer`]):
+//! Appends go to the one active segment through two threads (`writer.rs`):
 //! the *writer* takes every batch submitted since its last turn, assigns
 //! record ids, encodes the frames into one buffer and writes it with one
 //! `pwrite`; the *syncer* `fdatasync`s and then acknowledges every batch the
@@ -67,7 +67,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use writer::AppendAck;
+pub use writer::{AppendAck, Pending};
 
 /// When appends are made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,13 +33,15 @@
 
 pub mod open;
 mod read;
+pub mod verify;
 
 use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
 use crate::index::{Index, IndexError, Resolution, SledIndex};
+use crate::log::Pending;
 use crate::log::segment::{self, HeaderError};
 use crate::log::table::Table;
-use crate::log::writer::{Ctx, Pending, Writer};
+use crate::log::writer::{Ctx, Writer};
 use crate::log::{AppendAck, AppendError, Batch, SyncPolicy, record};
 use crate::storage::{FsStorage, LockGuard, Storage};
 use std::path::{Path, PathBuf};
@@ -590,7 +592,7 @@ impl Queue {
     /// Purges sealed segments whose records are all resolved and that
     /// became fully resolved at least `retention` ago.
     pub fn purge(&self, retention: Duration) -> Result<PurgeReport, QueueError> {
-        let cutoff = self.ctx.clock.now().sub(retention);
+        let cutoff = self.ctx.clock.now().minus(retention);
         let r = self.purge_where(|m, _| m.fully_resolved_at.is_some_and(|t| t <= cutoff))?;
         if r.segments > 0 {
             tracing::info!(

@@ -213,7 +213,10 @@ impl MemStorage {
     pub fn delete(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state();
         st.durable.remove(path);
-        st.live.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        st.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     /// Truncates a file in both images.

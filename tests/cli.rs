@@ -1,0 +1,94 @@
+//! The offline CLI: `verify` and `status` against real directories.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::process::Command;
+use telespool::log::record::encoded_len;
+use telespool::log::segment::HEADER_LEN;
+use telespool::{Batch, Queue, QueueConfig};
+
+fn telespool(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_telespool"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn filled(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _) = Queue::open_dir(dir.path(), QueueConfig::default()).unwrap();
+    let events: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 100]).collect();
+    q.append(Batch::from_slices(&events)).unwrap();
+    q.close().unwrap();
+    dir
+}
+
+#[test]
+fn verify_passes_a_clean_directory() {
+    let dir = filled(10);
+    let (code, out, _) = telespool(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10 valid, records 1..=10"), "{out}");
+    assert!(out.contains("0 damaged, 0 records lost"), "{out}");
+}
+
+#[test]
+fn verify_reports_damaged_records_by_id_and_exits_non_zero() {
+    let dir = filled(10);
+    let seg = dir.path().join("queue/00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = HEADER_LEN + 4 * encoded_len(100) + 30;
+    bytes[at] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (code, out, _) = telespool(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DAMAGED"), "{out}");
+    assert!(out.contains("records 5..=5 lost"), "{out}");
+    let (code, json, _) = telespool(&["verify", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["lost_records"], 1);
+    // verify changed nothing.
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+}
+
+#[test]
+fn status_prints_the_number_of_records_in_the_queue() {
+    let dir = filled(7);
+    let (code, out, err) = telespool(&["status", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("7 in the queue"), "{out}");
+    assert!(out.contains("7 unexported records"), "{out}");
+    let (_, json, _) = telespool(&["status", "--json", dir.path().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["records"], 7);
+    assert_eq!(v["backlog"]["records"], 7);
+}
+
+#[test]
+fn commands_say_clearly_when_a_running_sidecar_holds_the_directory() {
+    let dir = filled(3);
+    let (q, _) = Queue::open_dir(dir.path(), QueueConfig::default()).unwrap();
+    for cmd in ["status", "verify"] {
+        let (code, _, err) = telespool(&[cmd, dir.path().to_str().unwrap()]);
+        assert_eq!(code, 3, "{cmd}: {err}");
+        assert!(err.contains("in use by a running telespool"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    }
+    drop(q);
+}
+
+#[test]
+fn commands_refuse_a_directory_without_a_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = telespool(&["status", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds no queue"), "{err}");
+}
