@@ -13,12 +13,14 @@
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod event_logs;
 pub mod ids;
 pub mod index;
 pub mod log;
 pub mod proto;
 pub mod queue;
 pub mod storage;
+pub mod tee;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};
 pub use ids::{RecordId, SegmentId};

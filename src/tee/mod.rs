@@ -1,0 +1,45 @@
+//! The tee: one event in, two writes out.
+//!
+//! ```text
+//!                 incoming Event
+//!                       │  validate::prepare_event (sidecar) / validate_event (gateway)
+//!                       │  - feature/action rules, id (UUID v7) and timestamp defaults,
+//!                       │    size and nesting limits
+//!          ┌────────────┴─────────────┐
+//!          ▼                          ▼
+//!  event_logs::translate      export_mode.should_queue(&event)?
+//!  (unredacted row, with the         │ yes                  │ no: mirror only
+//!   allowlist's answer for           ▼
+//!   the "exportable" markers)   clone → redact::redact_with(allowlist, &mut copy, dotcom)
+//!          │                          │  (marketing cleared; private metadata cleared or
+//!          ▼                          ▼   cut to allowlisted string keys)
+//!   event_logs mirror           export queue (exactly the bytes that will leave)
+//! ```
+//!
+//! Everything here is pure and synchronous: no I/O, no clock (callers pass
+//! `now`), no tokio. The store that performs the two writes lives above.
+//!
+//! - [`allowlist`]: which event types may export which private-metadata keys.
+//! - [`redact`](mod@redact): Sourcegraph's three redaction modes and how one is chosen.
+//! - [`export_mode`]: `all`, `cody-only`, `disabled`.
+//! - [`validate`]: validation, limits and defaults.
+//! - [`json`]: `google.protobuf.Struct`/`Value` ⇄ `serde_json`.
+//!
+//! The facts followed are in `SOURCEGRAPH.md` (d), (e), (g), (h).
+
+pub mod allowlist;
+pub mod export_mode;
+pub mod json;
+pub mod redact;
+pub mod validate;
+
+pub use allowlist::{
+    ADDITIONAL_ALLOWED_EVENT_TYPES_ENV, Allowlist, AllowlistEntry, AllowlistError,
+    parse_additional_allowed_event_types,
+};
+pub use export_mode::{ExportMode, ParseExportModeError};
+pub use redact::{RedactMode, redact, redact_with, select_mode};
+pub use validate::{
+    Limits, ValidationError, fill_defaults, new_event_id, prepare_event, validate_event,
+    validate_feature_action,
+};

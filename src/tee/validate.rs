@@ -1,0 +1,730 @@
+//! Validation and defaults for an incoming event.
+//!
+//! Two callers, two rules for the id and timestamp:
+//!
+//! - The **gateway** takes events as sent: [`validate_event`] requires an id
+//!   and a timestamp (Sourcegraph's gateway refuses events without them).
+//! - The **sidecar** fills them first: [`prepare_event`] runs
+//!   [`fill_defaults`] (id: UUID v7, Sourcegraph's current generator;
+//!   timestamp: now) and then [`validate_event`].
+//!
+//! Both apply Sourcegraph's feature/action rules ([`validate_feature_action`])
+//! and our [`Limits`]: encoded size, private-metadata nesting depth, events
+//! per request. Every error names the field or limit and the values, so the
+//! sender can fix the event.
+
+use std::fmt;
+
+use prost::Message;
+use prost_types::value::Kind;
+use prost_types::{Struct, Timestamp, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixNanos;
+use crate::proto::telemetrygateway::v1::Event;
+
+/// Default [`Limits::max_event_bytes`]: 1 MiB, Sourcegraph's export chunk size.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Default [`Limits::max_events`]: 10,000 events per request or payload.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Default [`Limits::max_depth`]: 64 levels of private-metadata nesting.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Longest feature or action, in bytes (Sourcegraph's; 64 itself is allowed).
+pub const MAX_FEATURE_ACTION_BYTES: usize = 64;
+/// Earliest protobuf timestamp, 0001-01-01T00:00:00Z, in Unix seconds.
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// Latest protobuf timestamp second, 9999-12-31T23:59:59Z, in Unix seconds.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// Size limits applied to incoming events. Each one, when exceeded, is
+/// reported by a [`ValidationError`] that names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest event, protobuf-encoded, in bytes. Default
+    /// [`DEFAULT_MAX_EVENT_BYTES`] (1 MiB).
+    pub max_event_bytes: usize,
+    /// Most events in one request or payload. Default [`DEFAULT_MAX_EVENTS`]
+    /// (10,000).
+    pub max_events: usize,
+    /// Deepest private-metadata nesting: a flat object is depth 1, each
+    /// nested object or list adds one. Default [`DEFAULT_MAX_DEPTH`] (64).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// An event field named in a [`ValidationError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventField {
+    /// `id`.
+    Id,
+    /// `timestamp`.
+    Timestamp,
+    /// `feature`.
+    Feature,
+    /// `action`.
+    Action,
+}
+
+impl fmt::Display for EventField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventField::Id => "id",
+            EventField::Timestamp => "timestamp",
+            EventField::Feature => "feature",
+            EventField::Action => "action",
+        })
+    }
+}
+
+/// How a feature or action breaks `^[a-z][a-zA-Z-\.]+$`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FormatProblem {
+    /// A single character; at least two are needed.
+    TooShort,
+    /// The first character is not a lowercase ASCII letter.
+    FirstNotLowercase {
+        /// The character found.
+        found: char,
+    },
+    /// A later character is not an ASCII letter, `-` or `.`.
+    InvalidChar {
+        /// The character found.
+        found: char,
+        /// Its byte offset.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for FormatProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatProblem::TooShort => f.write_str("it must be at least 2 characters long"),
+            FormatProblem::FirstNotLowercase { found } => {
+                write!(f, "it must start with a lowercase letter, not {found:?}")
+            }
+            FormatProblem::InvalidChar { found, offset } => write!(
+                f,
+                "{found:?} at byte {offset} is not allowed (only letters, '-' and '.')"
+            ),
+        }
+    }
+}
+
+/// Why an event was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// A required field is empty or absent.
+    #[error("event {field} is required")]
+    Missing {
+        /// The field.
+        field: EventField,
+    },
+    /// A feature or action is longer than [`MAX_FEATURE_ACTION_BYTES`].
+    #[error("event {field} is {actual} bytes long, over the limit of {limit} bytes")]
+    TooLong {
+        /// The field.
+        field: EventField,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The field's length, in bytes.
+        actual: usize,
+    },
+    /// A feature or action does not match `^[a-z][a-zA-Z-\.]+$`.
+    #[error(
+        "event {field} {value:?} is invalid: {problem} (it must start with a lowercase letter and contain only letters, '-' and '.')"
+    )]
+    BadFormat {
+        /// The field.
+        field: EventField,
+        /// The value given (at most [`MAX_FEATURE_ACTION_BYTES`] long).
+        value: String,
+        /// What is wrong with it.
+        problem: FormatProblem,
+    },
+    /// The timestamp is outside what protobuf (and RFC 3339) can express.
+    #[error(
+        "event timestamp ({seconds} s, {nanos} ns since the Unix epoch) is outside 0001-01-01T00:00:00Z..=9999-12-31T23:59:59.999999999Z or has nanos outside 0..=999999999"
+    )]
+    TimestampOutOfRange {
+        /// The timestamp's seconds.
+        seconds: i64,
+        /// The timestamp's nanos.
+        nanos: i32,
+    },
+    /// Private metadata is nested deeper than [`Limits::max_depth`].
+    #[error(
+        "event private metadata is nested {actual} levels deep, over the limit of {limit} (max_depth)"
+    )]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+        /// The nesting depth found.
+        actual: usize,
+    },
+    /// The encoded event is larger than [`Limits::max_event_bytes`].
+    #[error("event is {actual} bytes encoded, over the limit of {limit} bytes (max_event_bytes)")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The encoded size, in bytes.
+        actual: usize,
+    },
+    /// A request or payload holds more than [`Limits::max_events`] events.
+    #[error("{actual} events in one request, over the limit of {limit} (max_events)")]
+    TooManyEvents {
+        /// The limit.
+        limit: usize,
+        /// The number of events.
+        actual: usize,
+    },
+}
+
+/// Sourcegraph's feature/action rules: both required, each at most
+/// [`MAX_FEATURE_ACTION_BYTES`] bytes, each matching `^[a-z][a-zA-Z-\.]+$`.
+/// Checked in Sourcegraph's order: presence, lengths, then formats.
+pub fn validate_feature_action(feature: &str, action: &str) -> Result<(), ValidationError> {
+    for (field, value) in [(EventField::Feature, feature), (EventField::Action, action)] {
+        if value.is_empty() {
+            return Err(ValidationError::Missing { field });
+        }
+    }
+    for (field, value) in [(EventField::Feature, feature), (EventField::Action, action)] {
+        if value.len() > MAX_FEATURE_ACTION_BYTES {
+            return Err(ValidationError::TooLong {
+                field,
+                limit: MAX_FEATURE_ACTION_BYTES,
+                actual: value.len(),
+            });
+        }
+    }
+    for (field, value) in [(EventField::Feature, feature), (EventField::Action, action)] {
+        check_format(value).map_err(|problem| ValidationError::BadFormat {
+            field,
+            value: value.to_owned(),
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+/// `^[a-z][a-zA-Z-\.]+$`, by hand.
+fn check_format(value: &str) -> Result<(), FormatProblem> {
+    let mut chars = value.char_indices();
+    match chars.next() {
+        Some((_, c)) if c.is_ascii_lowercase() => {}
+        Some((_, found)) => return Err(FormatProblem::FirstNotLowercase { found }),
+        None => return Err(FormatProblem::TooShort),
+    }
+    let mut rest = 0usize;
+    for (offset, found) in chars {
+        if !(found.is_ascii_alphabetic() || found == '-' || found == '.') {
+            return Err(FormatProblem::InvalidChar { found, offset });
+        }
+        rest += 1;
+    }
+    if rest == 0 {
+        return Err(FormatProblem::TooShort);
+    }
+    Ok(())
+}
+
+/// Checks a whole event as the gateway receives it: id, feature/action,
+/// timestamp (present and in range), private-metadata depth, encoded size.
+pub fn validate_event(event: &Event, limits: &Limits) -> Result<(), ValidationError> {
+    if event.id.is_empty() {
+        return Err(ValidationError::Missing {
+            field: EventField::Id,
+        });
+    }
+    validate_feature_action(&event.feature, &event.action)?;
+    match &event.timestamp {
+        None => {
+            return Err(ValidationError::Missing {
+                field: EventField::Timestamp,
+            });
+        }
+        Some(ts) => check_timestamp(ts)?,
+    }
+    // Depth before size: measuring the size walks the nesting recursively,
+    // the depth check does not.
+    if let Some(private) = event
+        .parameters
+        .as_ref()
+        .and_then(|p| p.private_metadata.as_ref())
+    {
+        let actual = struct_depth(private);
+        if actual > limits.max_depth {
+            return Err(ValidationError::TooDeep {
+                limit: limits.max_depth,
+                actual,
+            });
+        }
+    }
+    let actual = event.encoded_len();
+    if actual > limits.max_event_bytes {
+        return Err(ValidationError::TooLarge {
+            limit: limits.max_event_bytes,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn check_timestamp(ts: &Timestamp) -> Result<(), ValidationError> {
+    let in_range = (MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds)
+        && (0..1_000_000_000).contains(&ts.nanos);
+    if in_range {
+        Ok(())
+    } else {
+        Err(ValidationError::TimestampOutOfRange {
+            seconds: ts.seconds,
+            nanos: ts.nanos,
+        })
+    }
+}
+
+/// Checks the number of events in one request or payload.
+pub fn check_event_count(count: usize, limits: &Limits) -> Result<(), ValidationError> {
+    if count > limits.max_events {
+        return Err(ValidationError::TooManyEvents {
+            limit: limits.max_events,
+            actual: count,
+        });
+    }
+    Ok(())
+}
+
+/// The nesting depth of a private-metadata object: 1 for a flat object,
+/// plus one per nested object or list. Walks with an explicit stack, so any
+/// depth is measured without recursion.
+pub fn struct_depth(s: &Struct) -> usize {
+    let mut deepest = 1;
+    let mut stack: Vec<(&Value, usize)> = s.fields.values().map(|v| (v, 1)).collect();
+    while let Some((value, parent_depth)) = stack.pop() {
+        let depth = parent_depth + 1;
+        match &value.kind {
+            Some(Kind::StructValue(inner)) => {
+                deepest = deepest.max(depth);
+                stack.extend(inner.fields.values().map(|v| (v, depth)));
+            }
+            Some(Kind::ListValue(list)) => {
+                deepest = deepest.max(depth);
+                stack.extend(list.values.iter().map(|v| (v, depth)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A new event id: a UUID v7 string (time-ordered; Sourcegraph's current
+/// generator).
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Fills what the sidecar may fill: an empty id with `new_id()` (called only
+/// then; production passes [`new_event_id`]) and an absent timestamp with
+/// `now`.
+pub fn fill_defaults(event: &mut Event, now: UnixNanos, new_id: impl FnOnce() -> String) {
+    if event.id.is_empty() {
+        event.id = new_id();
+    }
+    if event.timestamp.is_none() {
+        let (seconds, nanos) = now.to_seconds_nanos();
+        event.timestamp = Some(Timestamp { seconds, nanos });
+    }
+}
+
+/// The sidecar path: [`fill_defaults`], then [`validate_event`].
+pub fn prepare_event(
+    event: &mut Event,
+    now: UnixNanos,
+    new_id: impl FnOnce() -> String,
+    limits: &Limits,
+) -> Result<(), ValidationError> {
+    fill_defaults(event, now, new_id);
+    validate_event(event, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::telemetrygateway::v1::EventParameters;
+    use prost_types::ListValue;
+
+    fn valid_event() -> Event {
+        Event {
+            id: "id-1".into(),
+            timestamp: Some(Timestamp {
+                seconds: 1_677_250_110,
+                nanos: 0,
+            }),
+            feature: "cody.completion".into(),
+            action: "accepted".into(),
+            ..Default::default()
+        }
+    }
+
+    fn with_private(s: Struct) -> Event {
+        Event {
+            parameters: Some(EventParameters {
+                private_metadata: Some(s),
+                ..Default::default()
+            }),
+            ..valid_event()
+        }
+    }
+
+    /// `{"k": {"k": ... "leaf" ...}}` with `depth` objects in all.
+    fn nested(depth: usize) -> Struct {
+        let mut s = Struct {
+            fields: [(
+                "k".to_owned(),
+                Value {
+                    kind: Some(Kind::StringValue("leaf".into())),
+                },
+            )]
+            .into(),
+        };
+        for _ in 1..depth {
+            s = Struct {
+                fields: [(
+                    "k".to_owned(),
+                    Value {
+                        kind: Some(Kind::StructValue(s)),
+                    },
+                )]
+                .into(),
+            };
+        }
+        s
+    }
+
+    #[test]
+    fn valid_feature_and_action_pass() {
+        validate_feature_action("cody.completion", "accepted").unwrap();
+        validate_feature_action("cody.chat-question", "submitted").unwrap();
+        validate_feature_action("ab", "cD.e-F").unwrap();
+    }
+
+    #[test]
+    fn feature_and_action_are_both_required() {
+        assert_eq!(
+            validate_feature_action("", "a"),
+            Err(ValidationError::Missing {
+                field: EventField::Feature
+            })
+        );
+        assert_eq!(
+            validate_feature_action("feature", "")
+                .unwrap_err()
+                .to_string(),
+            "event action is required"
+        );
+    }
+
+    #[test]
+    fn sixty_four_bytes_are_accepted_and_sixty_five_refused() {
+        let at_limit = "a".repeat(64);
+        validate_feature_action(&at_limit, &at_limit).unwrap();
+        let over = "a".repeat(65);
+        let err = validate_feature_action("feature", &over).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::TooLong {
+                field: EventField::Action,
+                limit: 64,
+                actual: 65
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "event action is 65 bytes long, over the limit of 64 bytes"
+        );
+    }
+
+    #[test]
+    fn lengths_are_checked_before_formats() {
+        let err = validate_feature_action("Bad", &"a".repeat(65)).unwrap_err();
+        assert!(matches!(err, ValidationError::TooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn formats_outside_the_pattern_are_refused_with_the_reason() {
+        let cases = [
+            ("a", FormatProblem::TooShort),
+            (
+                "CodeSearch",
+                FormatProblem::FirstNotLowercase { found: 'C' },
+            ),
+            (".cody", FormatProblem::FirstNotLowercase { found: '.' }),
+            (
+                "cody2",
+                FormatProblem::InvalidChar {
+                    found: '2',
+                    offset: 4,
+                },
+            ),
+            (
+                "cody_x",
+                FormatProblem::InvalidChar {
+                    found: '_',
+                    offset: 4,
+                },
+            ),
+            (
+                "co dy",
+                FormatProblem::InvalidChar {
+                    found: ' ',
+                    offset: 2,
+                },
+            ),
+            (
+                "codé",
+                FormatProblem::InvalidChar {
+                    found: 'é',
+                    offset: 3,
+                },
+            ),
+            (
+                "cody\n",
+                FormatProblem::InvalidChar {
+                    found: '\n',
+                    offset: 4,
+                },
+            ),
+        ];
+        for (value, problem) in cases {
+            assert_eq!(
+                validate_feature_action(value, "action"),
+                Err(ValidationError::BadFormat {
+                    field: EventField::Feature,
+                    value: value.into(),
+                    problem
+                }),
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            validate_feature_action("feature", "Search")
+                .unwrap_err()
+                .to_string(),
+            "event action \"Search\" is invalid: it must start with a lowercase letter, not 'S' \
+             (it must start with a lowercase letter and contain only letters, '-' and '.')"
+        );
+    }
+
+    #[test]
+    fn a_complete_event_passes_gateway_validation() {
+        validate_event(&valid_event(), &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn gateway_validation_requires_id_and_timestamp() {
+        let e = Event {
+            id: String::new(),
+            ..valid_event()
+        };
+        assert_eq!(
+            validate_event(&e, &Limits::default()),
+            Err(ValidationError::Missing {
+                field: EventField::Id
+            })
+        );
+        let e = Event {
+            timestamp: None,
+            ..valid_event()
+        };
+        assert_eq!(
+            validate_event(&e, &Limits::default())
+                .unwrap_err()
+                .to_string(),
+            "event timestamp is required"
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_protobuf_range_are_refused() {
+        for (seconds, nanos) in [
+            (MAX_TIMESTAMP_SECONDS + 1, 0),
+            (MIN_TIMESTAMP_SECONDS - 1, 0),
+            (0, -1),
+            (0, 1_000_000_000),
+        ] {
+            let e = Event {
+                timestamp: Some(Timestamp { seconds, nanos }),
+                ..valid_event()
+            };
+            assert_eq!(
+                validate_event(&e, &Limits::default()),
+                Err(ValidationError::TimestampOutOfRange { seconds, nanos })
+            );
+        }
+        let e = Event {
+            timestamp: Some(Timestamp {
+                seconds: MAX_TIMESTAMP_SECONDS,
+                nanos: 999_999_999,
+            }),
+            ..valid_event()
+        };
+        validate_event(&e, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn flat_private_metadata_is_depth_one_and_each_nesting_adds_one() {
+        assert_eq!(struct_depth(&Struct::default()), 1);
+        assert_eq!(struct_depth(&nested(1)), 1);
+        assert_eq!(struct_depth(&nested(3)), 3);
+        let list_of_struct = Struct {
+            fields: [(
+                "l".to_owned(),
+                Value {
+                    kind: Some(Kind::ListValue(ListValue {
+                        values: vec![Value {
+                            kind: Some(Kind::StructValue(Struct::default())),
+                        }],
+                    })),
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(struct_depth(&list_of_struct), 3);
+    }
+
+    #[test]
+    fn nesting_at_the_limit_passes_and_one_more_level_is_refused() {
+        let limits = Limits::default();
+        validate_event(&with_private(nested(64)), &limits).unwrap();
+        let err = validate_event(&with_private(nested(65)), &limits).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::TooDeep {
+                limit: 64,
+                actual: 65
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "event private metadata is nested 65 levels deep, over the limit of 64 (max_depth)"
+        );
+    }
+
+    #[test]
+    fn very_deep_nesting_is_measured_without_recursion() {
+        let deep = nested(100_000);
+        assert_eq!(struct_depth(&deep), 100_000);
+        // Dropping a deep prost value recurses; tear it down by hand.
+        let mut next = Some(deep);
+        while let Some(mut s) = next.take() {
+            next = match s.fields.remove("k").and_then(|v| v.kind) {
+                Some(Kind::StructValue(inner)) => Some(inner),
+                _ => None,
+            };
+        }
+    }
+
+    #[test]
+    fn encoded_size_over_the_limit_is_refused_naming_both_sizes() {
+        let limits = Limits {
+            max_event_bytes: 100,
+            ..Limits::default()
+        };
+        let e = Event {
+            id: "x".repeat(100),
+            ..valid_event()
+        };
+        let actual = e.encoded_len();
+        assert_eq!(
+            validate_event(&e, &limits),
+            Err(ValidationError::TooLarge { limit: 100, actual })
+        );
+        let fits = Limits {
+            max_event_bytes: actual,
+            ..limits
+        };
+        validate_event(&e, &fits).unwrap();
+    }
+
+    #[test]
+    fn default_limits_are_one_mebibyte_ten_thousand_events_and_depth_sixty_four() {
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                max_event_bytes: 1_048_576,
+                max_events: 10_000,
+                max_depth: 64
+            }
+        );
+    }
+
+    #[test]
+    fn more_events_than_the_limit_are_refused() {
+        let limits = Limits::default();
+        check_event_count(10_000, &limits).unwrap();
+        assert_eq!(
+            check_event_count(10_001, &limits).unwrap_err().to_string(),
+            "10001 events in one request, over the limit of 10000 (max_events)"
+        );
+    }
+
+    #[test]
+    fn sidecar_fills_a_missing_id_and_timestamp_before_validating() {
+        let mut e = Event {
+            id: String::new(),
+            timestamp: None,
+            ..valid_event()
+        };
+        prepare_event(
+            &mut e,
+            UnixNanos(1_500_000_000),
+            || "injected".into(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(e.id, "injected");
+        assert_eq!(
+            e.timestamp,
+            Some(Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn fill_defaults_keeps_an_existing_id_and_timestamp_and_does_not_call_the_generator() {
+        let mut e = valid_event();
+        fill_defaults(&mut e, UnixNanos(0), || panic!("generator called"));
+        assert_eq!(e, valid_event());
+    }
+
+    #[test]
+    fn generated_ids_are_uuid_v7() {
+        let id = new_event_id();
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(id.len(), 36);
+    }
+
+    #[test]
+    fn sidecar_still_refuses_invalid_feature_names() {
+        let mut e = Event {
+            feature: "CodeSearch".into(),
+            ..valid_event()
+        };
+        let err =
+            prepare_event(&mut e, UnixNanos(0), new_event_id, &Limits::default()).unwrap_err();
+        assert!(matches!(err, ValidationError::BadFormat { .. }), "{err}");
+    }
+}
