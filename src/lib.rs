@@ -11,10 +11,12 @@
 //! ```
 
 pub mod clock;
+pub mod gateway;
 pub mod ids;
 pub mod index;
 pub mod log;
 pub mod proto;
+pub mod protojson;
 pub mod queue;
 pub mod storage;
 
