@@ -30,7 +30,10 @@
 //! integral value below 2^53 are written as integers (`1`, like Go, not
 //! serde_json's `1.0`), other doubles use serde_json's shortest
 //! representation (Go writes `1e-07` where we write `1e-7`); object keys come
-//! out sorted (Go keeps field-number order; JSON objects are unordered).
+//! out sorted, serde_json's default map (Go keeps field-number order; JSON
+//! objects are unordered). One difference in value: prost never encodes a
+//! double field or map value equal to `0.0`, so `-0.0` there renders as `0`
+//! (Go: `-0`); inside a `Struct` it survives.
 //!
 //! Where Go's marshaller fails, rendering fails too, with the path of the
 //! offending value: a timestamp outside years 1–9999 or with nanos outside
@@ -50,7 +53,10 @@
 //! Errors name the JSON path (`$.parameters.privateMetadata`) and, for text
 //! input, the line and column. Known leniency compared with Go: a field
 //! given twice (or under both of its names) keeps the last value instead of
-//! failing.
+//! failing. Known strictness: `privateMetadata` nested more than about 33
+//! objects deep is refused, because prost-reflect builds each `Struct`
+//! through prost, whose recursion limit is 100 messages (Go allows 10,000);
+//! such an event could not arrive over gRPC either, for the same reason.
 
 use std::fmt;
 use std::sync::OnceLock;
