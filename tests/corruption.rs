@@ -100,10 +100,18 @@ fn flipped_crc_of_the_last_record_is_a_torn_tail_and_is_truncated() {
 }
 
 #[test]
-fn zeroed_tail_is_truncated() {
+fn zeroed_tail_is_trimmed_as_preallocated_space() {
     let h = active_with_unsynced(5, 0);
     h.disk.append(&h.segment_path(1), &[0u8; 4096]).unwrap();
-    assert_tail_truncated(&h, 5, offset(5));
+    let (q, report) = h.open();
+    assert!(
+        report.truncated.is_empty() && report.lost.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.trimmed.len(), 1, "{report:?}");
+    assert_eq!(report.trimmed[0].1, offset(5));
+    assert_eq!(ids(&q), vec![1, 2, 3, 4, 5]);
+    assert_eq!(h.disk.file_len(&h.segment_path(1)), Some(offset(5)));
 }
 
 #[test]

@@ -289,6 +289,9 @@ pub struct Scan {
     pub damage: Vec<Damage>,
     /// Undecodable bytes at the end.
     pub tail: Option<Tail>,
+    /// Whether the tail is all zero bytes: space the writer preallocated
+    /// (or a torn write that left zeros), never a record.
+    pub tail_zeroed: bool,
     /// Sparse offsets: (record id, file offset) every [`SPARSE_EVERY`] records.
     pub sparse: Vec<(RecordId, u64)>,
 }
@@ -320,7 +323,12 @@ pub fn scan(file: &[u8], header: &Header) -> Scan {
                 s.valid_end = offset + len;
             }
             Step::Damage(d) => s.damage.push(d),
-            Step::Tail(t) => s.tail = Some(t),
+            Step::Tail(t) => {
+                s.tail_zeroed = file
+                    .get(t.offset as usize..)
+                    .is_some_and(|b| b.iter().all(|&x| x == 0));
+                s.tail = Some(t);
+            }
         }
     }
     s

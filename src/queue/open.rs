@@ -95,6 +95,9 @@ pub struct OpenReport {
     pub scanned: Vec<SegmentId>,
     /// Torn tails cut off.
     pub truncated: Vec<Truncation>,
+    /// Zero-filled tails cut off (preallocated space, or a torn write that
+    /// left zeros): (segment, offset, bytes).
+    pub trimmed: Vec<(SegmentId, u64, u64)>,
     /// Damage resynchronised past.
     pub damaged: Vec<(SegmentId, Damage)>,
     /// Records lost (already resolved as lost).
@@ -352,7 +355,11 @@ pub(crate) fn open(
                 }
             };
             if let Some(t) = scan.tail {
-                tracing::warn!(segment = %p.id, offset = t.offset, len = t.len, cause = %t.cause, "truncating a torn tail");
+                if scan.tail_zeroed {
+                    tracing::debug!(segment = %p.id, offset = t.offset, len = t.len, "trimming zero-filled space");
+                } else {
+                    tracing::warn!(segment = %p.id, offset = t.offset, len = t.len, cause = %t.cause, "truncating a torn tail");
+                }
                 p.file
                     .set_len(t.offset)
                     .map_err(|e| QueueError::io("truncating", &path, e))?;
@@ -361,13 +368,17 @@ pub(crate) fn open(
                         .sync_data()
                         .map_err(|e| QueueError::io("syncing", &path, e))?;
                 }
-                report.truncated.push(Truncation {
-                    segment: p.id,
-                    offset: t.offset,
-                    len: t.len,
-                    cause: t.cause,
-                });
-                metrics::counter!("telespool_queue_truncated_bytes_total").increment(t.len);
+                if scan.tail_zeroed {
+                    report.trimmed.push((p.id, t.offset, t.len));
+                } else {
+                    report.truncated.push(Truncation {
+                        segment: p.id,
+                        offset: t.offset,
+                        len: t.len,
+                        cause: t.cause,
+                    });
+                    metrics::counter!("telespool_queue_truncated_bytes_total").increment(t.len);
+                }
             }
             let index_last = meta.last_id;
             meta.last_id = match (meta.last_id, scan.last) {
@@ -468,6 +479,7 @@ pub(crate) fn open(
             id: e.meta.id,
             file,
             len: e.meta.bytes,
+            allocated: e.meta.bytes,
             first_id: e.meta.first_id,
             created: e.meta.created,
             records: e.meta.records(),
@@ -608,6 +620,7 @@ fn create_segment(
         id,
         file,
         len: hl,
+        allocated: hl,
         first_id,
         created,
         records: 0,
