@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod deadletter;
 pub mod event_logs;
 pub mod gateway;
 pub mod ids;
