@@ -20,6 +20,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the sidecar: gRPC and HTTP ingest, the tee into the export queue
+    /// and event_logs, the admin API, cleanup and (when configured) export.
+    Serve(Box<ServeArgs>),
     /// CRC-check every segment of a data directory (read-only); exits 1 if
     /// any record is damaged.
     Verify(VerifyArgs),
@@ -45,7 +48,144 @@ pub struct StatusArgs {
     /// sidecar holds it.
     #[arg(default_value = DEFAULT_DATA_DIR, env = "TELESPOOL_DATA_DIR")]
     pub dir: PathBuf,
+    /// Ask the running sidecar whose HTTP address this is (host:port)
+    /// instead of opening the directory; admin token from TELESPOOL_ADMIN_TOKEN.
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `telespool serve`. Every setting: flag > environment variable > TOML
+/// file (`--config`, keys named like the flags with `_`) > default.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TELESPOOL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (queue, indexes, event_logs, dead letters) [default: ./telespool-data].
+    #[arg(long, env = "TELESPOOL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC ingest address (telemetrygateway.v1) [default: 127.0.0.1:10085].
+    #[arg(long, env = "TELESPOOL_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<String>,
+    /// HTTP address: POST /v1/events, admin API, /metrics, /healthz, /readyz [default: 127.0.0.1:10086].
+    #[arg(long, env = "TELESPOOL_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<String>,
+    /// Bearer token that opens the admin API to non-loopback clients [default: none: loopback only].
+    #[arg(
+        long,
+        env = "TELESPOOL_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Queue sync policy: always | interval(MS) | never (tests only) [default: always].
+    #[arg(long, env = "TELESPOOL_SYNC", value_name = "POLICY")]
+    pub sync: Option<String>,
+    /// Roll a queue segment at this size [default: 64MiB].
+    #[arg(long, env = "TELESPOOL_SEGMENT_SIZE", value_name = "SIZE")]
+    pub segment_size: Option<String>,
+    /// Roll a non-empty queue segment at this age [default: 1h].
+    #[arg(long, env = "TELESPOOL_SEGMENT_AGE", value_name = "DURATION")]
+    pub segment_age: Option<String>,
+    /// Disk quota of the export queue [default: 1GiB].
+    #[arg(long, env = "TELESPOOL_QUEUE_QUOTA", value_name = "SIZE")]
+    pub queue_quota: Option<String>,
+    /// When the queue is full: refuse | drop-oldest [default: refuse].
+    #[arg(long, env = "TELESPOOL_QUEUE_FULL_POLICY", value_name = "POLICY")]
+    pub queue_full_policy: Option<String>,
+    /// Which events are queued for export: all | cody-only | disabled [default: all].
+    #[arg(long, env = "TELESPOOL_EXPORT_MODE", value_name = "MODE")]
+    pub export_mode: Option<String>,
+    /// Sourcegraph.com mode: export private metadata and marketing unredacted.
+    #[arg(long, env = "TELESPOOL_DOTCOM")]
+    pub dotcom: bool,
+    /// Extra allowlisted event types: feature::action::key1::key2,... [default: none].
+    #[arg(
+        long,
+        env = "SRC_TELEMETRY_SENSITIVEMETADATA_ADDITIONAL_ALLOWED_EVENT_TYPES",
+        value_name = "LIST"
+    )]
+    pub allowed_event_types: Option<String>,
+    /// Largest event, protobuf-encoded [default: 1MiB].
+    #[arg(long, env = "TELESPOOL_MAX_EVENT_SIZE", value_name = "SIZE")]
+    pub max_event_size: Option<String>,
+    /// Largest HTTP request body [default: 16MiB].
+    #[arg(long, env = "TELESPOOL_MAX_BODY_SIZE", value_name = "SIZE")]
+    pub max_body_size: Option<String>,
+    /// Most events per request or payload [default: 10000].
+    #[arg(long, env = "TELESPOOL_MAX_EVENTS", value_name = "N")]
+    pub max_events: Option<usize>,
+    /// Deepest private-metadata nesting [default: 64].
+    #[arg(long, env = "TELESPOOL_MAX_DEPTH", value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// How long event_logs rows are kept [default: 93d].
+    #[arg(long, env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
+    pub event_logs_retention: Option<String>,
+    /// Page cache of the event_logs database [default: 16MiB].
+    #[arg(long, env = "TELESPOOL_EVENT_LOGS_CACHE", value_name = "SIZE")]
+    pub event_logs_cache: Option<String>,
+    /// Version written to event_logs rows of events without one [default: telespool-VERSION].
+    #[arg(long, env = "TELESPOOL_SERVER_VERSION", value_name = "VERSION")]
+    pub server_version: Option<String>,
+    /// Telemetry Gateway to export to, https://HOST:PORT [default: none: export off].
+    #[arg(
+        long,
+        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_ADDR",
+        value_name = "URL"
+    )]
+    pub export_addr: Option<String>,
+    /// Poll interval when there is nothing to export, at most 1h [default: 5m].
+    #[arg(
+        long,
+        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub export_interval: Option<String>,
+    /// Events per export stream before it is reopened, at least 100 [default: 10000].
+    #[arg(
+        long,
+        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_BATCH_SIZE",
+        value_name = "N"
+    )]
+    pub export_batch_size: Option<usize>,
+    /// How long fully exported queue segments are kept [default: 24h].
+    #[arg(
+        long,
+        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORTED_EVENTS_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub exported_events_retention: Option<String>,
+    /// How often exported segments and old event_logs rows are purged [default: 30m].
+    #[arg(
+        long,
+        env = "TELEMETRY_GATEWAY_EXPORTER_QUEUE_CLEANUP_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub queue_cleanup_interval: Option<String>,
+    /// Answered export attempts before an event is dead-lettered [default: 10].
+    #[arg(long, env = "TELESPOOL_EXPORT_MAX_ATTEMPTS", value_name = "N")]
+    pub export_max_attempts: Option<u32>,
+    /// Instance id sent to the gateway [default: a UUID kept in the data dir].
+    #[arg(long, env = "TELESPOOL_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// License key: export as a licensed instance [default: none: unlicensed].
+    #[arg(
+        long,
+        env = "TELESPOOL_LICENSE_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub license_key: Option<String>,
+    /// External URL sent to the gateway [default: empty].
+    #[arg(long, env = "TELESPOOL_EXTERNAL_URL", value_name = "URL")]
+    pub external_url: Option<String>,
+    /// Allow plain-text export to a non-loopback gateway.
+    #[arg(long, env = "TELESPOOL_EXPORT_INSECURE")]
+    pub export_insecure: bool,
+    /// Compress export payloads with gzip.
+    #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
+    pub export_gzip: bool,
 }

@@ -10,19 +10,23 @@
 //!   └── storage (real files, crashable memory disk, fault injection) + clock
 //! ```
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod config;
 pub mod deadletter;
 pub mod event_logs;
 pub mod gateway;
 pub mod ids;
 pub mod index;
+pub mod ingest;
 pub mod log;
 pub mod proto;
 pub mod protojson;
 pub mod queue;
 pub mod storage;
+pub mod tasks;
 pub mod tee;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};

@@ -7,16 +7,23 @@ use telespool::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Servers log their lifecycle at info; one-shot commands only warnings.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TELESPOOL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Verify(a) => commands::verify::run(&a.dir, a.json),
-        Command::Status(a) => commands::status::run(&a.dir, a.json),
+        Command::Status(a) => commands::status::run(&a.dir, a.addr.as_deref(), a.json),
+        Command::Serve(a) => commands::serve::run(&a),
     };
     match result {
         Ok(code) => code,

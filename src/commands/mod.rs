@@ -1,6 +1,8 @@
 //! The subcommands. Each returns the process exit code or a [`CmdError`]
 //! that `main` prints.
 
+pub mod client;
+pub mod serve;
 pub mod status;
 pub mod verify;
 

@@ -30,7 +30,9 @@
 pub mod allowlist;
 pub mod export_mode;
 pub mod json;
+pub mod mirror;
 pub mod redact;
+pub mod store;
 pub mod validate;
 
 pub use allowlist::{

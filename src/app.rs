@@ -1,0 +1,348 @@
+//! Wiring of `telespool serve`: open the stores, start the servers and the
+//! background tasks, and shut down gracefully.
+//!
+//! Shutdown (SIGTERM or ctrl-c): the servers stop accepting and finish the
+//! requests they hold (each acknowledged only once durable), the background
+//! tasks stop, the mirror writes what it was given, the queue syncs and
+//! flushes its index, and the process exits 0.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
+use crate::deadletter::{DeadLetterConfig, DeadLetterStore};
+use crate::event_logs::store::EventLogStore;
+use crate::ingest::admin::Admin;
+use crate::ingest::grpc::IngestService;
+use crate::ingest::http::{HttpState, router};
+use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::TelemeteryGatewayServiceServer;
+use crate::queue::Queue;
+use crate::tee::store::Tee;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why the sidecar could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The queue could not be opened.
+    #[error("opening the export queue: {0}")]
+    Queue(#[from] crate::queue::QueueError),
+    /// The event_logs store could not be opened.
+    #[error("opening event_logs: {0}")]
+    EventLogs(#[from] crate::event_logs::store::EventLogError),
+    /// The dead-letter store could not be opened.
+    #[error("opening the dead-letter store: {0}")]
+    DeadLetters(#[from] crate::deadletter::DeadLetterError),
+    /// A listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Other I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A server failed.
+    #[error("{0} server failed: {1}")]
+    Server(&'static str, String),
+}
+
+/// The process-wide Prometheus recorder (installed once; shared by every
+/// sidecar or gateway started in this process).
+pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .clone()
+}
+
+/// A running sidecar.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<Result<(), AppError>>>,
+    tasks: Vec<JoinHandle<()>>,
+    tee: Arc<Tee>,
+    queue: Arc<Queue>,
+    event_logs: Arc<EventLogStore>,
+    dead_letters: Arc<DeadLetterStore>,
+}
+
+/// Binds the configured listeners.
+pub async fn bind(config: &ServeConfig) -> Result<(TcpListener, TcpListener), AppError> {
+    let grpc = TcpListener::bind(config.listen.grpc)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: config.listen.grpc,
+            source,
+        })?;
+    let http = TcpListener::bind(config.listen.http)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: config.listen.http,
+            source,
+        })?;
+    Ok((grpc, http))
+}
+
+/// Opens the stores and starts serving on the given listeners.
+pub async fn start(
+    config: ServeConfig,
+    grpc: TcpListener,
+    http: TcpListener,
+) -> Result<Running, AppError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| AppError::Io {
+        what: "creating the data directory",
+        source,
+    })?;
+    let qc = config.queue.clone();
+    let dd = data_dir.clone();
+    let (queue, report) = tokio::task::spawn_blocking(move || Queue::open_dir(&dd, qc))
+        .await
+        .map_err(|e| AppError::Server("startup", e.to_string()))??;
+    if report.lost_records() > 0 || !report.truncated.is_empty() {
+        tracing::warn!(
+            lost = report.lost_records(),
+            truncated = report.truncated.len(),
+            "queue recovery found damage; see earlier log lines"
+        );
+    }
+    let queue = Arc::new(queue);
+    let event_logs = Arc::new(EventLogStore::open(
+        &data_dir.join("event_logs"),
+        config.event_logs.clone(),
+    )?);
+    let dead_letters = Arc::new(DeadLetterStore::open(
+        &data_dir.join("dead_letters"),
+        DeadLetterConfig::default(),
+    )?);
+    let tee = Arc::new(
+        Tee::new(
+            queue.clone(),
+            event_logs.clone(),
+            dead_letters.clone(),
+            config.tee.clone(),
+            clock.clone(),
+        )
+        .map_err(|source| AppError::Io {
+            what: "starting the mirror",
+            source,
+        })?,
+    );
+    let grpc_addr = grpc.local_addr().map_err(|source| AppError::Io {
+        what: "reading the gRPC address",
+        source,
+    })?;
+    let http_addr = http.local_addr().map_err(|source| AppError::Io {
+        what: "reading the HTTP address",
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+
+    let mut servers = Vec::new();
+    let svc = TelemeteryGatewayServiceServer::new(IngestService::new(tee.clone()))
+        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    let mut rx = stopped.clone();
+    servers.push(tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            )
+            .await
+            .map_err(|e| AppError::Server("gRPC", e.to_string()))
+    }));
+
+    let state = HttpState {
+        tee: tee.clone(),
+        admin: Arc::new(Admin {
+            queue: queue.clone(),
+            event_logs: event_logs.clone(),
+            dead_letters: dead_letters.clone(),
+            token: config.listen.admin_token.clone(),
+            clock: clock.clone(),
+        }),
+        max_body_bytes: config.listen.max_body_bytes,
+        metrics: metrics_handle(),
+    };
+    let app = router(state);
+    let mut rx = stopped.clone();
+    servers.push(tokio::spawn(async move {
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await
+        .map_err(|e| AppError::Server("HTTP", e.to_string()))
+    }));
+
+    let tasks = vec![
+        tokio::spawn(crate::tasks::maintenance(
+            queue.clone(),
+            config.clone(),
+            stopped.clone(),
+        )),
+        tokio::spawn(crate::tasks::cleanup(
+            queue.clone(),
+            event_logs.clone(),
+            clock.clone(),
+            config.cleanup.clone(),
+            stopped.clone(),
+        )),
+    ];
+    if config.export.addr.is_none() {
+        tracing::warn!(
+            quota_bytes = config.queue.quota_bytes,
+            "export is off (no --export-addr / TELEMETRY_GATEWAY_EXPORTER_EXPORT_ADDR): events are kept in the queue up to its quota, for a gateway configured later"
+        );
+    }
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %data_dir.display(), "telespool sidecar serving");
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        stop,
+        servers,
+        tasks,
+        tee,
+        queue,
+        event_logs,
+        dead_letters,
+    })
+}
+
+impl Running {
+    /// The tee (for in-process tests).
+    pub fn tee(&self) -> &Arc<Tee> {
+        &self.tee
+    }
+
+    /// Stops intake, finishes what was accepted, flushes, and returns.
+    pub async fn shutdown(self) -> Result<(), AppError> {
+        let _ = self.stop.send(true);
+        let mut first_err = None;
+        for s in self.servers {
+            match s.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(AppError::Server("task", e.to_string()));
+                }
+            }
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let tee = self.tee;
+        let queue = self.queue;
+        let event_logs = self.event_logs;
+        let dead_letters = self.dead_letters;
+        let closed = tokio::task::spawn_blocking(move || {
+            // The servers are done: this is the last reference to the tee,
+            // unless a request task is still unwinding.
+            match Arc::try_unwrap(tee) {
+                Ok(mut t) => t.close(),
+                Err(t) => drop(t),
+            }
+            let q = queue.clone();
+            drop(queue);
+            if let Err(e) = q.flush_index() {
+                tracing::warn!(error = %e, "flushing the queue index at shutdown failed");
+            }
+            match Arc::try_unwrap(q) {
+                Ok(q) => {
+                    if let Err(e) = q.close() {
+                        tracing::warn!(error = %e, "closing the queue failed");
+                    }
+                }
+                Err(q) => {
+                    if let Err(e) = q.sync() {
+                        tracing::warn!(error = %e, "syncing the queue at shutdown failed");
+                    }
+                }
+            }
+            let _ = event_logs.flush();
+            let _ = dead_letters.flush();
+        })
+        .await;
+        if let Err(e) = closed {
+            first_err.get_or_insert(AppError::Server("shutdown", e.to_string()));
+        }
+        tracing::info!("telespool sidecar stopped");
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Waits for SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// `telespool serve`: runs until SIGTERM or ctrl-c.
+pub fn serve(config: ServeConfig) -> Result<(), AppError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("telespool")
+        .build()
+        .map_err(|source| AppError::Io {
+            what: "starting the runtime",
+            source,
+        })?;
+    rt.block_on(async move {
+        let (grpc, http) = bind(&config).await?;
+        let running = start(config, grpc, http).await?;
+        shutdown_signal().await;
+        running.shutdown().await
+    })?;
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}

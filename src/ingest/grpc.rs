@@ -1,0 +1,183 @@
+//! gRPC ingest: the sidecar serves `telemetrygateway.v1.TelemeteryGatewayService`
+//! itself, so anything that can talk to a gateway can record into it.
+//!
+//! `RecordEvents` follows the gateway's stream rules: metadata first and
+//! only once (else `InvalidArgument`); the identifier is checked for shape
+//! only (the sidecar exports under its own identity); an empty message is
+//! ignored. Each events payload is answered with one response naming the
+//! ids now durable. An invalid event is reported as succeeded, as the
+//! gateway does for instance sources, so the sender stops retrying it, but
+//! it is dead-lettered with its reason, counted and logged; one without id
+//! cannot be named and is dead-lettered and counted only. A payload with
+//! more events than allowed fails the stream with `InvalidArgument`.
+//!
+//! `RecordEvent` records one event from any identifier and answers
+//! `InvalidArgument` with the reason for an invalid one.
+
+use super::status::grpc_status;
+use crate::proto::telemetrygateway::v1::identifier::Identifier as Id;
+use crate::proto::telemetrygateway::v1::record_events_request::Payload;
+use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::TelemeteryGatewayService;
+use crate::proto::telemetrygateway::v1::{
+    Event, RecordEventRequest, RecordEventResponse, RecordEventsRequest,
+    RecordEventsRequestMetadata, RecordEventsResponse,
+};
+use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee, TeeError};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The sidecar's gRPC service.
+#[derive(Clone, Debug)]
+pub struct IngestService {
+    tee: Arc<Tee>,
+}
+
+impl IngestService {
+    /// A service recording through `tee`.
+    pub fn new(tee: Arc<Tee>) -> IngestService {
+        IngestService { tee }
+    }
+}
+
+/// Checks an identifier's shape (the sidecar does not verify licenses).
+pub fn check_identifier(m: &RecordEventsRequestMetadata) -> Result<(), Status> {
+    match m.identifier.as_ref().and_then(|i| i.identifier.as_ref()) {
+        Some(Id::LicensedInstance(l)) if l.license_key.is_empty() => {
+            Err(Status::invalid_argument("invalid license_key: empty"))
+        }
+        Some(Id::LicensedInstance(_)) => Ok(()),
+        Some(Id::UnlicensedInstance(u)) if u.instance_id.is_empty() => Err(
+            Status::invalid_argument("instance_id is required for unlicensed instance"),
+        ),
+        Some(Id::UnlicensedInstance(_)) => Ok(()),
+        Some(Id::ManagedService(s)) if s.service_id.is_empty() => Err(Status::invalid_argument(
+            "service_id is required for managed services",
+        )),
+        Some(Id::ManagedService(_)) => Ok(()),
+        None => Err(Status::unimplemented("unsupported identifier type")),
+    }
+}
+
+/// Records events off the runtime (the queue's quota work may block) and
+/// waits until they are durable.
+pub(crate) async fn record(
+    tee: &Arc<Tee>,
+    events: Vec<Event>,
+    ids: Ids,
+    invalid: InvalidPolicy,
+) -> Result<Vec<Outcome>, TeeError> {
+    let prepared = tee.prepare(events, ids, invalid)?;
+    let t = tee.clone();
+    let commit = tokio::task::spawn_blocking(move || t.submit(prepared))
+        .await
+        .map_err(|e| {
+            TeeError::Mirror(crate::tee::mirror::MirrorError::EventLogs(format!(
+                "record task failed: {e}"
+            )))
+        })??;
+    commit.done().await
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<RecordEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TelemeteryGatewayService for IngestService {
+    type RecordEventsStream = ResponseStream;
+
+    async fn record_events(
+        &self,
+        request: Request<Streaming<RecordEventsRequest>>,
+    ) -> Result<Response<Self::RecordEventsStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let tee = self.tee.clone();
+        tokio::spawn(async move {
+            let mut metadata: Option<RecordEventsRequestMetadata> = None;
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(%status, "ingest stream ended by the client");
+                        break;
+                    }
+                };
+                let answer = match msg.payload {
+                    None => continue,
+                    Some(Payload::Metadata(m)) => {
+                        if metadata.is_some() {
+                            Err(Status::invalid_argument("received metadata more than once"))
+                        } else {
+                            match check_identifier(&m) {
+                                Ok(()) => {
+                                    metadata = Some(m);
+                                    continue;
+                                }
+                                Err(s) => Err(s),
+                            }
+                        }
+                    }
+                    Some(Payload::Events(_)) if metadata.is_none() => Err(
+                        Status::invalid_argument("got events when metadata not yet received"),
+                    ),
+                    Some(Payload::Events(p)) => {
+                        let n = p.events.len();
+                        match record(&tee, p.events, Ids::Require, InvalidPolicy::DeadLetter).await
+                        {
+                            Ok(outcomes) => {
+                                let succeeded: Vec<String> = outcomes
+                                    .into_iter()
+                                    .filter_map(|o| match o {
+                                        Outcome::Recorded { id, .. } => Some(id),
+                                        Outcome::Invalid { id, .. } => id,
+                                    })
+                                    .collect();
+                                metrics::counter!("telespool_ingest_events_total", "transport" => "grpc").increment(n as u64);
+                                Ok(RecordEventsResponse {
+                                    succeeded_events: succeeded,
+                                })
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, events = n, "gRPC ingest payload failed");
+                                Err(grpc_status(&e))
+                            }
+                        }
+                    }
+                };
+                let stop = answer.is_err();
+                if tx.send(answer).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn record_event(
+        &self,
+        request: Request<RecordEventRequest>,
+    ) -> Result<Response<RecordEventResponse>, Status> {
+        let req = request.into_inner();
+        let Some(event) = req.event else {
+            return Err(Status::invalid_argument("event is required"));
+        };
+        let outcomes = record(&self.tee, vec![event], Ids::Require, InvalidPolicy::Report)
+            .await
+            .map_err(|e| grpc_status(&e))?;
+        match outcomes.into_iter().next() {
+            Some(Outcome::Invalid { error, .. }) => {
+                Err(Status::invalid_argument(format!("invalid event: {error}")))
+            }
+            _ => {
+                metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
+                    .increment(1);
+                Ok(Response::new(RecordEventResponse {}))
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Group commit for the record path's sled writes: `event_logs` rows and
+//! ingest dead letters.
+//!
+//! sled's flush costs about as much for one row as for a thousand, so one
+//! thread takes everything submitted since its last turn, writes it with
+//! one batch per store, flushes each store once, and answers every
+//! submitter (a `futures` oneshot, like the queue's writer). A record call
+//! waits for this and for the queue's group commit, which run side by side.
+
+use crate::deadletter::{DeadLetterEntry, DeadLetterStore};
+use crate::event_logs::row::EventLogRow;
+use crate::event_logs::store::EventLogStore;
+use futures::channel::oneshot;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What one mirror commit wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorAck {
+    /// Rows newly inserted.
+    pub inserted: u64,
+    /// Rows whose event id was already present (a retry): not inserted again.
+    pub duplicates: u64,
+    /// Dead letters stored.
+    pub dead_lettered: u64,
+}
+
+/// Why a mirror commit failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// The event_logs store failed.
+    #[error("event_logs store: {0}")]
+    EventLogs(String),
+    /// The dead-letter store failed.
+    #[error("dead-letter store: {0}")]
+    DeadLetter(String),
+    /// The mirror is closed.
+    #[error("the event_logs mirror is closed")]
+    Closed,
+}
+
+struct Work {
+    rows: Vec<EventLogRow>,
+    dead: Vec<DeadLetterEntry>,
+    done: oneshot::Sender<Result<MirrorAck, MirrorError>>,
+}
+
+#[derive(Default)]
+struct Intake {
+    work: Vec<Work>,
+    closed: bool,
+}
+
+struct Shared {
+    intake: Mutex<Intake>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn intake(&self) -> MutexGuard<'_, Intake> {
+        self.intake.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The mirror's committer thread.
+pub struct Mirror {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror").finish_non_exhaustive()
+    }
+}
+
+/// A submitted mirror write; resolves once flushed.
+pub type MirrorPending = futures::future::BoxFuture<'static, Result<MirrorAck, MirrorError>>;
+
+impl Mirror {
+    /// Starts the committer.
+    pub fn start(
+        event_logs: Arc<EventLogStore>,
+        dead: Arc<DeadLetterStore>,
+    ) -> std::io::Result<Mirror> {
+        let shared = Arc::new(Shared {
+            intake: Mutex::new(Intake::default()),
+            cv: Condvar::new(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("telespool-mirror".into())
+            .spawn(move || run(&s, &event_logs, &dead))?;
+        Ok(Mirror {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Submits rows and dead letters; the future resolves once both stores
+    /// are flushed.
+    pub fn submit(&self, rows: Vec<EventLogRow>, dead: Vec<DeadLetterEntry>) -> MirrorPending {
+        use futures::FutureExt;
+        if rows.is_empty() && dead.is_empty() {
+            return futures::future::ready(Ok(MirrorAck::default())).boxed();
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut intake = self.shared.intake();
+            if intake.closed {
+                return futures::future::ready(Err(MirrorError::Closed)).boxed();
+            }
+            intake.work.push(Work {
+                rows,
+                dead,
+                done: tx,
+            });
+        }
+        self.shared.cv.notify_one();
+        rx.map(|r| r.unwrap_or(Err(MirrorError::Closed))).boxed()
+    }
+
+    /// Writes what was submitted, then stops the thread.
+    pub fn close(&mut self) {
+        self.shared.intake().closed = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the event_logs mirror thread panicked");
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
+    loop {
+        let work = {
+            let mut intake = shared.intake();
+            while intake.work.is_empty() && !intake.closed {
+                intake = shared.cv.wait(intake).unwrap_or_else(|e| e.into_inner());
+            }
+            if intake.work.is_empty() {
+                return;
+            }
+            std::mem::take(&mut intake.work)
+        };
+        let started = Instant::now();
+        let result = commit(&work, event_logs, dead);
+        metrics::histogram!("telespool_mirror_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(per_work) => {
+                for (w, ack) in work.into_iter().zip(per_work) {
+                    let _ = w.done.send(Ok(ack));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event_logs mirror commit failed");
+                for w in work {
+                    let _ = w.done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One batch per store, one flush per store. Duplicates are attributed to
+/// the submitter whose rows they were by inserting per submitter inside the
+/// same turn (sled batches are cheap; the flush is what costs).
+fn commit(
+    work: &[Work],
+    event_logs: &EventLogStore,
+    dead: &DeadLetterStore,
+) -> Result<Vec<MirrorAck>, MirrorError> {
+    let mut acks = Vec::with_capacity(work.len());
+    let mut rows_written = false;
+    let mut dead_written = false;
+    for w in work {
+        let mut ack = MirrorAck::default();
+        if !w.rows.is_empty() {
+            let out = event_logs
+                .insert_batch(&w.rows)
+                .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+            ack.inserted = out.inserted;
+            ack.duplicates = out.duplicates;
+            rows_written = true;
+        }
+        if !w.dead.is_empty() {
+            dead.put_batch(&w.dead)
+                .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
+            ack.dead_lettered = w.dead.len() as u64;
+            dead_written = true;
+        }
+        acks.push(ack);
+    }
+    if rows_written {
+        event_logs
+            .flush()
+            .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+    }
+    if dead_written {
+        dead.flush()
+            .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
+    }
+    Ok(acks)
+}
