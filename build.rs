@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/telemetrygateway/v1/telemetrygateway.proto",
         "proto/telespool/v1/log.proto",
+        "proto/telespool/v1/export.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -21,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // bytes (stable queue contents, goldens and dedup).
         .btree_map(".")
         .bytes(".telespool.v1.RecordEnvelope.event")
+        .bytes(".telespool.v1.RawEventsPayload.events")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

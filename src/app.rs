@@ -54,6 +54,9 @@ pub enum AppError {
     /// A server failed.
     #[error("{0} server failed: {1}")]
     Server(&'static str, String),
+    /// The export settings cannot be used.
+    #[error("export: {0}")]
+    Export(String),
 }
 
 /// The process-wide Prometheus recorder (installed once; shared by every
@@ -158,9 +161,10 @@ pub async fn start(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
+    let wake = Arc::new(tokio::sync::Notify::new());
 
     let mut servers = Vec::new();
-    let svc = TelemeteryGatewayServiceServer::new(IngestService::new(tee.clone()))
+    let svc = TelemeteryGatewayServiceServer::new(IngestService::new(tee.clone(), wake.clone()))
         .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
     let mut rx = stopped.clone();
@@ -179,6 +183,7 @@ pub async fn start(
 
     let state = HttpState {
         tee: tee.clone(),
+        wake: wake.clone(),
         admin: Arc::new(Admin {
             queue: queue.clone(),
             event_logs: event_logs.clone(),

@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod deadletter;
 pub mod event_logs;
+pub mod export;
 pub mod gateway;
 pub mod ids;
 pub mod index;

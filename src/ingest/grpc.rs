@@ -25,7 +25,7 @@ use crate::proto::telemetrygateway::v1::{
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee, TeeError};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -33,12 +33,14 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Clone, Debug)]
 pub struct IngestService {
     tee: Arc<Tee>,
+    wake: Arc<Notify>,
 }
 
 impl IngestService {
-    /// A service recording through `tee`.
-    pub fn new(tee: Arc<Tee>) -> IngestService {
-        IngestService { tee }
+    /// A service recording through `tee`, waking the exporter after each
+    /// durable record.
+    pub fn new(tee: Arc<Tee>, wake: Arc<Notify>) -> IngestService {
+        IngestService { tee, wake }
     }
 }
 
@@ -61,10 +63,11 @@ pub fn check_identifier(m: &RecordEventsRequestMetadata) -> Result<(), Status> {
     }
 }
 
-/// Records events off the runtime (the queue's quota work may block) and
-/// waits until they are durable.
+/// Records events off the runtime (the queue's quota work may block),
+/// waits until they are durable, then wakes the exporter.
 pub(crate) async fn record(
     tee: &Arc<Tee>,
+    wake: &Notify,
     events: Vec<Event>,
     ids: Ids,
     invalid: InvalidPolicy,
@@ -78,7 +81,9 @@ pub(crate) async fn record(
                 "record task failed: {e}"
             )))
         })??;
-    commit.done().await
+    let outcomes = commit.done().await?;
+    wake.notify_one();
+    Ok(outcomes)
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<RecordEventsResponse, Status>> + Send>>;
@@ -94,6 +99,7 @@ impl TelemeteryGatewayService for IngestService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
         let tee = self.tee.clone();
+        let wake = self.wake.clone();
         tokio::spawn(async move {
             let mut metadata: Option<RecordEventsRequestMetadata> = None;
             loop {
@@ -125,7 +131,14 @@ impl TelemeteryGatewayService for IngestService {
                     ),
                     Some(Payload::Events(p)) => {
                         let n = p.events.len();
-                        match record(&tee, p.events, Ids::Require, InvalidPolicy::DeadLetter).await
+                        match record(
+                            &tee,
+                            &wake,
+                            p.events,
+                            Ids::Require,
+                            InvalidPolicy::DeadLetter,
+                        )
+                        .await
                         {
                             Ok(outcomes) => {
                                 let succeeded: Vec<String> = outcomes
@@ -166,9 +179,15 @@ impl TelemeteryGatewayService for IngestService {
         let Some(event) = req.event else {
             return Err(Status::invalid_argument("event is required"));
         };
-        let outcomes = record(&self.tee, vec![event], Ids::Require, InvalidPolicy::Report)
-            .await
-            .map_err(|e| grpc_status(&e))?;
+        let outcomes = record(
+            &self.tee,
+            &self.wake,
+            vec![event],
+            Ids::Require,
+            InvalidPolicy::Report,
+        )
+        .await
+        .map_err(|e| grpc_status(&e))?;
         match outcomes.into_iter().next() {
             Some(Outcome::Invalid { error, .. }) => {
                 Err(Status::invalid_argument(format!("invalid event: {error}")))

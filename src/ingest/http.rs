@@ -42,6 +42,8 @@ use std::sync::Arc;
 pub struct HttpState {
     /// The tee.
     pub tee: Arc<Tee>,
+    /// Woken after each durable record (the exporter waits on it).
+    pub wake: Arc<tokio::sync::Notify>,
     /// The admin API's stores.
     pub admin: Arc<admin::Admin>,
     /// Largest request body.
@@ -198,7 +200,15 @@ async fn post_events(
             }),
         }
     }
-    let outcomes = match record(&s.tee, parsed, Ids::Generate, InvalidPolicy::Report).await {
+    let outcomes = match record(
+        &s.tee,
+        &s.wake,
+        parsed,
+        Ids::Generate,
+        InvalidPolicy::Report,
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             let (status, retry) = http_status(&e);
