@@ -194,14 +194,15 @@ async fn every_event_is_acknowledged_exactly_once(mode: Mode, n: u64) -> Fake {
         "each record resolved once, as acked"
     );
     assert_eq!(s.dead.count().unwrap(), 0);
-    let seen = fake.seen.lock().unwrap();
-    for i in 0..n {
-        assert!(
-            seen.acked.contains_key(&format!("ev-{i:06}")),
-            "event {i} never acknowledged by the gateway"
-        );
+    {
+        let seen = fake.seen.lock().unwrap();
+        for i in 0..n {
+            assert!(
+                seen.acked.contains_key(&format!("ev-{i:06}")),
+                "event {i} never acknowledged by the gateway"
+            );
+        }
     }
-    drop(seen);
     finish(s).await;
     fake
 }
@@ -266,14 +267,15 @@ async fn a_stream_dropped_mid_batch_reconnects_without_losing_anything() {
         0,
         "a broken stream is not an answered attempt"
     );
-    let seen = fake.seen.lock().unwrap();
-    assert!(seen.streams >= 3, "{} streams", seen.streams);
-    assert!(
-        seen.events.len() > 3000,
-        "payloads cut off by the drop were resent ({} sent)",
-        seen.events.len()
-    );
-    drop(seen);
+    {
+        let seen = fake.seen.lock().unwrap();
+        assert!(seen.streams >= 3, "{} streams", seen.streams);
+        assert!(
+            seen.events.len() > 3000,
+            "payloads cut off by the drop were resent ({} sent)",
+            seen.events.len()
+        );
+    }
     finish(s).await;
 }
 

@@ -152,7 +152,7 @@ impl TelemeteryGatewayService for Fake {
                             let mut seen = me.seen.lock().unwrap();
                             seen.payloads += 1;
                             if me.decode {
-                                seen.events.extend(p.events.into_iter());
+                                seen.events.extend(p.events);
                             }
                         }
                         let mut ack: Vec<String> = match &mode {
