@@ -66,7 +66,7 @@ pub struct RecentQuery {
     /// [`DEFAULT_RECENT_LIMIT`].
     pub limit: usize,
     /// Continue after the page that returned this cursor.
-    pub before: Option<RecentCursor>,
+    pub before_cursor: Option<RecentCursor>,
 }
 
 impl RecentQuery {
@@ -81,7 +81,7 @@ impl RecentQuery {
             anonymous_user_id: None,
             source: None,
             limit: DEFAULT_RECENT_LIMIT,
-            before: None,
+            before_cursor: None,
         }
     }
 
@@ -160,9 +160,9 @@ impl<'de> Deserialize<'de> for RecentCursor {
 pub struct RecentPage {
     /// Matching rows, newest first.
     pub rows: Vec<EventLogRow>,
-    /// Set when the page is full: pass it as [`RecentQuery::before`] for the
+    /// Set when the page is full: pass it as [`RecentQuery::before_cursor`] for the
     /// next page (which may turn out empty). `None` means no more rows.
-    pub next: Option<RecentCursor>,
+    pub next_cursor: Option<RecentCursor>,
 }
 
 /// Rows with one name on one UTC day.
@@ -203,7 +203,7 @@ enum UserKey {
 }
 
 impl EventLogStore {
-    /// The newest rows in `[q.from, q.to)` (before `q.before`, when set)
+    /// The newest rows in `[q.from, q.to)` (before `q.before_cursor`, when set)
     /// that match every filter, at most `q.limit`.
     pub fn recent(&self, q: &RecentQuery) -> Result<RecentPage, EventLogError> {
         if q.limit == 0 || q.limit > MAX_RECENT_LIMIT {
@@ -213,14 +213,14 @@ impl EventLogStore {
             });
         }
         let (lo, mut hi) = bounds(q.from, q.to)?;
-        if let Some(RecentCursor(c)) = &q.before
+        if let Some(RecentCursor(c)) = &q.before_cursor
             && *c < hi
         {
             hi.clone_from(c);
         }
         let mut page = RecentPage {
             rows: Vec::new(),
-            next: None,
+            next_cursor: None,
         };
         if lo >= hi {
             return Ok(page);
@@ -233,7 +233,7 @@ impl EventLogStore {
             }
             page.rows.push(decode_row(&k, &v)?);
             if page.rows.len() == q.limit {
-                page.next = Some(RecentCursor(k.to_vec()));
+                page.next_cursor = Some(RecentCursor(k.to_vec()));
                 break;
             }
         }

@@ -217,7 +217,7 @@ fn recent_returns_the_range_newest_first_and_excludes_its_end() {
         ))
         .unwrap();
     assert_eq!(ids(&page.rows), ["middle", "start"]);
-    assert_eq!(page.next, None);
+    assert_eq!(page.next_cursor, None);
     let empty = store
         .recent(&RecentQuery::new(
             at("2024-03-01T10:00:00Z"),
@@ -323,8 +323,8 @@ fn recent_pages_with_the_cursor_without_repeating_or_skipping_rows() {
                     "late",
                 )])
                 .unwrap();
-            match page.next {
-                Some(c) => q.before = Some(c.to_string().parse().unwrap()),
+            match page.next_cursor {
+                Some(c) => q.before_cursor = Some(c.to_string().parse().unwrap()),
                 None => break,
             }
         }
@@ -351,7 +351,7 @@ fn cursor_text_round_trips_and_garbage_is_refused() {
     let (from, to) = year();
     let mut q = RecentQuery::new(from, to);
     q.limit = 1;
-    let cursor = store.recent(&q).unwrap().next.unwrap();
+    let cursor = store.recent(&q).unwrap().next_cursor.unwrap();
     let text = serde_json::to_string(&cursor).unwrap();
     assert_eq!(serde_json::from_str::<RecentCursor>(&text).unwrap(), cursor);
     for bad in ["", "zz", "abc", "00ff"] {
