@@ -165,7 +165,7 @@ async fn recent(State(s): State<HttpState>, Query(p): Query<RecentParams>) -> Re
     }
     if let Some(c) = p.before {
         match c.parse() {
-            Ok(c) => q.before = Some(c),
+            Ok(c) => q.before_cursor = Some(c),
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("before: {e}")),
         }
     }
@@ -173,7 +173,7 @@ async fn recent(State(s): State<HttpState>, Query(p): Query<RecentParams>) -> Re
     match tokio::task::spawn_blocking(move || store.recent(&q)).await {
         Ok(Ok(page)) => axum::Json(json!({
             "rows": page.rows,
-            "next": page.next.map(|c| c.to_string()),
+            "next": page.next_cursor.map(|c| c.to_string()),
         }))
         .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
