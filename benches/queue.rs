@@ -15,6 +15,12 @@ use telespool::{Batch, Queue, QueueConfig, RecordId, SyncPolicy};
 
 const EVENT: usize = 600;
 
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs each
+/// bench once without it, so the data sets shrink to keep tests fast.
+fn full_size() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn config(sync: SyncPolicy) -> QueueConfig {
     QueueConfig {
         sync,
@@ -117,7 +123,7 @@ fn sealed_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path(), 4, 0);
+    fill(dir.path(), if full_size() { 4 } else { 1 }, 0);
     let (q, _) = Queue::open_dir(dir.path(), config(SyncPolicy::Never)).unwrap();
     let sealed: Vec<_> = q.segments().into_iter().filter(|s| s.meta.sealed).collect();
     let bytes: u64 = sealed.iter().map(|s| s.meta.bytes).sum();
@@ -151,8 +157,12 @@ fn open(c: &mut Criterion) {
     let mut g = c.benchmark_group("open");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
-    let sealed = (1u64 << 30).div_ceil(DEFAULT_SEGMENT_BYTES) as usize;
-    fill(dir.path(), sealed, 60 * 1024 * 1024);
+    let (sealed, active) = if full_size() {
+        ((1u64 << 30).div_ceil(DEFAULT_SEGMENT_BYTES) as usize, 60 * 1024 * 1024)
+    } else {
+        (1, 1024 * 1024)
+    };
+    fill(dir.path(), sealed, active);
     g.bench_function("1GiB_sealed_plus_60MiB_active", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
