@@ -16,6 +16,9 @@ pub struct UnixNanos(pub i64);
 
 impl UnixNanos {
     /// The time `d` after this one, saturating.
+    // Named methods rather than `Add`/`Sub`: saturation is the point, and an
+    // operator would hide it.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Duration) -> UnixNanos {
         UnixNanos(
             self.0
@@ -24,6 +27,7 @@ impl UnixNanos {
     }
 
     /// The time `d` before this one, saturating.
+    #[allow(clippy::should_implement_trait)]
     pub fn sub(self, d: Duration) -> UnixNanos {
         UnixNanos(
             self.0

@@ -1,1 +1,3 @@
+//! The `telespool` binary (a placeholder until the CLI lands).
+
 fn main() {}

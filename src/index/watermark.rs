@@ -143,10 +143,10 @@ impl RangeSet {
     pub fn remove_through(&mut self, v: u64) {
         let keep_from = self.ranges.partition_point(|&(_, e)| e <= v);
         self.ranges.drain(..keep_from);
-        if let Some(first) = self.ranges.first_mut() {
-            if first.0 <= v {
-                first.0 = v + 1;
-            }
+        if let Some(first) = self.ranges.first_mut()
+            && first.0 <= v
+        {
+            first.0 = v + 1;
         }
     }
 }
@@ -259,11 +259,11 @@ impl SegmentMeta {
     }
 
     fn advance(&mut self) {
-        if let Some(&(s, e)) = self.resolved_above.ranges().first() {
-            if s == self.watermark.0 + 1 {
-                self.watermark = RecordId(e);
-                self.resolved_above.remove_through(e);
-            }
+        if let Some(&(s, e)) = self.resolved_above.ranges().first()
+            && s == self.watermark.0 + 1
+        {
+            self.watermark = RecordId(e);
+            self.resolved_above.remove_through(e);
         }
     }
 

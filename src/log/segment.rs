@@ -310,7 +310,7 @@ pub fn scan(file: &[u8], header: &Header) -> Scan {
                 offset,
                 len,
             } => {
-                if s.records % SPARSE_EVERY == 0 {
+                if s.records.is_multiple_of(SPARSE_EVERY) {
                     s.sparse.push((record.id, offset));
                 }
                 s.records += 1;

@@ -417,10 +417,11 @@ impl WriterThread {
                     intake.closed,
                 )
             };
-            if check_age && self.age_due() {
-                if let Err(e) = self.roll() {
-                    tracing::warn!(error = %e, "age-based segment roll failed");
-                }
+            if check_age
+                && self.age_due()
+                && let Err(e) = self.roll()
+            {
+                tracing::warn!(error = %e, "age-based segment roll failed");
             }
             self.write_requests(requests);
             for tx in rolls {
@@ -490,10 +491,11 @@ impl WriterThread {
     }
 
     fn write_requests(&mut self, requests: Vec<Request>) {
-        if !requests.is_empty() && self.age_due() {
-            if let Err(e) = self.roll() {
-                tracing::warn!(error = %e, "age-based segment roll failed");
-            }
+        if !requests.is_empty()
+            && self.age_due()
+            && let Err(e) = self.roll()
+        {
+            tracing::warn!(error = %e, "age-based segment roll failed");
         }
         let mut group = Group::new(self.next_id);
         let mut requests = requests.into_iter();
@@ -536,7 +538,7 @@ impl WriterThread {
         let first = self.next_id;
         for event in req.batch.iter() {
             let id = self.next_id;
-            if (id.0 - self.active.first_id.0) % SPARSE_EVERY == 0 {
+            if (id.0 - self.active.first_id.0).is_multiple_of(SPARSE_EVERY) {
                 group
                     .sparse
                     .push((id, self.active.len + self.buf.len() as u64));

@@ -410,16 +410,16 @@ pub(crate) fn open(
                 oldest: None,
             }
         };
-        if let Some((prev_id, prev_last_id)) = prev_last {
-            if entry.meta.first_id <= prev_last_id {
-                return Err(QueueError::Inconsistent {
-                    path,
-                    reason: format!(
-                        "its first record id {} is not above segment {prev_id}'s last record id {prev_last_id}",
-                        entry.meta.first_id
-                    ),
-                });
-            }
+        if let Some((prev_id, prev_last_id)) = prev_last
+            && entry.meta.first_id <= prev_last_id
+        {
+            return Err(QueueError::Inconsistent {
+                path,
+                reason: format!(
+                    "its first record id {} is not above segment {prev_id}'s last record id {prev_last_id}",
+                    entry.meta.first_id
+                ),
+            });
         }
         if let Some(l) = entry.meta.last_id {
             prev_last = Some((entry.meta.id, l));
