@@ -22,7 +22,7 @@
 //!
 //! # Writing
 //!
-//! Appends go to the one active segment through two threads ([`writer`]):
+//! Appends go to the one active segment through two threads (`writer.rs`):
 //! the *writer* takes every batch submitted since its last turn, assigns
 //! record ids, encodes the frames into one buffer and writes it with one
 //! `pwrite`; the *syncer* `fdatasync`s and then acknowledges every batch the
