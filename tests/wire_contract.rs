@@ -1397,3 +1397,77 @@ async fn generated_server_routes_the_documented_paths_and_not_the_corrected_spel
     }
     assert_eq!(recording.0.lock().unwrap().len(), 2);
 }
+
+// ---------------------------------------------------------------------------
+// Seeds for the fuzz targets (fuzz/fuzz_targets/*.rs), built from the
+// fixtures above. Not a check: `.ci/run` runs it to start each fuzz target
+// from valid inputs instead of from nothing.
+
+/// Writes the seed corpus under `$TELESPOOL_FUZZ_SEEDS/<target>/`.
+#[test]
+#[ignore = "writes files; run by .ci/run with TELESPOOL_FUZZ_SEEDS set"]
+fn seed_corpus_for_the_fuzz_targets_is_written_on_request() {
+    use telespool::log::record;
+    use telespool::{RecordId, UnixNanos};
+
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("TELESPOOL_FUZZ_SEEDS").expect("TELESPOOL_FUZZ_SEEDS is set"),
+    );
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
+    };
+
+    let events = [
+        ("full", full_event().encode_to_vec()),
+        ("unknown-fields", full_event_with_unknown_fields().0),
+        (
+            "snapshot-2023-11-16",
+            go_snapshot(
+                SnapshotMetadata::LegacyInt64,
+                Some(
+                    Pb::new()
+                        .string(1, SNAPSHOT_TRACE_ID)
+                        .msg(3, Pb::new().string(1, "US")),
+                ),
+            ),
+        ),
+        (
+            "snapshot-2023-11-28",
+            go_snapshot(
+                SnapshotMetadata::Double(["metadata", "float"]),
+                Some(Pb::new().string(1, SNAPSHOT_TRACE_ID)),
+            ),
+        ),
+    ];
+    for (name, bytes) in &events {
+        write("event_decode", name, bytes);
+    }
+    let request = RecordEventsRequest {
+        payload: Some(pb::record_events_request::Payload::Events(
+            pb::record_events_request::EventsPayload {
+                events: vec![full_event(), snapshot_event()],
+            },
+        )),
+    };
+    write("event_decode", "request", &request.encode_to_vec());
+
+    // Frames with ids 1.. (the id the segment target's raw-bytes header
+    // expects first), carrying the events above.
+    let mut frames = Vec::new();
+    for (i, (_, event)) in events.iter().enumerate() {
+        record::encode(
+            &mut frames,
+            RecordId(i as u64 + 1),
+            UnixNanos(i as i64),
+            event,
+        );
+    }
+    let mut small = Vec::new();
+    record::encode(&mut small, RecordId(1), UnixNanos(1), b"e");
+    for target in ["record_decode", "segment_recovery"] {
+        write(target, "frames", &frames);
+        write(target, "small", &small);
+    }
+}
