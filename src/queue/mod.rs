@@ -373,7 +373,7 @@ impl Queue {
         Ok(self.submit(batch)?.wait()?)
     }
 
-    /// Appends a batch; the returned future (also [`Pending::wait`]) resolves
+    /// Appends a batch; the returned future (also `Pending::wait`) resolves
     /// when it is acknowledged. Quota and size checks happen here.
     pub fn submit(&self, batch: Batch) -> Result<Pending, QueueError> {
         let limit = record::MAX_PAYLOAD_LEN - record::envelope_len(0) - 8;
