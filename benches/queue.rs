@@ -158,7 +158,10 @@ fn open(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
     let (sealed, active) = if full_size() {
-        ((1u64 << 30).div_ceil(DEFAULT_SEGMENT_BYTES) as usize, 60 * 1024 * 1024)
+        (
+            (1u64 << 30).div_ceil(DEFAULT_SEGMENT_BYTES) as usize,
+            60 * 1024 * 1024,
+        )
     } else {
         (1, 1024 * 1024)
     };

@@ -28,6 +28,70 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show the queue: segments, records, backlog, watermarks.
     Status(StatusArgs),
+    /// Admin analytics over the unredacted event_logs mirror.
+    EventLogs(EventLogsArgs),
+    /// List or requeue dead letters (invalid events and events the gateway kept refusing).
+    DeadLetter(DeadLetterArgs),
+}
+
+/// `telespool event-logs`.
+#[derive(Debug, Args)]
+pub struct EventLogsArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub command: EventLogsCommand,
+    /// Data directory, opened directly when no sidecar holds it.
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, env = "TELESPOOL_DATA_DIR")]
+    pub dir: PathBuf,
+    /// Ask the running sidecar whose HTTP address this is (host:port);
+    /// admin token from TELESPOOL_ADMIN_TOKEN.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `telespool event-logs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventLogsCommand {
+    /// Recent events, newest first, with filters.
+    Recent(crate::ingest::queries::RecentParams),
+    /// Events by name per UTC day.
+    Counts(crate::ingest::queries::RangeParams),
+    /// Distinct users per UTC day (user id, else anonymous id).
+    Users(crate::ingest::queries::RangeParams),
+}
+
+/// `telespool dead-letter`.
+#[derive(Debug, Args)]
+pub struct DeadLetterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DeadLetterCommand,
+    /// Data directory, opened directly when no sidecar holds it.
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, env = "TELESPOOL_DATA_DIR")]
+    pub dir: PathBuf,
+    /// Ask the running sidecar whose HTTP address this is (host:port);
+    /// admin token from TELESPOOL_ADMIN_TOKEN.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `telespool dead-letter` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters with their reasons.
+    List(crate::ingest::queries::DeadLetterParams),
+    /// Put export dead letters (poison events) back in the queue.
+    Requeue {
+        /// Requeue at most this many [default: all].
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 /// `telespool verify`.

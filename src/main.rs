@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&a.dir, a.json),
         Command::Status(a) => commands::status::run(&a.dir, a.addr.as_deref(), a.json),
         Command::Serve(a) => commands::serve::run(&a),
+        Command::EventLogs(a) => commands::event_logs::run(&a),
+        Command::DeadLetter(a) => commands::dead_letter::run(&a),
     };
     match result {
         Ok(code) => code,

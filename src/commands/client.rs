@@ -12,6 +12,19 @@ pub const ADMIN_TOKEN_ENV: &str = "TELESPOOL_ADMIN_TOKEN";
 
 /// GETs `path` from the sidecar at `addr` (host:port) and parses the JSON.
 pub fn get_json(addr: &str, path_and_query: &str) -> Result<serde_json::Value, CmdError> {
+    request_json(hyper::Method::GET, addr, path_and_query)
+}
+
+/// POSTs (no body) to `path` on the sidecar at `addr` and parses the JSON.
+pub fn post_json(addr: &str, path_and_query: &str) -> Result<serde_json::Value, CmdError> {
+    request_json(hyper::Method::POST, addr, path_and_query)
+}
+
+fn request_json(
+    method: hyper::Method,
+    addr: &str,
+    path_and_query: &str,
+) -> Result<serde_json::Value, CmdError> {
     let url = format!("http://{addr}{path_and_query}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -19,7 +32,7 @@ pub fn get_json(addr: &str, path_and_query: &str) -> Result<serde_json::Value, C
         .map_err(|e| CmdError::new(format!("starting the HTTP client: {e}")))?;
     rt.block_on(async {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let mut req = hyper::Request::get(&url);
+        let mut req = hyper::Request::builder().method(method).uri(&url);
         if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV)
             && !t.is_empty() {
                 req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));

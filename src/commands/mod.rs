@@ -2,6 +2,8 @@
 //! that `main` prints.
 
 pub mod client;
+pub mod dead_letter;
+pub mod event_logs;
 pub mod serve;
 pub mod status;
 pub mod verify;

@@ -13,11 +13,12 @@
 //! | `GET /v1/event-logs/counts` | `from`, `to` (default the last 30 days) |
 //! | `GET /v1/event-logs/users` | `from`, `to` (default the last 30 days) |
 //! | `GET /v1/dead-letter` | `after` (seq), `limit` (default 100, ≤ 10,000) |
+//! | `POST /v1/dead-letter/requeue` | `limit` (default all): export dead letters back into the queue |
 
 use super::http::{HttpState, error};
-use crate::clock::{Clock, UnixNanos};
-use crate::deadletter::{DeadLetter, DeadLetterSeq, DeadLetterStore};
-use crate::event_logs::query::{MAX_RECENT_LIMIT, RecentQuery};
+use super::queries::{self, DeadLetterParams, QueryError, RangeParams, RecentParams};
+use crate::clock::Clock;
+use crate::deadletter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::queue::Queue;
 use axum::Router;
@@ -25,12 +26,10 @@ use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The stores the admin API reads.
 #[derive(Debug)]
@@ -55,6 +54,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         .route("/v1/event-logs/counts", get(counts))
         .route("/v1/event-logs/users", get(users))
         .route("/v1/dead-letter", get(dead_letters))
+        .route("/v1/dead-letter/requeue", post(requeue))
         .route_layer(middleware::from_fn_with_state(state, guard))
 }
 
@@ -92,33 +92,6 @@ async fn guard(
     }
 }
 
-fn parse_time(name: &str, v: Option<&str>, default: UnixNanos) -> Result<UnixNanos, String> {
-    match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_rfc3339_weak(s)
-            .map(UnixNanos::from_system)
-            .map_err(|e| {
-                format!("{name}={s:?} is not an RFC 3339 time (like 2026-11-25T00:00:00Z): {e}")
-            }),
-    }
-}
-
-/// The `[from, to)` range of a query; the error is a 400 message.
-fn range(
-    a: &Admin,
-    from: Option<&str>,
-    to: Option<&str>,
-    days: u64,
-) -> Result<(UnixNanos, UnixNanos), String> {
-    let now = a.clock.now();
-    let to = parse_time("to", to, now.plus(Duration::from_secs(1)))?;
-    let from = parse_time("from", from, to.minus(Duration::from_secs(days * 86_400)))?;
-    if from >= to {
-        return Err("from must be before to".into());
-    }
-    Ok((from, to))
-}
-
 async fn status(State(s): State<HttpState>) -> Response {
     let q = s.admin.queue.clone();
     let r =
@@ -129,139 +102,52 @@ async fn status(State(s): State<HttpState>) -> Response {
     }
 }
 
-/// Query parameters of `/v1/event-logs/recent`.
-#[derive(Debug, Deserialize)]
-pub struct RecentParams {
-    from: Option<String>,
-    to: Option<String>,
-    name: Option<String>,
-    name_prefix: Option<String>,
-    user_id: Option<i64>,
-    anonymous_user_id: Option<String>,
-    source: Option<String>,
-    limit: Option<usize>,
-    before: Option<String>,
+/// Runs a query off the runtime and answers it.
+async fn answer(
+    f: impl FnOnce() -> Result<serde_json::Value, QueryError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(QueryError::BadRequest(m))) => error(StatusCode::BAD_REQUEST, m),
+        Ok(Err(QueryError::Store(m))) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn recent(State(s): State<HttpState>, Query(p): Query<RecentParams>) -> Response {
-    let (from, to) = match range(&s.admin, p.from.as_deref(), p.to.as_deref(), 7) {
-        Ok(r) => r,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
-    };
-    let mut q = RecentQuery::new(from, to);
-    q.name = p.name;
-    q.name_prefix = p.name_prefix;
-    q.user_id = p.user_id;
-    q.anonymous_user_id = p.anonymous_user_id;
-    q.source = p.source;
-    if let Some(l) = p.limit {
-        if l == 0 || l > MAX_RECENT_LIMIT {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("limit must be between 1 and {MAX_RECENT_LIMIT}, got {l}"),
-            );
-        }
-        q.limit = l;
-    }
-    if let Some(c) = p.before {
-        match c.parse() {
-            Ok(c) => q.before_cursor = Some(c),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("before: {e}")),
-        }
-    }
     let store = s.admin.event_logs.clone();
-    match tokio::task::spawn_blocking(move || store.recent(&q)).await {
-        Ok(Ok(page)) => axum::Json(json!({
-            "rows": page.rows,
-            "next": page.next_cursor.map(|c| c.to_string()),
-        }))
-        .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// Query parameters of the per-day aggregates.
-#[derive(Debug, Deserialize)]
-pub struct RangeParams {
-    from: Option<String>,
-    to: Option<String>,
+    let now = s.admin.clock.now();
+    answer(move || queries::recent(&store, &p, now)).await
 }
 
 async fn counts(State(s): State<HttpState>, Query(p): Query<RangeParams>) -> Response {
-    let (from, to) = match range(&s.admin, p.from.as_deref(), p.to.as_deref(), 30) {
-        Ok(r) => r,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
-    };
     let store = s.admin.event_logs.clone();
-    match tokio::task::spawn_blocking(move || store.counts_by_name_per_day(from, to)).await {
-        Ok(Ok(rows)) => axum::Json(json!({ "counts": rows })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let now = s.admin.clock.now();
+    answer(move || queries::counts(&store, &p, now)).await
 }
 
 async fn users(State(s): State<HttpState>, Query(p): Query<RangeParams>) -> Response {
-    let (from, to) = match range(&s.admin, p.from.as_deref(), p.to.as_deref(), 30) {
-        Ok(r) => r,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
-    };
     let store = s.admin.event_logs.clone();
-    match tokio::task::spawn_blocking(move || store.distinct_users_per_day(from, to)).await {
-        Ok(Ok(rows)) => axum::Json(json!({ "users": rows })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// Query parameters of `/v1/dead-letter`.
-#[derive(Debug, Deserialize)]
-pub struct DeadLetterParams {
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-/// A dead letter as JSON (event bytes as base64-free protojson when they
-/// decode, else their length).
-pub fn dead_letter_json(d: &DeadLetter) -> serde_json::Value {
-    use prost::Message;
-    let event = crate::proto::telemetrygateway::v1::Event::decode(d.entry.event.as_slice())
-        .ok()
-        .and_then(|e| crate::protojson::render_event(&e).ok());
-    json!({
-        "seq": d.seq.0,
-        "event_id": d.entry.event_id,
-        "reason": d.entry.reason,
-        "source": d.entry.source.to_string(),
-        "attempts": d.entry.attempts,
-        "recorded_at": d.entry.recorded_at.to_string(),
-        "last_error": d.entry.last_error,
-        "event": event,
-        "event_bytes": d.entry.event.len(),
-    })
+    let now = s.admin.clock.now();
+    answer(move || queries::users(&store, &p, now)).await
 }
 
 async fn dead_letters(State(s): State<HttpState>, Query(p): Query<DeadLetterParams>) -> Response {
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and 10000, got {limit}"),
-        );
-    }
     let store = s.admin.dead_letters.clone();
-    let after = p.after.map(DeadLetterSeq);
-    match tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::deadletter::DeadLetterError>((store.list(after, limit)?, store.count()?))
-    })
-    .await
-    {
-        Ok(Ok((list, count))) => axum::Json(json!({
-            "count": count,
-            "dead_letters": list.iter().map(dead_letter_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    answer(move || queries::dead_letters(&store, &p)).await
+}
+
+/// Query parameters of `POST /v1/dead-letter/requeue`.
+#[derive(Debug, Deserialize)]
+pub struct RequeueParams {
+    limit: Option<usize>,
+}
+
+async fn requeue(State(s): State<HttpState>, Query(p): Query<RequeueParams>) -> Response {
+    let store = s.admin.dead_letters.clone();
+    let queue = s.admin.queue.clone();
+    let limit = p.limit.unwrap_or(usize::MAX);
+    let r = answer(move || queries::requeue(&store, &queue, limit)).await;
+    s.wake.notify_one();
+    r
 }

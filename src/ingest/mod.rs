@@ -5,4 +5,5 @@
 pub mod admin;
 pub mod grpc;
 pub mod http;
+pub mod queries;
 pub mod status;

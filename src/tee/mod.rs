@@ -32,6 +32,7 @@ pub mod export_mode;
 pub mod json;
 pub mod mirror;
 pub mod redact;
+pub mod requeue;
 pub mod store;
 pub mod validate;
 
