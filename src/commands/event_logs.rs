@@ -79,8 +79,8 @@ pub fn run(a: &EventLogsArgs) -> Result<ExitCode, CmdError> {
         "recent" => {
             let rows = v["rows"].as_array().cloned().unwrap_or_default();
             println!(
-                "{:<30} {:<40} {:>10} {:<20} {}",
-                "timestamp", "name", "user", "source", "event id"
+                "{:<30} {:<40} {:>10} {:<20} event id",
+                "timestamp", "name", "user", "source"
             );
             for r in &rows {
                 let user = match r["user_id"].as_i64() {
