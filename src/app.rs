@@ -89,6 +89,45 @@ pub struct Running {
     dead_letters: Arc<DeadLetterStore>,
 }
 
+/// The exporter, when a gateway address is configured and the export mode
+/// is not `disabled` (which stops the exporter as well as queueing, as in
+/// Sourcegraph; the backlog stays).
+fn exporter(
+    config: &ServeConfig,
+    queue: &Arc<Queue>,
+    dead_letters: &Arc<DeadLetterStore>,
+    clock: &Arc<dyn Clock>,
+    wake: &Arc<tokio::sync::Notify>,
+) -> Result<Option<crate::export::exporter::Exporter>, AppError> {
+    if config.export.addr.is_none() {
+        return Ok(None);
+    }
+    if config.tee.export_mode == crate::tee::export_mode::ExportMode::Disabled {
+        tracing::warn!(
+            "export mode is disabled: the exporter does not run (the backlog stays in the queue)"
+        );
+        return Ok(None);
+    }
+    let channel = crate::export::channel::channel(&config.export)
+        .map_err(|e| AppError::Export(e.to_string()))?;
+    let instance_id = crate::export::identity::instance_id(&config.export, &config.data_dir)
+        .map_err(|source| AppError::Io {
+            what: "reading or creating the instance id",
+            source,
+        })?;
+    let identifier = crate::export::identity::identifier(&config.export, &instance_id);
+    Ok(Some(crate::export::exporter::Exporter::new(
+        queue.clone(),
+        dead_letters.clone(),
+        clock.clone(),
+        config.export.clone(),
+        identifier,
+        channel,
+        wake.clone(),
+        Arc::new(crate::export::exporter::ExportStats::default()),
+    )))
+}
+
 /// Binds the configured listeners.
 pub async fn bind(config: &ServeConfig) -> Result<(TcpListener, TcpListener), AppError> {
     let grpc = TcpListener::bind(config.listen.grpc)
@@ -208,7 +247,7 @@ pub async fn start(
         .map_err(|e| AppError::Server("HTTP", e.to_string()))
     }));
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::tasks::maintenance(
             queue.clone(),
             config.clone(),
@@ -222,6 +261,9 @@ pub async fn start(
             stopped.clone(),
         )),
     ];
+    if let Some(exporter) = exporter(&config, &queue, &dead_letters, &clock, &wake)? {
+        tasks.push(tokio::spawn(exporter.run(stopped.clone())));
+    }
     if config.export.addr.is_none() {
         tracing::warn!(
             quota_bytes = config.queue.quota_bytes,
