@@ -290,6 +290,11 @@ impl Running {
         &self.tee
     }
 
+    /// The export queue (for in-process tests and tools).
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
     /// Stops intake, finishes what was accepted, flushes, and returns.
     pub async fn shutdown(self) -> Result<(), AppError> {
         let _ = self.stop.send(true);
