@@ -22,7 +22,10 @@ use telespool::tee::ExportMode;
 /// allowlisted string key `languageId` stays, the rest is untouched.
 fn assert_redacted_allowlisted(q: &pb::Event, sent: &pb::Event) {
     assert_eq!(q.id, sent.id);
-    assert!(q.marketing_tracking.is_none(), "marketing tracking exported: {q:?}");
+    assert!(
+        q.marketing_tracking.is_none(),
+        "marketing tracking exported: {q:?}"
+    );
     let p = q.parameters.as_ref().unwrap();
     let private = p.private_metadata.as_ref().expect("allowlisted keys kept");
     assert_eq!(
@@ -41,8 +44,14 @@ fn assert_redacted_allowlisted(q: &pb::Event, sent: &pb::Event) {
 /// Checks the export copy of an event whose type is not allowlisted: no
 /// private metadata at all, no marketing tracking.
 fn assert_redacted_all_sensitive(q: &pb::Event) {
-    assert!(q.marketing_tracking.is_none(), "marketing tracking exported: {q:?}");
-    let private = q.parameters.as_ref().and_then(|p| p.private_metadata.as_ref());
+    assert!(
+        q.marketing_tracking.is_none(),
+        "marketing tracking exported: {q:?}"
+    );
+    let private = q
+        .parameters
+        .as_ref()
+        .and_then(|p| p.private_metadata.as_ref());
     assert!(
         private.is_none_or(|s| s.fields.is_empty()),
         "private metadata exported: {private:?}"
@@ -51,12 +60,20 @@ fn assert_redacted_all_sensitive(q: &pb::Event) {
 
 /// Checks the mirror row of an event made by [`event`]: unredacted.
 fn assert_unredacted_row(s: &Sidecar, sent: &pb::Event) {
-    let row = s.row(&sent.id).unwrap_or_else(|| panic!("no row for {}", sent.id));
+    let row = s
+        .row(&sent.id)
+        .unwrap_or_else(|| panic!("no row for {}", sent.id));
     assert_eq!(row.name, format!("{}.{}", sent.feature, sent.action));
-    assert_eq!(row.argument["filePath"], json!("/home/alice/secret/project/main.rs"));
+    assert_eq!(
+        row.argument["filePath"],
+        json!("/home/alice/secret/project/main.rs")
+    );
     assert_eq!(row.argument["languageId"], json!("rust"));
     assert_eq!(row.public_argument["durationMs"], json!(1234));
-    assert_eq!(row.public_argument["telemetry.event.exportable"], json!(true));
+    assert_eq!(
+        row.public_argument["telemetry.event.exportable"],
+        json!(true)
+    );
     assert_eq!(row.url, "https://sourcegraph.example.com/search?q=secret");
     assert_eq!(row.cohort_id.as_deref(), Some("2024-01"));
     assert_eq!(row.user_id, 42);
@@ -73,7 +90,10 @@ async fn events_recorded_over_grpc_are_queued_redacted_and_mirrored_unredacted()
     let mut client = s.grpc().await;
 
     // One stream: metadata, then two payloads, each answered on its own.
-    let first = vec![valid("cody.completion", "accepted"), valid("search", "submitted")];
+    let first = vec![
+        valid("cody.completion", "accepted"),
+        valid("search", "submitted"),
+    ];
     let second = vec![valid("cody.completion", "suggested")];
     let answers = record_stream(
         &mut client,
@@ -120,7 +140,11 @@ async fn events_recorded_over_http_are_queued_redacted_and_mirrored_unredacted()
     let bare = json!({"feature": "search", "action": "viewed",
         "parameters": {"privateMetadata": {"query": "secret"}}});
     let before = std::time::SystemTime::now();
-    let a = post_json_events(s.http_addr(), &[event_json(&cody), event_json(&search), bare]).await;
+    let a = post_json_events(
+        s.http_addr(),
+        &[event_json(&cody), event_json(&search), bare],
+    )
+    .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     let v = a.json();
     assert_eq!(v["failed"], json!([]));
@@ -138,7 +162,10 @@ async fn events_recorded_over_http_are_queued_redacted_and_mirrored_unredacted()
     assert_eq!(queued[2].id, generated);
     let ts = queued[2].timestamp.expect("a timestamp was filled");
     let filled = std::time::UNIX_EPOCH + Duration::new(ts.seconds as u64, ts.nanos as u32);
-    assert!(filled >= before - Duration::from_secs(1), "timestamp is now");
+    assert!(
+        filled >= before - Duration::from_secs(1),
+        "timestamp is now"
+    );
 
     assert_unredacted_row(&s, &cody);
     assert_unredacted_row(&s, &search);
@@ -155,8 +182,12 @@ async fn a_restarted_sidecar_finds_the_queue_and_event_logs_intact() {
     let dir = tempfile::tempdir().unwrap();
     let s = Sidecar::start(config(dir.path())).await;
     let mut client = s.grpc().await;
-    let over_grpc: Vec<pb::Event> = (0..50).map(|_| valid("cody.completion", "accepted")).collect();
-    let ok = record_payload(&mut client, over_grpc.clone()).await.unwrap();
+    let over_grpc: Vec<pb::Event> = (0..50)
+        .map(|_| valid("cody.completion", "accepted"))
+        .collect();
+    let ok = record_payload(&mut client, over_grpc.clone())
+        .await
+        .unwrap();
     assert_eq!(ok.len(), 50);
     let over_http = valid("cody.completion", "accepted");
     let a = post_json_events(s.http_addr(), &[event_json(&over_http)]).await;
@@ -167,7 +198,11 @@ async fn a_restarted_sidecar_finds_the_queue_and_event_logs_intact() {
     let cfg = s.stop().await;
 
     let s = Sidecar::start(cfg).await;
-    assert_eq!(s.queued(), before_queue, "the queue holds the same bytes after a restart");
+    assert_eq!(
+        s.queued(),
+        before_queue,
+        "the queue holds the same bytes after a restart"
+    );
     assert_eq!(s.row_count(), 51);
     for e in over_grpc.iter().chain([&over_http]) {
         assert_unredacted_row(&s, e);
@@ -211,7 +246,10 @@ async fn export_mode_disabled_keeps_events_out_of_the_queue_but_in_event_logs() 
     c.tee.export_mode = ExportMode::Disabled;
     let s = Sidecar::start(c).await;
     let mut client = s.grpc().await;
-    let es = vec![valid("cody.completion", "accepted"), valid("search", "submitted")];
+    let es = vec![
+        valid("cody.completion", "accepted"),
+        valid("search", "submitted"),
+    ];
     let ok = record_payload(&mut client, es.clone()).await.unwrap();
     assert_eq!(ok.len(), 2, "recorded events are acknowledged");
     let h = valid("cody.chat", "submitted");
@@ -280,7 +318,12 @@ fn spawn_serve(data_dir: &std::path::Path) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
         .args(["serve", "--data-dir"])
         .arg(data_dir)
-        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .env("TELESPOOL_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -352,7 +395,9 @@ async fn the_real_binary_exits_zero_on_sigterm_and_keeps_what_it_acknowledged() 
     let dir = tempfile::tempdir().unwrap();
     let p = spawn_serve(dir.path());
     let mut client = grpc_client(p.grpc).await;
-    let es: Vec<pb::Event> = (0..20).map(|_| valid("cody.completion", "accepted")).collect();
+    let es: Vec<pb::Event> = (0..20)
+        .map(|_| valid("cody.completion", "accepted"))
+        .collect();
     let ok = record_payload(&mut client, es.clone()).await.unwrap();
     assert_eq!(ok.len(), 20);
     let h = valid("search", "submitted");

@@ -120,7 +120,10 @@ impl Sidecar {
         want.sort();
         let mut queued = self.queued_ids();
         queued.sort();
-        assert_eq!(queued, want, "the queue must hold exactly the acknowledged events");
+        assert_eq!(
+            queued, want,
+            "the queue must hold exactly the acknowledged events"
+        );
         assert_eq!(
             self.row_count(),
             want.len() as u64,
@@ -207,7 +210,10 @@ pub fn event(id: &str, feature: &str, action: &str) -> pb::Event {
             ]),
             private_metadata: Some(private(&[
                 ("languageId", string_value("rust")),
-                ("filePath", string_value("/home/alice/secret/project/main.rs")),
+                (
+                    "filePath",
+                    string_value("/home/alice/secret/project/main.rs"),
+                ),
             ])),
             billing_metadata: None,
         }),
@@ -299,7 +305,10 @@ pub async fn record_payload(
 }
 
 /// `RecordEvent` (unary).
-pub async fn record_one(client: &mut GrpcClient, event: Option<pb::Event>) -> Result<(), tonic::Status> {
+pub async fn record_one(
+    client: &mut GrpcClient,
+    event: Option<pb::Event>,
+) -> Result<(), tonic::Status> {
     client
         .record_event(pb::RecordEventRequest {
             metadata: Some(unlicensed_metadata()),
@@ -342,10 +351,8 @@ pub async fn http(
     path: &str,
     body: impl Into<Bytes>,
 ) -> HttpAnswer {
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<Full<Bytes>>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
     let req = hyper::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"))
@@ -415,7 +422,9 @@ pub async fn assert_still_serving(s: &Sidecar) -> Vec<String> {
 /// The value of a Prometheus counter in the process-wide registry (0 when
 /// not yet registered).
 pub fn counter(name: &str) -> f64 {
-    let text = app::metrics_handle().map(|h| h.render()).unwrap_or_default();
+    let text = app::metrics_handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
