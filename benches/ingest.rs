@@ -34,6 +34,8 @@
 //! `INGEST_BENCH_ONLY` (run only the runs whose name contains this),
 //! `INGEST_BENCH_SECS` (measured seconds per run, default 10; a 2 s warm-up
 //! comes first), `INGEST_BENCH_STREAMS` (16), `INGEST_BENCH_BATCH` (100),
+//! `TELESPOOL_BIN` (the `telespool` binary of the separate-process runs;
+//! default the one cargo built for this bench),
 //! `INGEST_BENCH_DIR` (where the data directories go; default the system
 //! temporary directory; it must be a real disk for fsync to mean anything).
 //! Figures and their commands are recorded in `docs/benchmarks.md`.
@@ -444,7 +446,11 @@ fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: 
 
 fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
     let dir = base_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
+    // TELESPOOL_BIN overrides the binary (a target directory shared by
+    // several checkouts may hold another checkout's `telespool`).
+    let bin = std::env::var("TELESPOOL_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_telespool").to_string());
+    let mut child = Command::new(&bin)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
         .args([
@@ -475,7 +481,11 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| {
+            panic!("{bin} serve did not log its addresses ({e}); is it this checkout's build?")
+        });
     let grpc: SocketAddr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("grpc="))
