@@ -290,9 +290,23 @@ impl Running {
         &self.tee
     }
 
-    /// The export queue (for in-process tests and tools).
+    /// The export queue (for in-process tests and benchmarks). A clone held
+    /// past [`Running::shutdown`] keeps the queue open and its directory
+    /// locked.
     pub fn queue(&self) -> &Arc<Queue> {
         &self.queue
+    }
+
+    /// The event_logs mirror (for in-process tests). A clone held past
+    /// [`Running::shutdown`] keeps its sled directory locked.
+    pub fn event_logs(&self) -> &Arc<EventLogStore> {
+        &self.event_logs
+    }
+
+    /// The dead-letter store (for in-process tests). A clone held past
+    /// [`Running::shutdown`] keeps its sled directory locked.
+    pub fn dead_letters(&self) -> &Arc<DeadLetterStore> {
+        &self.dead_letters
     }
 
     /// Stops intake, finishes what was accepted, flushes, and returns.

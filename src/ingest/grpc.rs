@@ -9,7 +9,10 @@
 //! gateway does for instance sources, so the sender stops retrying it, but
 //! it is dead-lettered with its reason, counted and logged; one without id
 //! cannot be named and is dead-lettered and counted only. A payload with
-//! more events than allowed fails the stream with `InvalidArgument`.
+//! more events than allowed fails the stream with `InvalidArgument`; a
+//! message that cannot be read fails it with tonic's status (`Internal` for
+//! a protobuf parse error, as gRPC's status-code guide says; `OutOfRange`
+//! over the 16 MiB message limit).
 //!
 //! `RecordEvent` records one event from any identifier and answers
 //! `InvalidArgument` with the reason for an invalid one.
@@ -107,7 +110,21 @@ impl TelemeteryGatewayService for IngestService {
                     Ok(Some(m)) => m,
                     Ok(None) => break,
                     Err(status) => {
-                        tracing::debug!(%status, "ingest stream ended by the client");
+                        // A message that cannot be read (undecodable, nested
+                        // past protobuf's recursion limit, over the 16 MiB
+                        // message limit) fails the stream with tonic's
+                        // status for it, so the sender knows its payload was
+                        // not recorded. If the client went away instead,
+                        // nobody hears the answer.
+                        match status.code() {
+                            tonic::Code::Cancelled | tonic::Code::Unknown => {
+                                tracing::debug!(%status, "ingest stream ended by the client");
+                            }
+                            _ => {
+                                tracing::warn!(code = ?status.code(), message = status.message(), "unreadable message on an ingest stream");
+                            }
+                        }
+                        let _ = tx.send(Err(status)).await;
                         break;
                     }
                 };

@@ -7,6 +7,8 @@
     clippy::panic
 )]
 
+pub mod sidecar;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,695 @@
+//! Ingest benchmark: gRPC `RecordEvents` on loopback, acknowledged as the
+//! record path does (the queue durable with fsync policy `always`, group
+//! commit; the `event_logs` mirror flushed), with the load client on the
+//! same cores as the sidecar.
+//!
+//! Load: 16 concurrent streams (one connection each), each sending
+//! payloads of 100 realistic events (~600 B encoded: feature/action,
+//! source, numeric metadata, private metadata, user, feature flags) and
+//! waiting for each payload's answer before sending the next. Reported:
+//! events/s, payload latency percentiles (send to answer), and anonymous
+//! resident memory (RssAnon).
+//!
+//! Two runs:
+//! 1. in-process: the sidecar (`app::start`) and the client share this
+//!    process and its 2-worker runtime; RssAnon is the whole process's.
+//! 2. separate process: `telespool serve` (the bench-profile binary) with
+//!    this process as its client; RssAnon is read from `/proc/PID/status`
+//!    of the sidecar alone, sampled every 100 ms (the peak is reported).
+//!
+//! A last run measures the mirror's share alone: the same events'
+//! `event_logs` rows inserted and flushed by one thread in commits of
+//! 16 x 100 rows (what one mirror group commit holds under this load).
+//!
+//! Each place (in-process, separate process) runs closed loop (each stream sends its next payload
+//! when the last is answered: the throughput the sidecar sustains; with
+//! 16 x 100 events always in flight, latency is then in-flight / rate) and
+//! paced at fixed offered rates (default 50,000 events/s, the target, and
+//! 20,000 events/s; latency measured from each payload's scheduled send
+//! time).
+//!
+//! Run: `cargo bench --bench ingest`. Settings from the environment:
+//! `INGEST_BENCH_RATE` (offered events/s of the paced runs, comma-separated,
+//! default `50000,20000`),
+//! `INGEST_BENCH_ONLY` (run only the runs whose name contains this),
+//! `INGEST_BENCH_SECS` (measured seconds per run, default 10; a 2 s warm-up
+//! comes first), `INGEST_BENCH_STREAMS` (16), `INGEST_BENCH_BATCH` (100),
+//! `TELESPOOL_BIN` (the `telespool` binary of the separate-process runs;
+//! default the one cargo built for this bench),
+//! `INGEST_BENCH_DIR` (where the data directories go; default the system
+//! temporary directory; it must be a real disk for fsync to mean anything).
+//! Figures and their commands are recorded in `docs/benchmarks.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use prost::Message;
+use prost_types::value::Kind;
+use prost_types::{Struct, Timestamp, Value};
+use telespool::app;
+use telespool::cli::ServeArgs;
+use telespool::config::ServeConfig;
+use telespool::proto::telemetrygateway::v1 as pb;
+use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
+use tokio::sync::mpsc;
+
+const WARMUP: Duration = Duration::from_secs(2);
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn s(v: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(v.to_string())),
+    }
+}
+
+/// A realistic Cody/search event, ~600 B encoded.
+fn event(n: u64) -> pb::Event {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let (feature, action) = match n % 4 {
+        0 => ("cody.completion", "suggested"),
+        1 => ("cody.completion", "accepted"),
+        2 => ("search.results", "viewed"),
+        _ => ("blob.codeintel", "hovered"),
+    };
+    pb::Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        timestamp: Some(Timestamp {
+            seconds: now.as_secs() as i64,
+            nanos: now.subsec_nanos() as i32,
+        }),
+        feature: feature.into(),
+        action: action.into(),
+        source: Some(pb::EventSource {
+            server: Some(pb::event_source::Server {
+                version: "5.9.1234".into(),
+            }),
+            client: Some(pb::event_source::Client {
+                name: "VSCODE_CODY_EXTENSION".into(),
+                version: Some("1.40.2".into()),
+            }),
+        }),
+        parameters: Some(pb::EventParameters {
+            version: 1,
+            legacy_metadata: BTreeMap::new(),
+            metadata: BTreeMap::from([
+                ("durationMs".to_string(), 187.0 + (n % 97) as f64),
+                ("lineCount".to_string(), (n % 13) as f64),
+                ("charCount".to_string(), (n % 800) as f64),
+                ("contextItems".to_string(), 4.0),
+                ("multiline".to_string(), 1.0),
+                ("providerIdentifierCode".to_string(), 2.0),
+                ("triggerKind".to_string(), 0.0),
+                ("latencyBudgetMs".to_string(), 900.0),
+            ]),
+            private_metadata: Some(Struct {
+                fields: BTreeMap::from([
+                    ("languageId".to_string(), s("typescript")),
+                    ("model".to_string(), s("fireworks/starcoder-16b")),
+                    (
+                        "filePath".to_string(),
+                        s("client/web/src/insights/InsightsViewGrid.tsx"),
+                    ),
+                    ("otherCompletionProviders".to_string(), s("copilot")),
+                ]),
+            }),
+            billing_metadata: Some(pb::EventBillingMetadata {
+                product: "CODY".into(),
+                category: "CORE_PRODUCT".into(),
+            }),
+        }),
+        user: Some(pb::EventUser {
+            user_id: Some(1000 + (n % 500) as i64),
+            anonymous_user_id: Some("0b8f7a42-4f6e-4b8e-9a53-1c2d3e4f5a6b".into()),
+            sams_external_id: None,
+        }),
+        feature_flags: Some(pb::EventFeatureFlags {
+            flags: BTreeMap::from([
+                ("cody-autocomplete-tracing".to_string(), "true".into()),
+                ("search-ranking".to_string(), "false".into()),
+            ]),
+        }),
+        marketing_tracking: None,
+        interaction: None,
+    }
+}
+
+fn metadata() -> pb::RecordEventsRequest {
+    pb::RecordEventsRequest {
+        payload: Some(pb::record_events_request::Payload::Metadata(
+            pb::RecordEventsRequestMetadata {
+                request_id: uuid::Uuid::now_v7().to_string(),
+                identifier: Some(pb::Identifier {
+                    identifier: Some(pb::identifier::Identifier::UnlicensedInstance(
+                        pb::identifier::UnlicensedInstanceIdentifier {
+                            instance_id: "bench-instance".into(),
+                            external_url: "https://sourcegraph.example.com".into(),
+                        },
+                    )),
+                }),
+            },
+        )),
+    }
+}
+
+fn payload(events: Vec<pb::Event>) -> pb::RecordEventsRequest {
+    pb::RecordEventsRequest {
+        payload: Some(pb::record_events_request::Payload::Events(
+            pb::record_events_request::EventsPayload { events },
+        )),
+    }
+}
+
+/// What a load run measured.
+struct Figures {
+    events: u64,
+    window: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.window.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[i - 1]
+    }
+}
+
+/// Runs `streams` streams against `addr` for the warm-up plus `secs`;
+/// counts the payloads answered inside the measured window.
+///
+/// Without `rate`, each stream sends its next payload as soon as the last
+/// one is answered (closed loop: the most the sidecar can take). With
+/// `rate` (events/s over all streams), each stream sends on a fixed
+/// schedule, and latency is measured from the scheduled send time, so a
+/// slow answer that delays the next send is charged to that payload too
+/// (no coordinated omission).
+async fn load(
+    addr: SocketAddr,
+    streams: usize,
+    batch: usize,
+    secs: u64,
+    rate: Option<f64>,
+) -> Figures {
+    let start = Instant::now();
+    let m0 = start + WARMUP;
+    let m1 = m0 + Duration::from_secs(secs);
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let period = rate.map(|r| Duration::from_secs_f64(streams as f64 * batch as f64 / r));
+    for i in 0..streams {
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            // Streams start staggered over one period.
+            let mut ticks = period.map(|p| {
+                let first = start + p.mul_f64(i as f64 / streams as f64);
+                let mut t = tokio::time::interval_at(first.into(), p);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                t
+            });
+            let mut client = TelemeteryGatewayServiceClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap()
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let (tx, rx) = mpsc::channel(2);
+            tx.send(metadata()).await.unwrap();
+            let mut answers = client
+                .record_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut latencies = Vec::new();
+            let mut events = 0u64;
+            loop {
+                let sent = match ticks.as_mut() {
+                    Some(t) => t.tick().await.into_std(),
+                    None => Instant::now(),
+                };
+                if sent >= m1 {
+                    break;
+                }
+                let evs: Vec<pb::Event> = (0..batch)
+                    .map(|_| event(counter.fetch_add(1, Ordering::Relaxed)))
+                    .collect();
+                tx.send(payload(evs)).await.unwrap();
+                let answer = answers
+                    .message()
+                    .await
+                    .expect("an answer")
+                    .expect("the stream stays open");
+                assert_eq!(answer.succeeded_events.len(), batch);
+                let done = Instant::now();
+                if sent >= m0 && done <= m1 {
+                    latencies.push(done - sent);
+                    events += batch as u64;
+                }
+            }
+            drop(tx);
+            while let Ok(Some(_)) = answers.message().await {}
+            (events, latencies)
+        }));
+    }
+    let mut f = Figures {
+        events: 0,
+        window: m1 - m0,
+        latencies: Vec::new(),
+    };
+    for t in tasks {
+        let (e, l) = t.await.unwrap();
+        f.events += e;
+        f.latencies.extend(l);
+    }
+    f.latencies.sort();
+    f
+}
+
+/// RssAnon of a process, in KiB.
+fn rss_anon_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Machine-wide CPU jiffies from `/proc/stat`: (busy, total).
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// CPU jiffies (user + system) used by a process so far.
+fn process_jiffies(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (in parentheses): state, then
+    // numbers; utime and stime are the 14th and 15th fields of the line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+/// CPU use during a run: the machine's, and what the named processes took.
+struct CpuUse {
+    machine: (u64, u64),
+    ours: u64,
+    pids: Vec<String>,
+    started: Instant,
+}
+
+impl CpuUse {
+    fn start(pids: &[&str]) -> CpuUse {
+        CpuUse {
+            machine: machine_jiffies(),
+            ours: pids.iter().map(|p| process_jiffies(p)).sum(),
+            pids: pids.iter().map(|p| p.to_string()).collect(),
+            started: Instant::now(),
+        }
+    }
+
+    /// (machine busy cores, cores used by our processes, others' cores).
+    fn end(self) -> (f64, f64, f64) {
+        let (busy, total) = machine_jiffies();
+        let ours: u64 = self.pids.iter().map(|p| process_jiffies(p)).sum();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+        let machine = if total > self.machine.1 {
+            (busy - self.machine.0) as f64 / (total - self.machine.1) as f64 * cores
+        } else {
+            0.0
+        };
+        // Process times are in 1/100 s (USER_HZ).
+        let ours = (ours - self.ours) as f64 / 100.0 / self.started.elapsed().as_secs_f64();
+        (machine, ours, (machine - ours).max(0.0))
+    }
+}
+
+/// Samples RssAnon of `pid` every 100 ms until `stop`; returns the peak.
+fn sample_rss(pid: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(k) = rss_anon_kib(&pid) {
+                peak = peak.max(k);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peak
+    })
+}
+
+fn report(name: &str, f: &Figures, rss_peak_kib: u64, rss_what: &str, cpu: (f64, f64, f64)) {
+    println!("ingest/{name}:");
+    println!(
+        "  CPU during the run: machine {:.2} cores busy, this benchmark {:.2}, others {:.2}",
+        cpu.0, cpu.1, cpu.2
+    );
+    println!(
+        "  {:.0} events/s ({} events in {:.1} s, {} payloads)",
+        f.rate(),
+        f.events,
+        f.window.as_secs_f64(),
+        f.latencies.len()
+    );
+    println!(
+        "  payload latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        f.percentile(0.50).as_secs_f64() * 1e3,
+        f.percentile(0.90).as_secs_f64() * 1e3,
+        f.percentile(0.99).as_secs_f64() * 1e3,
+        f.latencies
+            .last()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+    );
+    println!(
+        "  RssAnon peak ({rss_what}): {:.1} MiB",
+        rss_peak_kib as f64 / 1024.0
+    );
+}
+
+fn base_dir() -> tempfile::TempDir {
+    match std::env::var("INGEST_BENCH_DIR") {
+        Ok(d) => tempfile::tempdir_in(d).unwrap(),
+        Err(_) => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = base_dir();
+    let mut config = ServeConfig::resolve(&ServeArgs {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    config.listen.grpc = "127.0.0.1:0".parse().unwrap();
+    config.listen.http = "127.0.0.1:0".parse().unwrap();
+    config.queue.quota_bytes = 8 << 30;
+    assert_eq!(config.queue.sync, telespool::SyncPolicy::Always);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss("self".into(), stop.clone());
+    let cpu = CpuUse::start(&["self"]);
+    let f = rt.block_on(async {
+        let (g, h) = app::bind(&config).await.unwrap();
+        let running = app::start(config, g, h).await.unwrap();
+        let f = load(running.grpc_addr, streams, batch, secs, rate).await;
+        running.shutdown().await.unwrap();
+        f
+    });
+    let cpu = cpu.end();
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    report(
+        name,
+        &f,
+        peak,
+        "whole process: sidecar and load client",
+        cpu,
+    );
+}
+
+fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
+    let dir = base_dir();
+    // TELESPOOL_BIN overrides the binary (a target directory shared by
+    // several checkouts may hold another checkout's `telespool`).
+    let bin = std::env::var("TELESPOOL_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_telespool").to_string());
+    let mut child = Command::new(&bin)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--queue-quota",
+            "8GiB",
+            "--sync",
+            "always",
+        ])
+        .env("TELESPOOL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("sidecar serving")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| {
+            panic!("{bin} serve did not log its addresses ({e}); is it this checkout's build?")
+        });
+    let grpc: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = child.id().to_string();
+    let idle = rss_anon_kib(&pid).unwrap_or(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(pid.clone(), stop.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cpu = CpuUse::start(&["self", &pid]);
+    let f = rt.block_on(load(grpc, streams, batch, secs, rate));
+    let cpu = cpu.end();
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let code = child.wait().unwrap().code();
+    report(
+        name,
+        &f,
+        peak,
+        "telespool serve alone, from /proc/PID/status",
+        cpu,
+    );
+    println!(
+        "  RssAnon of telespool serve when idle before the load: {:.1} MiB; exit code after SIGTERM: {code:?}",
+        idle as f64 / 1024.0
+    );
+}
+
+/// The mirror's share: `event_logs` rows translated from the same events,
+/// inserted and flushed by one thread in batches of `streams x batch` (one
+/// group commit with every stream's payload in it), as the mirror thread
+/// does. Prints rows/s on one thread, nothing else running.
+fn mirror_alone(streams: usize, batch: usize, secs: u64) {
+    use telespool::event_logs::{EventLogConfig, EventLogStore, translate};
+    let dir = base_dir();
+    let store =
+        EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
+    let allowlist = telespool::tee::Allowlist::builtin();
+    let per_commit = streams * batch;
+    let mut n = 0u64;
+    let mut rows_done = 0u64;
+    let mut commit_times = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let cpu = CpuUse::start(&["self"]);
+    while Instant::now() < deadline {
+        let rows: Vec<_> = (0..per_commit)
+            .map(|_| {
+                n += 1;
+                let e = event(n);
+                translate(
+                    &e,
+                    allowlist.is_allowed(&e),
+                    "telespool-bench",
+                    telespool::UnixNanos(0),
+                )
+            })
+            .collect();
+        let t = Instant::now();
+        store.insert_batch(&rows).unwrap();
+        store.flush().unwrap();
+        commit_times.push(t.elapsed());
+        rows_done += per_commit as u64;
+    }
+    let took = started.elapsed();
+    let cpu = cpu.end();
+    commit_times.sort();
+    let busy: Duration = commit_times.iter().sum();
+    println!("ingest/mirror-alone (event_logs insert_batch + flush, one thread):");
+    println!(
+        "  CPU during the run: machine {:.2} cores busy, this benchmark {:.2}, others {:.2}",
+        cpu.0, cpu.1, cpu.2
+    );
+    println!(
+        "  {:.0} rows/s inserted and flushed ({rows_done} rows in {:.1} s, of which {:.1} s in insert + flush); one commit of {per_commit} rows: p50 {:.1} ms, p99 {:.1} ms",
+        rows_done as f64 / busy.as_secs_f64(),
+        took.as_secs_f64(),
+        busy.as_secs_f64(),
+        commit_times[commit_times.len() / 2].as_secs_f64() * 1e3,
+        commit_times[(commit_times.len() * 99 / 100).min(commit_times.len() - 1)].as_secs_f64()
+            * 1e3,
+    );
+}
+
+/// For comparison with [`mirror_alone`]: the same rows (JSON-encoded the
+/// same way) written to bare sled without a transaction: per commit, one
+/// `get` per id (the dedup check), then one `Batch` per tree (rows, ids),
+/// then a flush. Not crash-atomic across the two trees; it shows what the
+/// transaction costs.
+fn bare_sled(streams: usize, batch: usize, secs: u64) {
+    use telespool::event_logs::translate;
+    let dir = base_dir();
+    let db = sled::Config::new()
+        .path(dir.path().join("bare"))
+        .cache_capacity(16 << 20)
+        .open()
+        .unwrap();
+    let rows_tree = db.open_tree("rows").unwrap();
+    let ids_tree = db.open_tree("ids").unwrap();
+    let allowlist = telespool::tee::Allowlist::builtin();
+    let per_commit = streams * batch;
+    let mut n = 0u64;
+    let mut rows_done = 0u64;
+    let mut busy = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        let rows: Vec<_> = (0..per_commit)
+            .map(|_| {
+                n += 1;
+                let e = event(n);
+                translate(
+                    &e,
+                    allowlist.is_allowed(&e),
+                    "telespool-bench",
+                    telespool::UnixNanos(0),
+                )
+            })
+            .collect();
+        let t = Instant::now();
+        let mut rb = sled::Batch::default();
+        let mut ib = sled::Batch::default();
+        for (i, r) in rows.iter().enumerate() {
+            if ids_tree.get(r.event_id.as_bytes()).unwrap().is_some() {
+                continue;
+            }
+            let mut key = (n * per_commit as u64 + i as u64).to_be_bytes().to_vec();
+            key.extend_from_slice(r.event_id.as_bytes());
+            rb.insert(key.clone(), serde_json::to_vec(r).unwrap());
+            ib.insert(r.event_id.as_bytes(), key);
+        }
+        rows_tree.apply_batch(rb).unwrap();
+        ids_tree.apply_batch(ib).unwrap();
+        db.flush().unwrap();
+        busy += t.elapsed();
+        rows_done += per_commit as u64;
+    }
+    println!(
+        "ingest/mirror-alone/bare-sled (no transaction; for comparison): {:.0} rows/s inserted and flushed",
+        rows_done as f64 / busy.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this with
+    // no argument: do a short smoke run then.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let secs = if benching {
+        env_or("INGEST_BENCH_SECS", 10)
+    } else {
+        1
+    };
+    let streams = env_or("INGEST_BENCH_STREAMS", 16);
+    let batch = env_or("INGEST_BENCH_BATCH", 100);
+    let sizes: Vec<usize> = (0..100).map(|n| event(n).encoded_len()).collect();
+    println!(
+        "ingest: {streams} streams x payloads of {batch} events, {:.0} B per event encoded (min {}, max {}); fsync always; {secs} s measured after {} s warm-up",
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+        sizes.iter().min().unwrap(),
+        sizes.iter().max().unwrap(),
+        WARMUP.as_secs()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before: {}", load.trim());
+    }
+    let rates: Vec<f64> = std::env::var("INGEST_BENCH_RATE")
+        .unwrap_or_else(|_| "50000,20000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    let only = std::env::var("INGEST_BENCH_ONLY").unwrap_or_default();
+    for separate in [false, true] {
+        let place = if separate {
+            "separate-process"
+        } else {
+            "in-process"
+        };
+        let runs = std::iter::once(None).chain(rates.iter().copied().map(Some));
+        for rate in runs {
+            let name = match rate {
+                None => format!("{place}/closed-loop"),
+                Some(r) => format!("{place}/paced-{r:.0}-events-per-s"),
+            };
+            if !name.contains(only.as_str()) {
+                continue;
+            }
+            if separate {
+                separate_process(streams, batch, secs, rate, &name);
+            } else {
+                in_process(streams, batch, secs, rate, &name);
+            }
+        }
+    }
+    if "mirror-alone".contains(only.as_str()) {
+        mirror_alone(streams, batch, secs);
+        bare_sled(streams, batch, secs);
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average after: {}", load.trim());
+    }
+}
