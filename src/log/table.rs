@@ -52,8 +52,6 @@ pub(crate) struct Table {
     pub segments: BTreeMap<SegmentId, Entry>,
     /// The segment appends go to.
     pub active: SegmentId,
-    /// Sum of file lengths.
-    pub disk_bytes: u64,
     /// Segments whose meta changed since the last index flush.
     pub dirty: BTreeSet<SegmentId>,
     /// Segments removed since the last index flush.
@@ -79,7 +77,6 @@ impl Table {
         }
         self.dirty.remove(&id);
         self.removed.insert(id);
-        self.disk_bytes = self.disk_bytes.saturating_sub(e.meta.bytes);
         Some(e)
     }
 

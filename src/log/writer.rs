@@ -98,6 +98,9 @@ pub(crate) struct Ctx {
     pub segment_age: Duration,
     /// Bytes submitted and not yet on disk (for the quota).
     pub pending_bytes: AtomicU64,
+    /// Bytes of segment files (data and headers), read without the table
+    /// lock by the quota check.
+    pub disk_bytes: AtomicU64,
     /// Set once, by the first failed fsync.
     pub poison: Mutex<Option<Arc<str>>>,
     pub poisoned: AtomicBool,
@@ -754,7 +757,7 @@ impl WriterThread {
                 oldest: None,
             });
             t.active = id;
-            t.disk_bytes += hl;
+            ctx.disk_bytes.fetch_add(hl, Ordering::SeqCst);
         }
         tracing::info!(segment = %id, first_record = %self.next_id, "rolled a new segment");
         self.active = Active {
@@ -876,7 +879,7 @@ fn apply(ctx: &Ctx, jobs: &[Job]) {
         let id = job.segment;
         t.touch(id);
     }
-    t.disk_bytes += added_total;
     drop(t);
+    ctx.disk_bytes.fetch_add(added_total, Ordering::SeqCst);
     ctx.pending_bytes.fetch_sub(added_total, Ordering::SeqCst);
 }

@@ -59,6 +59,9 @@ pub const DEFAULT_SEGMENT_AGE: Duration = Duration::from_secs(3600);
 pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
 /// Default interval between index flushes done by [`Queue::tick`].
 pub const DEFAULT_INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Below the quota by more than this, appends skip the quota lock.
+const QUOTA_SLACK: u64 = 64 * 1024 * 1024;
+
 /// Name of the lock file in the queue directory.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -388,13 +391,18 @@ impl Queue {
             return Err(e.into());
         }
         let needed = batch.encoded_len();
+        // Far from the quota, skip its lock: concurrent submitters can then
+        // overshoot it by at most their own batches, well inside the slack.
+        if self.used_bytes() + needed + QUOTA_SLACK <= self.config.quota_bytes {
+            return Ok(self.writer.submit(batch));
+        }
         let _quota = self.quota.lock().unwrap_or_else(|e| e.into_inner());
         self.make_room(needed)?;
         Ok(self.writer.submit(batch))
     }
 
     fn used_bytes(&self) -> u64 {
-        self.table().disk_bytes + self.ctx.pending_bytes.load(Ordering::SeqCst)
+        self.ctx.disk_bytes.load(Ordering::SeqCst) + self.ctx.pending_bytes.load(Ordering::SeqCst)
     }
 
     /// Frees space until `needed` more bytes fit under the quota, following
@@ -537,7 +545,7 @@ impl Queue {
             let t = self.table();
             let mut b = Backlog {
                 segments: t.segments.len() as u64,
-                disk_bytes: t.disk_bytes,
+                disk_bytes: self.ctx.disk_bytes.load(Ordering::SeqCst),
                 ..Backlog::default()
             };
             let mut oldest = None;
@@ -630,6 +638,13 @@ impl Queue {
         for id in &ids {
             let entry = self.table().remove(*id);
             let Some(entry) = entry else { continue };
+            self.ctx.disk_bytes.fetch_sub(
+                entry
+                    .meta
+                    .bytes
+                    .min(self.ctx.disk_bytes.load(Ordering::SeqCst)),
+                Ordering::SeqCst,
+            );
             report.segments += 1;
             report.records += entry.meta.records();
             report.bytes += entry.meta.bytes;

@@ -309,6 +309,7 @@ pub(crate) fn open(
     // 4-5. Walk what the index does not vouch for.
     let newest_present = present.last().map(|p| p.id);
     let mut table = Table::default();
+    let mut disk_bytes = 0u64;
     let mut prev_last: Option<(SegmentId, RecordId)> = None;
     for p in present {
         let path = dir.join(segment::file_name(p.id));
@@ -440,7 +441,7 @@ pub(crate) fn open(
         if entry.file.is_none() && is_newest {
             entry.file = Some(p.file.clone());
         }
-        table.disk_bytes += entry.meta.bytes;
+        disk_bytes += entry.meta.bytes;
         table.insert(entry);
     }
     // Entries the files did not match are gone already; anything left in
@@ -488,7 +489,9 @@ pub(crate) fn open(
         if let Some((id, _, records, _, _)) = newest {
             if records == 0 {
                 // An empty segment whose ids were overtaken: remove it.
-                table.remove(id);
+                if let Some(e) = table.remove(id) {
+                    disk_bytes = disk_bytes.saturating_sub(e.meta.bytes);
+                }
                 let path = dir.join(segment::file_name(id));
                 storage
                     .remove(&path)
@@ -509,6 +512,7 @@ pub(crate) fn open(
             .map(|s| s.0 + 1)
             .max()
             .map_or(SegmentId(1), SegmentId);
+        disk_bytes += HEADER_LEN as u64;
         create_segment(
             storage.as_ref(),
             dir,
@@ -549,6 +553,7 @@ pub(crate) fn open(
         segment_bytes: config.segment_bytes,
         segment_age: config.segment_age,
         pending_bytes: AtomicU64::new(0),
+        disk_bytes: AtomicU64::new(disk_bytes),
         poison: Mutex::new(None),
         poisoned: AtomicBool::new(false),
     });
@@ -615,7 +620,6 @@ fn create_segment(
         visible_end: hl,
         oldest: None,
     });
-    table.disk_bytes += hl;
     Ok(Active {
         id,
         file,
