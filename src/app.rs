@@ -209,6 +209,8 @@ pub async fn start(
     let mut rx = stopped.clone();
     servers.push(tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
             .add_service(svc)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(grpc),

@@ -30,6 +30,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest gRPC message the servers accept: the event-count and size limits,
 /// not the transport, answer oversized payloads.
 pub const GRPC_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// HTTP/2 stream receive window of our gRPC servers and clients. The
+/// default 64 KiB would make a 1 MiB payload wait for sixteen window
+/// updates.
+pub const GRPC_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// HTTP/2 connection receive window of our gRPC servers and clients.
+pub const GRPC_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 /// Default export interval when idle (Sourcegraph's).
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Longest export interval allowed (Sourcegraph's).

@@ -57,6 +57,8 @@ pub fn channel(config: &ExportConfig) -> Result<Channel, ChannelError> {
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
+        .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
         .tcp_nodelay(true);
     match uri.scheme_str() {
         Some("https") => {

@@ -92,6 +92,8 @@ impl Fake {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .initial_stream_window_size(4 << 20)
+                .initial_connection_window_size(16 << 20)
                 .add_service(
                     TelemeteryGatewayServiceServer::new(self).max_decoding_message_size(16 << 20),
                 )
