@@ -50,7 +50,7 @@ pub const RECORD_EVENTS_PATH: &str = "/telemetrygateway.v1.TelemeteryGatewayServ
 /// Largest payload, by the sum of its events' sizes (Sourcegraph's chunker).
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Payloads in flight on one stream.
-pub const MAX_INFLIGHT: usize = 4;
+pub const MAX_INFLIGHT: usize = 8;
 /// How long an answer to a payload may take before the stream is
 /// considered stalled and abandoned.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
