@@ -11,8 +11,11 @@
 //! Implementations:
 //! - [`SledIndex`]: sled 0.34, tree `segments`, key = segment id (u64
 //!   big-endian), value = `telespool.v1.SegmentMeta` (protobuf). `flush`
-//!   is sled's flush: it survives a process crash; sled fsyncs in the
-//!   background every 500 ms.
+//!   is sled's flush (`sync_file_range`, which survives a process crash)
+//!   followed by an fsync of sled's database file, so a flushed index also
+//!   survives a power loss. Entries are checked on load
+//!   ([`SegmentMeta::sanitize`]): a damaged entry cannot claim records
+//!   resolved outside its segment.
 //! - [`MemIndex`]: an in-memory double for tests with a *live* and a
 //!   *flushed* map; [`MemIndex::crash`] forgets unflushed updates, so the
 //!   crash model covers index state too.

@@ -91,9 +91,11 @@ impl RangeSet {
         }
     }
 
-    /// Number of values in the set.
+    /// Number of values in the set (saturating).
     pub fn len(&self) -> u64 {
-        self.ranges.iter().map(|&(a, b)| b - a + 1).sum()
+        self.ranges.iter().fold(0u64, |n, &(a, b)| {
+            n.saturating_add((b - a).saturating_add(1))
+        })
     }
 
     /// Whether the set is empty.
@@ -119,13 +121,13 @@ impl RangeSet {
         let hi = self
             .ranges
             .partition_point(|&(s, _)| s <= b.saturating_add(1));
-        let mut new = b - a + 1;
+        let mut new = (b - a).saturating_add(1);
         let (mut na, mut nb) = (a, b);
         for &(s, e) in &self.ranges[lo..hi] {
             let overlap_start = s.max(a);
             let overlap_end = e.min(b);
             if overlap_start <= overlap_end {
-                new -= overlap_end - overlap_start + 1;
+                new = new.saturating_sub((overlap_end - overlap_start).saturating_add(1));
             }
             na = na.min(s);
             nb = nb.max(e);
@@ -139,6 +141,17 @@ impl RangeSet {
         self.insert_range(v, v) == 1
     }
 
+    /// Removes every value `> v`.
+    pub fn remove_above(&mut self, v: u64) {
+        let keep = self.ranges.partition_point(|&(s, _)| s <= v);
+        self.ranges.truncate(keep);
+        if let Some(last) = self.ranges.last_mut()
+            && last.1 > v
+        {
+            last.1 = v;
+        }
+    }
+
     /// Removes every value `<= v`.
     pub fn remove_through(&mut self, v: u64) {
         let keep_from = self.ranges.partition_point(|&(_, e)| e <= v);
@@ -146,7 +159,7 @@ impl RangeSet {
         if let Some(first) = self.ranges.first_mut()
             && first.0 <= v
         {
-            first.0 = v + 1;
+            first.0 = v.saturating_add(1);
         }
     }
 }
@@ -196,7 +209,7 @@ impl SegmentMeta {
     /// Number of record ids the segment spans.
     pub fn records(&self) -> u64 {
         match self.last_id {
-            Some(last) if last >= self.first_id => last.0 - self.first_id.0 + 1,
+            Some(last) if last >= self.first_id => (last.0 - self.first_id.0).saturating_add(1),
             _ => 0,
         }
     }
@@ -217,7 +230,7 @@ impl SegmentMeta {
         if self.watermark >= last {
             return 0;
         }
-        let span = last.0 - self.watermark.0;
+        let span = last.0 - self.watermark.0.max(self.first_id.0.saturating_sub(1));
         span.saturating_sub(self.resolved_above.len())
     }
 
@@ -231,6 +244,48 @@ impl SegmentMeta {
         let last = self.last_id?;
         let next = self.watermark.next();
         (next <= last).then_some(next)
+    }
+
+    /// The unresolved ids in `[a, b]`, as inclusive ranges (linear in the
+    /// number of resolved ranges, not in the span).
+    pub fn unresolved_ranges(&self, a: RecordId, b: RecordId) -> Vec<(RecordId, RecordId)> {
+        let mut out = Vec::new();
+        let mut from = a.0.max(self.watermark.0.saturating_add(1));
+        let to = b.0;
+        for &(s, e) in self.resolved_above.ranges() {
+            if from > to {
+                break;
+            }
+            if e < from {
+                continue;
+            }
+            if s > from {
+                out.push((RecordId(from), RecordId((s - 1).min(to))));
+            }
+            from = from.max(e.saturating_add(1));
+            if e == u64::MAX {
+                return out;
+            }
+        }
+        if from <= to {
+            out.push((RecordId(from), RecordId(to)));
+        }
+        out
+    }
+
+    /// Makes the entry consistent after loading it from the index (which
+    /// may be damaged or hostile): the watermark is kept inside
+    /// `[first_id - 1, last_id]` and the resolved ids above it inside the
+    /// segment's range. Returns whether anything changed.
+    pub fn sanitize(&mut self) -> bool {
+        let before = self.clone();
+        let floor = self.first_id.prev();
+        let ceiling = self.last_id.unwrap_or(floor).max(floor);
+        self.watermark = self.watermark.clamp(floor, ceiling);
+        self.resolved_above.remove_through(self.watermark.0);
+        self.resolved_above.remove_above(ceiling.0);
+        self.advance();
+        *self != before
     }
 
     /// Resolves the records `[a, b]` (clamped to the segment) as `how`;
@@ -260,7 +315,7 @@ impl SegmentMeta {
 
     fn advance(&mut self) {
         if let Some(&(s, e)) = self.resolved_above.ranges().first()
-            && s == self.watermark.0 + 1
+            && s == self.watermark.0.saturating_add(1)
         {
             self.watermark = RecordId(e);
             self.resolved_above.remove_through(e);
@@ -320,6 +375,49 @@ mod tests {
                 dropped: 1
             }
         );
+    }
+
+    #[test]
+    fn unresolved_ranges_are_the_gaps_between_resolved_ids() {
+        let mut m = SegmentMeta::new(SegmentId(1), RecordId(10), UnixNanos(0), 0);
+        m.last_id = Some(RecordId(30));
+        m.resolve_range(RecordId(10), RecordId(12), Resolution::Acked, UnixNanos(0));
+        m.resolve_range(RecordId(15), RecordId(16), Resolution::Acked, UnixNanos(0));
+        m.resolve_range(RecordId(20), RecordId(20), Resolution::Acked, UnixNanos(0));
+        let r: Vec<(u64, u64)> = m
+            .unresolved_ranges(RecordId(10), RecordId(25))
+            .iter()
+            .map(|(a, b)| (a.0, b.0))
+            .collect();
+        assert_eq!(r, vec![(13, 14), (17, 19), (21, 25)]);
+        assert!(m.unresolved_ranges(RecordId(10), RecordId(12)).is_empty());
+        // Huge spans cost nothing.
+        let mut big = SegmentMeta::new(SegmentId(2), RecordId(1), UnixNanos(0), 0);
+        big.last_id = Some(RecordId(u64::MAX - 1));
+        assert_eq!(
+            big.unresolved_ranges(RecordId(1), RecordId(u64::MAX - 1))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn sanitize_keeps_a_damaged_entry_inside_its_segment() {
+        let mut m = SegmentMeta::new(SegmentId(1), RecordId(10), UnixNanos(0), 0);
+        m.last_id = Some(RecordId(20));
+        m.watermark = RecordId(3);
+        m.resolved_above = RangeSet::from_ranges([(1, 5), (15, 15), (18, u64::MAX)]);
+        assert!(m.sanitize());
+        assert_eq!(m.watermark, RecordId(9));
+        assert_eq!(m.resolved_above.ranges(), &[(15, 15), (18, 20)]);
+        assert_eq!(m.unresolved(), 7);
+        assert!(!m.all_resolved());
+        let mut ahead = SegmentMeta::new(SegmentId(1), RecordId(10), UnixNanos(0), 0);
+        ahead.last_id = Some(RecordId(20));
+        ahead.watermark = RecordId(u64::MAX);
+        ahead.sanitize();
+        assert_eq!(ahead.watermark, RecordId(20));
+        assert!(!ahead.sanitize(), "a clean entry is left alone");
     }
 
     proptest! {

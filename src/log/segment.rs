@@ -190,6 +190,14 @@ pub enum Step<'a> {
 }
 
 /// Walks the frames of `data`, which starts at file offset `base`.
+///
+/// Resynchronisation accepts a candidate frame only if it is plausible
+/// before its CRC is even computed: the payload starts as our writers start
+/// it (the record-id field), and its id lies in the window the damaged bytes
+/// could have held (each record takes at least [`record::encoded_len`]`(0)`
+/// bytes) and at most the walk's upper bound. A frame forged inside an
+/// event payload therefore cannot make the walk skip ahead, and damage
+/// costs linear, not quadratic, time.
 #[derive(Clone, Debug)]
 pub struct Walk<'a> {
     data: &'a [u8],
@@ -197,6 +205,8 @@ pub struct Walk<'a> {
     pos: usize,
     last: RecordId,
     done: bool,
+    cut: bool,
+    max_id: RecordId,
 }
 
 impl<'a> Walk<'a> {
@@ -209,7 +219,25 @@ impl<'a> Walk<'a> {
             pos: 0,
             last,
             done: false,
+            cut: false,
+            max_id: RecordId(u64::MAX),
         }
+    }
+
+    /// Marks `data` as a window cut short of the real end (a bounded read):
+    /// a frame the window ends inside is not damage, so the walk ends there
+    /// with a [`Step::Tail`] of cause [`Cause::Incomplete`] and does not
+    /// resynchronise past it.
+    pub fn cut_short(mut self) -> Walk<'a> {
+        self.cut = true;
+        self
+    }
+
+    /// No record id above `max` is accepted when resynchronising (a reader
+    /// knows the segment's last durable id).
+    pub fn max_id(mut self, max: RecordId) -> Walk<'a> {
+        self.max_id = max;
+        self
     }
 
     /// File offset the walk has reached.
@@ -217,8 +245,29 @@ impl<'a> Walk<'a> {
         self.base + self.pos as u64
     }
 
-    fn valid_after(&self, at: usize) -> Option<(RecordRef<'a>, usize)> {
-        match record::decode(self.data.get(at..)?) {
+    /// A plausible, valid frame at `at`, after damage that started at `start`.
+    fn valid_after(&self, start: usize, at: usize) -> Option<(RecordRef<'a>, usize)> {
+        let buf = self.data.get(at..)?;
+        // Cheap checks first: our writers start every payload with the
+        // record-id field, and the id must fit the damaged span.
+        let payload = buf.get(record::FRAME_HEADER_LEN..record::FRAME_HEADER_LEN + 9)?;
+        if payload.first() != Some(&0x09) {
+            return None;
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(payload.get(1..9)?);
+        let id = u64::from_le_bytes(id);
+        let span = ((at - start) / record::encoded_len(0)) as u64;
+        let max = self
+            .last
+            .0
+            .saturating_add(1)
+            .saturating_add(span)
+            .min(self.max_id.0);
+        if id <= self.last.0 || id > max {
+            return None;
+        }
+        match record::decode(buf) {
             Decoded::Valid { record, len } if record.id > self.last => Some((record, len)),
             _ => None,
         }
@@ -249,8 +298,16 @@ impl<'a> Iterator for Walk<'a> {
             Decoded::Corrupt(c) => Cause::Corrupt(c),
         };
         let start = self.pos;
+        if self.cut && cause == Cause::Incomplete {
+            self.done = true;
+            return Some(Step::Tail(Tail {
+                offset: self.base + start as u64,
+                len: (self.data.len() - start) as u64,
+                cause,
+            }));
+        }
         for at in start + 1..self.data.len() {
-            if let Some((record, _)) = self.valid_after(at) {
+            if let Some((record, _)) = self.valid_after(start, at) {
                 let lost =
                     (record.id.0 > self.last.0 + 1).then(|| (self.last.next(), record.id.prev()));
                 let damage = Damage {
@@ -429,6 +486,51 @@ mod tests {
         assert_eq!(d.lost, Some((RecordId(12), RecordId(13))));
         assert_eq!(s.last, Some(RecordId(15)));
         assert!(s.tail.is_none());
+    }
+
+    #[test]
+    fn a_window_cut_inside_a_record_ends_the_walk_without_resynchronising() {
+        // A record whose event holds a complete, valid frame with a high id.
+        let mut forged = Vec::new();
+        record::encode(&mut forged, RecordId(12), UnixNanos(0), b"forged");
+        let (mut b, offsets) = segment(10..12);
+        let mut event = vec![b'x'; 30];
+        event.extend_from_slice(&forged);
+        event.extend_from_slice(&[b'y'; 200]);
+        let big_at = b.len();
+        record::encode(&mut b, RecordId(12), UnixNanos(0), &event);
+        let _ = offsets;
+        // Read a window that ends inside the big record.
+        let window = &b[HEADER_LEN..big_at + 120];
+        let steps: Vec<Step> = Walk::new(window, HEADER_LEN as u64, RecordId(9))
+            .cut_short()
+            .collect();
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(matches!(
+            steps[2],
+            Step::Tail(Tail {
+                cause: Cause::Incomplete,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn resynchronisation_ignores_frames_whose_id_the_damage_could_not_have_held() {
+        // Damage of one record, then a valid frame claiming id 1000: too far.
+        let mut forged = Vec::new();
+        record::encode(&mut forged, RecordId(1000), UnixNanos(0), b"forged");
+        let (mut b, offsets) = segment(10..14);
+        b[offsets[1] as usize + 10] ^= 0xff;
+        let mut tail = forged.clone();
+        tail.extend_from_slice(&b[offsets[2] as usize..]);
+        let mut file = b[..offsets[2] as usize].to_vec();
+        file.extend_from_slice(&tail);
+        let s = scan(&file, &header());
+        // The forged 1000 is skipped; resync lands on the real record 12.
+        assert_eq!(s.last, Some(RecordId(13)));
+        assert_eq!(s.damage.len(), 1);
+        assert_eq!(s.damage[0].lost, Some((RecordId(11), RecordId(11))));
     }
 
     proptest! {

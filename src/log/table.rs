@@ -80,6 +80,18 @@ impl Table {
         Some(e)
     }
 
+    /// Takes a segment out of the table without recording its removal for
+    /// the index (the caller records it once the file's deletion is
+    /// durable).
+    pub fn take(&mut self, id: SegmentId) -> Option<Entry> {
+        let e = self.segments.remove(&id)?;
+        if self.by_first.get(&e.meta.first_id) == Some(&id) {
+            self.by_first.remove(&e.meta.first_id);
+        }
+        self.dirty.remove(&id);
+        Some(e)
+    }
+
     /// The segment whose range starts at or before `id` (the one that would
     /// hold it).
     pub fn segment_at(&self, id: RecordId) -> Option<SegmentId> {

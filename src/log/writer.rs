@@ -701,6 +701,9 @@ impl WriterThread {
     /// Seals the active segment and starts a new one.
     fn roll(&mut self) -> Result<(), AppendError> {
         let ctx = self.shared.ctx.clone();
+        if let Some(e) = ctx.poisoned() {
+            return Err(e);
+        }
         let id = SegmentId(self.active.id.0 + 1);
         let path = ctx.path(id);
         let created = ctx.clock.now();

@@ -492,8 +492,9 @@ impl Queue {
             tracing::warn!(segment = %id, records = dropped, "queue full: dropped the oldest unexported records (policy drop-oldest)");
             metrics::counter!("telespool_queue_dropped_total").increment(dropped);
         }
-        self.purge_where(|e, _| e.id == id)?;
-        Ok(true)
+        // Progress only if the segment could actually go (a damaged index
+        // entry could leave it unpurgeable; looping would hang submitters).
+        Ok(self.purge_where(|e, _| e.id == id)?.segments > 0)
     }
 
     /// Resolves records as `how`.
@@ -632,44 +633,68 @@ impl Queue {
             return Ok(PurgeReport::default());
         }
         let _span = tracing::info_span!("purge", segments = ids.len()).entered();
+        // The index lock is held throughout, so no other flush can record a
+        // removal before the deletions are durable.
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         // 1. The index must say "fully resolved" durably before a file goes.
-        self.flush_index()?;
-        let mut report = PurgeReport::default();
+        self.flush_locked(&mut index)?;
+        let mut taken: Vec<crate::log::table::Entry> = Vec::new();
+        let mut failed = None;
         for id in &ids {
-            let entry = self.table().remove(*id);
-            let Some(entry) = entry else { continue };
-            self.ctx.disk_bytes.fetch_sub(
-                entry
-                    .meta
-                    .bytes
-                    .min(self.ctx.disk_bytes.load(Ordering::SeqCst)),
-                Ordering::SeqCst,
-            );
-            report.segments += 1;
-            report.records += entry.meta.records();
-            report.bytes += entry.meta.bytes;
+            let Some(entry) = self.table().take(*id) else {
+                continue;
+            };
             let path = self.ctx.dir.join(segment::file_name(*id));
             // 2. Delete the file.
             match self.ctx.storage.remove(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(QueueError::io("removing", &path, e)),
+                Ok(()) => taken.push(entry),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => taken.push(entry),
+                Err(e) => {
+                    self.table().insert(entry);
+                    failed = Some(QueueError::io("removing", &path, e));
+                    break;
+                }
             }
         }
-        // 3. Make the deletions durable, 4. then drop the index entries.
-        self.ctx
-            .storage
-            .sync_dir(&self.ctx.dir)
-            .map_err(|e| QueueError::io("syncing directory", &self.ctx.dir, e))?;
-        self.flush_index()?;
+        // 3. Make the deletions durable.
+        if let Err(e) = self.ctx.storage.sync_dir(&self.ctx.dir) {
+            // Not durable: keep the entries (their files may come back after
+            // a power loss) and retry on a later purge.
+            let mut t = self.table();
+            for entry in taken {
+                t.insert(entry);
+            }
+            return Err(QueueError::io("syncing directory", &self.ctx.dir, e));
+        }
+        let mut report = PurgeReport::default();
+        {
+            let mut t = self.table();
+            for entry in &taken {
+                t.removed.insert(entry.meta.id);
+                report.segments += 1;
+                report.records += entry.meta.records();
+                report.bytes += entry.meta.bytes;
+            }
+        }
+        let freed = report.bytes.min(self.ctx.disk_bytes.load(Ordering::SeqCst));
+        self.ctx.disk_bytes.fetch_sub(freed, Ordering::SeqCst);
+        // 4. Then drop the index entries.
+        self.flush_locked(&mut index)?;
         metrics::counter!("telespool_queue_purged_segments_total").increment(report.segments);
         metrics::counter!("telespool_queue_purged_records_total").increment(report.records);
-        Ok(report)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// Writes every changed segment entry to the index and flushes it.
     pub fn flush_index(&self) -> Result<(), QueueError> {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        self.flush_locked(&mut index)
+    }
+
+    fn flush_locked(&self, index: &mut Box<dyn Index>) -> Result<(), QueueError> {
         let (metas, removed) = {
             let mut t = self.table();
             let dirty = std::mem::take(&mut t.dirty);

@@ -163,29 +163,7 @@ fn lose(
         return;
     }
     // Report only ids that were not resolved already, as ranges.
-    let mut run: Option<(RecordId, RecordId)> = None;
-    let mut ranges = Vec::new();
-    let mut id = first;
-    while id <= last {
-        if meta.is_resolved(id) {
-            if let Some(r) = run.take() {
-                ranges.push(r);
-            }
-        } else {
-            run = Some(match run {
-                Some((a, _)) => (a, id),
-                None => (id, id),
-            });
-        }
-        id = id.next();
-        if id.0 == 0 {
-            break;
-        }
-    }
-    if let Some(r) = run {
-        ranges.push(r);
-    }
-    for r in ranges {
+    for r in meta.unresolved_ranges(first, last) {
         report.lost.push(Lost {
             segment: meta.id,
             first: r.0,
@@ -194,6 +172,79 @@ fn lose(
         });
         meta.resolve_range(r.0, r.1, Resolution::Lost, now);
     }
+}
+
+/// Where a walked segment must end earlier than its last valid record,
+/// because what follows was never acknowledged:
+///
+/// - records with ids at or above the next segment's first id: stale frames
+///   of a write that failed (its ids were given again) and that a power
+///   loss left behind, since the next segment's header was made durable
+///   after them;
+/// - in the newest segment, a zero-filled hole followed by records the
+///   index never saw: an unsynced group whose pages did not reach the disk
+///   while a later page did. An acknowledged record after the hole would
+///   have been covered by the same fdatasync as the hole.
+fn early_end(
+    bytes: &[u8],
+    scan: &segment::Scan,
+    next_first: Option<RecordId>,
+    is_newest: bool,
+    index_last: Option<RecordId>,
+) -> Option<u64> {
+    let mut cut: Option<u64> = None;
+    if let Some(nf) = next_first
+        && scan.last.is_some_and(|l| l >= nf)
+    {
+        let body = bytes.get(HEADER_LEN..).unwrap_or(&[]);
+        let first_id = Header::decode(bytes).ok()?.first_id;
+        cut = segment::Walk::new(body, HEADER_LEN as u64, first_id.prev()).find_map(|s| match s {
+            segment::Step::Record { record, offset, .. } if record.id >= nf => Some(offset),
+            _ => None,
+        });
+    }
+    if is_newest {
+        let known = index_last.unwrap_or(RecordId(0));
+        for d in &scan.damage {
+            let zeros = bytes
+                .get(d.offset as usize..(d.offset.saturating_add(d.len)) as usize)
+                .is_some_and(|b| b.iter().all(|&x| x == 0));
+            let next_after = d.lost.map_or(RecordId(0), |(_, b)| b.next());
+            if zeros && (d.lost.is_none() || next_after > known) {
+                cut = Some(cut.map_or(d.offset, |c| c.min(d.offset)));
+                break;
+            }
+        }
+    }
+    cut
+}
+
+/// Whether every byte of the file is zero.
+fn all_zero(file: &dyn StorageFile) -> std::io::Result<bool> {
+    let map = file.map()?;
+    let bytes: &[u8] = (*map).as_ref();
+    Ok(bytes.iter().all(|&b| b == 0))
+}
+
+/// Removes the newest segment whose header never became durable (a roll
+/// torn by a crash: nothing in it was ever acknowledged).
+fn torn_roll(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    len: u64,
+    report: &mut OpenReport,
+    id: SegmentId,
+) -> Result<(), QueueError> {
+    tracing::warn!(path = %path.display(), len, "removing the newest segment: its header is torn");
+    storage
+        .remove(path)
+        .map_err(|e| QueueError::io("removing", path, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| QueueError::io("syncing directory", dir, e))?;
+    report.removed_torn.push(id);
+    Ok(())
 }
 
 /// Opens the queue (the lock is already held).
@@ -210,8 +261,13 @@ pub(crate) fn open(
     let _span = tracing::info_span!("open", dir = %dir.display()).entered();
     let now = clock.now();
     let mut report = OpenReport::default();
-    let mut metas: BTreeMap<SegmentId, SegmentMeta> =
-        index.load()?.into_iter().map(|m| (m.id, m)).collect();
+    let mut metas: BTreeMap<SegmentId, SegmentMeta> = BTreeMap::new();
+    for mut m in index.load()? {
+        if m.sanitize() {
+            tracing::warn!(segment = %m.id, "index entry was inconsistent (watermark or resolved ids outside the segment); clamped");
+        }
+        metas.insert(m.id, m);
+    }
 
     // Ids never go below anything the index has seen.
     let mut max_seen = RecordId(0);
@@ -254,17 +310,18 @@ pub(crate) fn open(
         let header = match Header::decode(&hb) {
             Ok(h) => h,
             Err(HeaderError::Truncated { .. }) if Some(id) == newest => {
-                // A roll torn by a crash: the header was never synced, so
-                // nothing in the file was ever acknowledged.
-                tracing::warn!(path = %path.display(), len, "removing the newest segment: its header is torn");
                 drop(file);
-                storage
-                    .remove(&path)
-                    .map_err(|e| QueueError::io("removing", &path, e))?;
-                storage
-                    .sync_dir(dir)
-                    .map_err(|e| QueueError::io("syncing directory", dir, e))?;
-                report.removed_torn.push(id);
+                torn_roll(storage.as_ref(), dir, &path, len, &mut report, id)?;
+                continue;
+            }
+            // A header of zeros: its size reached the disk, its bytes did not.
+            Err(HeaderError::BadMagic)
+                if Some(id) == newest
+                    && all_zero(file.as_ref())
+                        .map_err(|e| QueueError::io("reading", &path, e))? =>
+            {
+                drop(file);
+                torn_roll(storage.as_ref(), dir, &path, len, &mut report, id)?;
                 continue;
             }
             Err(reason) => return Err(QueueError::BadSegment { path, reason }),
@@ -311,7 +368,9 @@ pub(crate) fn open(
     let mut table = Table::default();
     let mut disk_bytes = 0u64;
     let mut prev_last: Option<(SegmentId, RecordId)> = None;
-    for p in present {
+    let firsts: Vec<RecordId> = present.iter().map(|p| p.header.first_id).collect();
+    for (i, p) in present.into_iter().enumerate() {
+        let next_first = firsts.get(i + 1).copied();
         let path = dir.join(segment::file_name(p.id));
         let is_newest = Some(p.id) == newest_present;
         let known = metas.remove(&p.id);
@@ -338,14 +397,25 @@ pub(crate) fn open(
                 .map()
                 .map_err(|e| QueueError::io("mapping", &path, e))?;
             let bytes: &[u8] = (*map).as_ref();
-            let scan = segment::scan(bytes, &p.header);
+            let mut scan = segment::scan(bytes, &p.header);
+            let index_last = known.as_ref().and_then(|m| m.last_id);
+            if let Some(cut) = early_end(bytes, &scan, next_first, is_newest, index_last) {
+                tracing::warn!(segment = %p.id, offset = cut, "cutting the segment short: what follows was never acknowledged");
+                scan = segment::scan(bytes.get(..cut as usize).unwrap_or(bytes), &p.header);
+                scan.tail = Some(segment::Tail {
+                    offset: cut,
+                    len: (bytes.len() as u64).saturating_sub(cut),
+                    cause: Cause::Incomplete,
+                });
+                scan.tail_zeroed = false;
+            }
             drop(map);
             let mut meta = match known {
                 Some(mut m) => {
                     if m.first_id != p.header.first_id {
                         tracing::warn!(segment = %p.id, "index entry disagrees with the header's first record id; trusting the file");
                         m.first_id = p.header.first_id;
-                        m.watermark = m.watermark.max(m.first_id.prev());
+                        m.sanitize();
                     }
                     m
                 }
@@ -381,7 +451,6 @@ pub(crate) fn open(
                     metrics::counter!("telespool_queue_truncated_bytes_total").increment(t.len);
                 }
             }
-            let index_last = meta.last_id;
             meta.last_id = match (meta.last_id, scan.last) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -446,6 +515,14 @@ pub(crate) fn open(
     }
     // Entries the files did not match are gone already; anything left in
     // `metas` was consumed above.
+    if max_seen.0 > u64::MAX - (1 << 40) {
+        return Err(QueueError::Inconsistent {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "record ids are exhausted (highest seen {max_seen}); the index or a segment header is damaged"
+            ),
+        });
+    }
     let next_id = max_seen.next();
     report.next_id = next_id;
 

@@ -238,17 +238,25 @@ impl Queue {
 
     /// Resolves damaged records as lost and reports them.
     fn lose(&self, id: SegmentId, ranges: &[(RecordId, RecordId)]) {
-        let ids: Vec<RecordId> = ranges
-            .iter()
-            .flat_map(|&(a, b)| (a.0..=b.0).map(RecordId))
-            .collect();
-        if ids.is_empty() {
+        if ranges.is_empty() {
             return;
         }
-        let r = self.resolve(&ids, Resolution::Lost);
-        if r.resolved > 0 {
-            tracing::error!(segment = %id, records = r.resolved, ranges = ?ranges, "records lost to corruption");
-            metrics::counter!("telespool_queue_lost_records_total").increment(r.resolved);
+        let now = self.ctx.clock.now();
+        let mut resolved = 0;
+        {
+            let mut t = self.table();
+            if let Some(e) = t.segments.get_mut(&id) {
+                for &(a, b) in ranges {
+                    resolved += e.meta.resolve_range(a, b, Resolution::Lost, now);
+                }
+            }
+            if resolved > 0 {
+                t.touch(id);
+            }
+        }
+        if resolved > 0 {
+            tracing::error!(segment = %id, records = resolved, ranges = ?ranges, "records lost to corruption");
+            metrics::counter!("telespool_queue_lost_records_total").increment(resolved);
         }
     }
 
@@ -280,9 +288,19 @@ impl Queue {
                     &owned
                 }
             };
-            let cut = walk_from.1 + (data.len() as u64) < v.end;
+            // Only a bounded read of the active segment can end inside a
+            // record that is really there.
+            let cut =
+                matches!(v.source, Source::File(_)) && walk_from.1 + (data.len() as u64) < v.end;
             let mut progressed = false;
-            for step in Walk::new(data, walk_from.1, walk_from.0.prev()) {
+            let mut walk = Walk::new(data, walk_from.1, walk_from.0.prev());
+            if let Some(last) = v.last {
+                walk = walk.max_id(last);
+            }
+            if cut {
+                walk = walk.cut_short();
+            }
+            for step in walk {
                 match step {
                     Step::Record {
                         record,
