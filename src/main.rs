@@ -7,16 +7,22 @@ use telespool::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Servers say what they do at info level; offline commands stay quiet.
+    let default_level = match cli.command {
+        Command::Gateway(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TELESPOOL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Verify(a) => commands::verify::run(&a.dir, a.json),
         Command::Status(a) => commands::status::run(&a.dir, a.json),
+        Command::Gateway(a) => commands::gateway::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns the process exit code or a [`CmdError`]
 //! that `main` prints.
 
+pub mod gateway;
 pub mod status;
 pub mod verify;
 

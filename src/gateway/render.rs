@@ -116,15 +116,45 @@ pub fn message_body(
     event: &Event,
     metadata: &RecordEventsRequestMetadata,
 ) -> Result<Vec<u8>, ProtojsonError> {
+    message_body_with(event, &RenderedMetadata::new(metadata)?)
+}
+
+/// A stream's metadata rendered once as protojson, so that each event's
+/// body ([`message_body_with`]) only renders the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedMetadata(String);
+
+impl RenderedMetadata {
+    /// Renders the metadata (request id and identifier, license key
+    /// included), compact.
+    pub fn new(metadata: &RecordEventsRequestMetadata) -> Result<Self, ProtojsonError> {
+        Ok(RenderedMetadata(
+            protojson::render_metadata(metadata)?.to_string(),
+        ))
+    }
+
+    /// The compact JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// [`message_body`] with the metadata already rendered: the same bytes.
+pub fn message_body_with(
+    event: &Event,
+    metadata: &RenderedMetadata,
+) -> Result<Vec<u8>, ProtojsonError> {
     let event = protojson::render_event(event)?;
-    let metadata = protojson::render_metadata(metadata)?;
     // Written by hand so the key order does not depend on serde_json's map
     // type (sorted today; insertion order under `preserve_order`).
-    let mut body = Vec::with_capacity(512);
+    let mut body = Vec::with_capacity(512 + metadata.0.len());
     body.extend_from_slice(br#"{"event":"#);
-    body.extend_from_slice(event.to_string().as_bytes());
+    serde_json::to_writer(&mut body, &event).map_err(|err| ProtojsonError::Render {
+        message_type: protojson::EVENT_MESSAGE,
+        reason: err.to_string(),
+    })?;
     body.extend_from_slice(br#","metadata":"#);
-    body.extend_from_slice(metadata.to_string().as_bytes());
+    body.extend_from_slice(metadata.0.as_bytes());
     body.push(b'}');
     Ok(body)
 }
