@@ -18,7 +18,10 @@ async fn send(
     events: Vec<Event>,
 ) -> Vec<String> {
     let token = matches!(
-        metadata.identifier.as_ref().and_then(|i| i.identifier.as_ref()),
+        metadata
+            .identifier
+            .as_ref()
+            .and_then(|i| i.identifier.as_ref()),
         Some(telespool::proto::telemetrygateway::v1::identifier::Identifier::ManagedService(_))
     )
     .then_some(SERVICE_TOKEN);
@@ -127,7 +130,11 @@ async fn a_body_of_ten_megabytes_is_dropped_as_succeeded_for_instances_and_left_
     // 10,000,000 bytes of body or more: not published. Just under: published.
     let sink = MemorySink::new();
     let gateway = start(sink.clone()).await;
-    let batch = vec![huge("too-big", 10_000_000), huge("fits", 5_000_000), event(0)];
+    let batch = vec![
+        huge("too-big", 10_000_000),
+        huge("fits", 5_000_000),
+        event(0),
+    ];
     assert_eq!(
         send(&gateway, licensed(), batch.clone()).await,
         sorted(&["too-big", "fits", "event-0"])
@@ -145,14 +152,21 @@ async fn a_payload_is_published_in_windows_of_at_most_the_publish_concurrency() 
     let gateway = start_with(sink.clone(), |config| config.publish_concurrency = 7).await;
     assert_eq!(send(&gateway, licensed(), events(0..50)).await, ids(0..50));
     assert_eq!(sink.max_batch.load(Ordering::SeqCst), 7);
-    assert_eq!(sink.batches.load(Ordering::SeqCst), 8, "ceil(50 / 7) windows");
+    assert_eq!(
+        sink.batches.load(Ordering::SeqCst),
+        8,
+        "ceil(50 / 7) windows"
+    );
 }
 
 #[tokio::test]
 async fn the_default_concurrency_publishes_250_events_at_a_time() {
     let sink = MemorySink::new();
     let gateway = start(sink.clone()).await;
-    assert_eq!(send(&gateway, licensed(), events(0..1000)).await, ids(0..1000));
+    assert_eq!(
+        send(&gateway, licensed(), events(0..1000)).await,
+        ids(0..1000)
+    );
     assert_eq!(sink.max_batch.load(Ordering::SeqCst), 250);
 }
 
@@ -162,5 +176,8 @@ async fn events_without_an_id_are_never_in_succeeded_events() {
     let gateway = start(sink.clone()).await;
     let mut no_id = event(1);
     no_id.id = String::new();
-    assert_eq!(send(&gateway, licensed(), vec![event(0), no_id]).await, ids(0..1));
+    assert_eq!(
+        send(&gateway, licensed(), vec![event(0), no_id]).await,
+        ids(0..1)
+    );
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use gateway_support::*;
 use serde_json::Value;
-use telespool::gateway::{Gateway, GatewayConfig};
 use telespool::gateway::config::SinkSpec;
 use telespool::gateway::render::{self, PublisherSource};
+use telespool::gateway::{Gateway, GatewayConfig};
 use telespool::proto::telemetrygateway::v1::{Event, EventParameters, RecordEventsRequestMetadata};
 
 async fn start_file(path: &Path, tweak: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
@@ -45,7 +45,11 @@ fn lines(path: &Path) -> Vec<Value> {
         .iter()
         .flat_map(|(_, p)| {
             let text = std::fs::read_to_string(p).unwrap();
-            assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", p.display());
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{} ends mid-line",
+                p.display()
+            );
             text.lines()
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
                 .collect::<Vec<_>>()
@@ -56,7 +60,12 @@ fn lines(path: &Path) -> Vec<Value> {
 fn by_id(lines: &[Value]) -> BTreeMap<String, Value> {
     lines
         .iter()
-        .map(|l| (l["data"]["event"]["id"].as_str().unwrap().to_owned(), l.clone()))
+        .map(|l| {
+            (
+                l["data"]["event"]["id"].as_str().unwrap().to_owned(),
+                l.clone(),
+            )
+        })
         .collect()
 }
 
@@ -101,9 +110,15 @@ async fn every_valid_event_appears_in_the_jsonl_file_exactly_as_rendered() {
         let id = event.id.clone();
         assert_eq!(written[&id], expected_line(event, &licensed()), "{id}");
     }
-    assert_eq!(written["event-7"]["data"]["event"]["parameters"]["metadata"]["legacy"], 42);
+    assert_eq!(
+        written["event-7"]["data"]["event"]["parameters"]["metadata"]["legacy"],
+        42
+    );
     assert_eq!(written["event-8"]["data"]["event"]["user"]["userId"], "0");
-    assert_eq!(written["event-0"]["attributes"]["publisher.source"], "licensed_instance");
+    assert_eq!(
+        written["event-0"]["attributes"]["publisher.source"],
+        "licensed_instance"
+    );
     assert_eq!(
         written["event-0"]["data"]["metadata"]["identifier"]["licensedInstance"]["licenseKey"],
         LICENSE_KEY
@@ -155,7 +170,10 @@ async fn invalid_events_from_a_managed_service_are_left_out_and_absent_from_the_
     let written = by_id(&lines(&path));
     assert_eq!(written.len(), 2);
     assert_eq!(written["event-2"], expected_line(event(2), &managed()));
-    assert_eq!(written["event-2"]["attributes"]["publisher.source"], SERVICE_ID);
+    assert_eq!(
+        written["event-2"]["attributes"]["publisher.source"],
+        SERVICE_ID
+    );
 }
 
 #[tokio::test]

@@ -160,7 +160,14 @@ async fn managed_service_with_a_token_bound_to_another_service_is_permission_den
         Code::PermissionDenied,
         "permission denied",
     );
-    accepted(&try_stream(&gateway, managed_with("other-service"), Some("bound-to-other")).await);
+    accepted(
+        &try_stream(
+            &gateway,
+            managed_with("other-service"),
+            Some("bound-to-other"),
+        )
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -224,7 +231,12 @@ async fn record_event_publishes_one_event_for_a_managed_service() {
 async fn record_event_from_instance_identifiers_is_unimplemented() {
     let gateway = start(MemorySink::new()).await;
     let mut client = gateway.client().await;
-    for metadata in [Some(licensed()), Some(unlicensed()), Some(metadata(None)), None] {
+    for metadata in [
+        Some(licensed()),
+        Some(unlicensed()),
+        Some(metadata(None)),
+        None,
+    ] {
         let status = client
             .record_event(unary(metadata, true, None))
             .await
@@ -247,7 +259,10 @@ async fn record_event_checks_the_managed_service_token() {
         .record_event(unary(Some(managed()), true, Some("wrong")))
         .await
         .unwrap_err();
-    assert_eq!((status.code(), status.message()), (Code::PermissionDenied, "permission denied"));
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::PermissionDenied, "permission denied")
+    );
     let status = client
         .record_event(unary(Some(managed_with("")), true, Some(SERVICE_TOKEN)))
         .await
@@ -263,7 +278,10 @@ async fn record_event_without_an_event_is_invalid_argument() {
         .record_event(unary(Some(managed()), false, Some(SERVICE_TOKEN)))
         .await
         .unwrap_err();
-    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "event is required"));
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::InvalidArgument, "event is required")
+    );
 }
 
 #[tokio::test]
@@ -288,7 +306,9 @@ async fn record_event_publish_failures_are_internal() {
     let status = client.record_event(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal);
     assert!(
-        status.message().starts_with("failed to publish event: invalid event: event feature"),
+        status
+            .message()
+            .starts_with("failed to publish event: invalid event: event feature"),
         "{}",
         status.message()
     );

@@ -18,7 +18,10 @@ use telespool::gateway::{Gateway, GatewayConfig};
 
 const STREAM: &str = "telemetry-events";
 
-async fn start_nats_gateway(server: &NatsServer, tweak: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
+async fn start_nats_gateway(
+    server: &NatsServer,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> TestGateway {
     let files = tempfile::tempdir().unwrap();
     let mut config = test_config(files.path());
     config.sink = SinkSpec::Nats(server.url());
@@ -93,10 +96,21 @@ async fn published_events_can_be_read_back_from_the_stream_with_headers_and_msg_
         );
         let source = render::publisher_source(&licensed());
         for (name, value) in render::attributes(&event, &source) {
-            assert_eq!(headers.get(name.as_str()).unwrap().as_str(), value, "{name}");
+            assert_eq!(
+                headers.get(name.as_str()).unwrap().as_str(),
+                value,
+                "{name}"
+            );
         }
     }
-    assert_eq!(seen["event-0"].0.get("event.recordsPrivateMetadataTranscript").unwrap().as_str(), "true");
+    assert_eq!(
+        seen["event-0"]
+            .0
+            .get("event.recordsPrivateMetadataTranscript")
+            .unwrap()
+            .as_str(),
+        "true"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +177,10 @@ async fn an_existing_stream_that_does_not_capture_the_subject_is_refused_at_star
     config.sink = SinkSpec::Nats(server.url());
     config.nats.stream = "other".to_owned();
     let err = Gateway::open(config).await.unwrap_err().to_string();
-    assert!(err.contains("does not capture subject telemetry.events"), "{err}");
+    assert!(
+        err.contains("does not capture subject telemetry.events"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +193,13 @@ async fn custom_stream_and_subject_names_are_used() {
     .await;
     assert_eq!(send(&gateway, 0..5).await, ids(0..5));
     let js = jetstream(&server).await;
-    let info = js.get_stream("custom").await.unwrap().get_info().await.unwrap();
+    let info = js
+        .get_stream("custom")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
     assert_eq!(info.config.subjects, vec!["custom.subject".to_owned()]);
     assert_eq!(info.state.messages, 5);
 }

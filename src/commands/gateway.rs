@@ -47,6 +47,9 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode, CmdError> {
         .build()
         .map_err(|e| CmdError::new(format!("starting the async runtime: {e}")))?;
     runtime.block_on(async move {
+        // Listen for signals before anything else, so that a SIGTERM right
+        // after start is a graceful shutdown too.
+        let signal = shutdown_signal()?;
         let gateway = Gateway::open(config.clone())
             .await
             .map_err(|e| CmdError::new(e.to_string()))?;
@@ -62,33 +65,34 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode, CmdError> {
             "telespool gateway serving"
         );
         gateway
-            .run(grpc, http, shutdown_signal())
+            .run(grpc, http, signal)
             .await
             .map_err(|e| CmdError::new(e.to_string()))
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or ctrl-c (SIGINT).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Registers SIGTERM and SIGINT (ctrl-c) now; the future resolves on
+/// either.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CmdError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen =
+        |kind| signal(kind).map_err(|e| CmdError::new(format!("listening for signals: {e}")));
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+/// ctrl-c.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CmdError> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }

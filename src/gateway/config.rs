@@ -405,7 +405,7 @@ impl GatewayConfig {
         }
         check_stream_name(&self.nats.stream)?;
         check_subject(&self.nats.subject)?;
-        if self.grpc_listen == self.http_listen {
+        if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return Err(ConfigError::SameAddress {
                 address: self.grpc_listen,
             });

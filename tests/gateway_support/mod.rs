@@ -108,7 +108,10 @@ pub fn test_config(files: &Path) -> GatewayConfig {
 }
 
 /// Starts a gateway with `sink`; `tweak` may change the test config.
-pub async fn start_with(sink: Arc<dyn Sink>, tweak: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
+pub async fn start_with(
+    sink: Arc<dyn Sink>,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> TestGateway {
     let files = tempfile::tempdir().unwrap();
     let mut config = test_config(files.path());
     tweak(&mut config);
@@ -173,10 +176,12 @@ pub fn licensed() -> RecordEventsRequestMetadata {
 }
 
 pub fn unlicensed_with(instance_id: &str) -> RecordEventsRequestMetadata {
-    metadata(Some(Kind_::UnlicensedInstance(UnlicensedInstanceIdentifier {
-        instance_id: instance_id.to_owned(),
-        external_url: "https://sg.example.org".to_owned(),
-    })))
+    metadata(Some(Kind_::UnlicensedInstance(
+        UnlicensedInstanceIdentifier {
+            instance_id: instance_id.to_owned(),
+            external_url: "https://sg.example.org".to_owned(),
+        },
+    )))
 }
 
 pub fn unlicensed() -> RecordEventsRequestMetadata {
@@ -394,7 +399,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut raw = Vec::new();
@@ -405,6 +412,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (code, body)
 }

@@ -54,7 +54,14 @@ impl NatsServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let child = Command::new(binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -63,7 +70,11 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -60,18 +60,33 @@ impl MemorySink {
     }
 
     pub fn ids(&self) -> BTreeSet<String> {
-        self.messages.lock().unwrap().iter().map(|m| m.id.clone()).collect()
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.id.clone())
+            .collect()
     }
 
     pub fn message(&self, id: &str) -> Option<Message> {
-        self.messages.lock().unwrap().iter().find(|m| m.id == id).cloned()
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
     }
 
     fn failure(&self, id: &str) -> Option<Failure> {
         if self.fail_all.load(Ordering::SeqCst) {
             return Some(Failure::Retryable);
         }
-        self.fail.lock().unwrap().iter().find(|(f, _)| f == id).map(|(_, f)| *f)
+        self.fail
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(f, _)| f == id)
+            .map(|(_, f)| *f)
     }
 }
 
