@@ -1,2 +1,332 @@
-//! Placeholder, replaced below.
-fn main() {}
+//! Gateway throughput: events acknowledged per second, with a tonic client
+//! in the same process on loopback, payloads of 1,000 events of about
+//! 600 bytes each, several streams with several payloads in flight each.
+//!
+//! Scenarios (all by default; name one or more to pick):
+//!
+//! - `file`: the JSONL file sink in a temporary directory (fdatasync
+//!   before every acknowledgement, group commit).
+//! - `nats`: the NATS JetStream sink against a `nats-server -js` started
+//!   here on a free loopback port with a temporary file store (skipped,
+//!   with a note, when `nats-server` is not installed).
+//! - `render`: the per-event work alone (validate, protojson body,
+//!   attributes) on one core, no I/O.
+//!
+//! Run: `cargo bench --bench gateway` or `cargo bench --bench gateway --
+//! file`. Settings from the environment: `GATEWAY_BENCH_SECS` (measured
+//! seconds per scenario, default 10), `GATEWAY_BENCH_STREAMS` (default 4),
+//! `GATEWAY_BENCH_IN_FLIGHT` (payloads in flight per stream, default 4).
+//! Figures are recorded in `docs/gateway.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use prost_types::{Struct, Timestamp, Value, value::Kind};
+use telespool::gateway::config::SinkSpec;
+use telespool::gateway::publish::{StreamContext, gateway_limits, prepare};
+use telespool::gateway::render::PublisherSource;
+use telespool::gateway::{Gateway, GatewayConfig};
+use telespool::proto::telemetrygateway::v1::event_source::{Client, Server};
+use telespool::proto::telemetrygateway::v1::identifier::{
+    Identifier as Kind_, LicensedInstanceIdentifier,
+};
+use telespool::proto::telemetrygateway::v1::record_events_request::{EventsPayload, Payload};
+use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
+use telespool::proto::telemetrygateway::v1::{
+    Event, EventFeatureFlags, EventParameters, EventSource, EventUser, Identifier,
+    RecordEventsRequest, RecordEventsRequestMetadata,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+const PAYLOAD_EVENTS: usize = 1000;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn metadata() -> RecordEventsRequestMetadata {
+    RecordEventsRequestMetadata {
+        request_id: "bench".to_owned(),
+        identifier: Some(Identifier {
+            identifier: Some(Kind_::LicensedInstance(LicensedInstanceIdentifier {
+                license_key: "bench-key".to_owned(),
+                instance_id: "instance".to_owned(),
+                external_url: "https://sourcegraph.example.com".to_owned(),
+            })),
+        }),
+    }
+}
+
+/// A realistic event of about 600 bytes encoded.
+fn event(id: String, i: u64) -> Event {
+    let s = |v: &str| Value {
+        kind: Some(Kind::StringValue(v.to_owned())),
+    };
+    Event {
+        id,
+        timestamp: Some(Timestamp {
+            seconds: 1_700_000_000 + (i % 100_000) as i64,
+            nanos: 123_000_000,
+        }),
+        feature: "cody.completion".to_owned(),
+        action: "accepted".to_owned(),
+        source: Some(EventSource {
+            server: Some(Server {
+                version: "5.3.0".to_owned(),
+            }),
+            client: Some(Client {
+                name: "VSCODE_CODY_EXTENSION".to_owned(),
+                version: Some("1.20.3".to_owned()),
+            }),
+        }),
+        parameters: Some(EventParameters {
+            version: 1,
+            metadata: BTreeMap::from([
+                ("latency".to_owned(), 123.5),
+                ("accepted".to_owned(), 1.0),
+                ("recordsPrivateMetadataTranscript".to_owned(), 1.0),
+            ]),
+            private_metadata: Some(Struct {
+                fields: BTreeMap::from([
+                    ("languageId".to_owned(), s("typescript")),
+                    ("model".to_owned(), s("anthropic/claude-3-sonnet")),
+                    ("snippet".to_owned(), s(&"x".repeat(240))),
+                ]),
+            }),
+            ..EventParameters::default()
+        }),
+        user: Some(EventUser {
+            user_id: Some(1234),
+            anonymous_user_id: Some("c0ffee00-0000-4000-8000-000000000000".to_owned()),
+            sams_external_id: None,
+        }),
+        feature_flags: Some(EventFeatureFlags {
+            flags: BTreeMap::from([
+                ("cody-autocomplete-tracing".to_owned(), "true".to_owned()),
+                ("search-ranking".to_owned(), "false".to_owned()),
+            ]),
+        }),
+        ..Event::default()
+    }
+}
+
+fn payload(stream: usize, seq: &mut u64) -> RecordEventsRequest {
+    let events = (0..PAYLOAD_EVENTS)
+        .map(|_| {
+            *seq += 1;
+            event(format!("{stream:04}-{:012}", *seq), *seq)
+        })
+        .collect();
+    RecordEventsRequest {
+        payload: Some(Payload::Events(EventsPayload { events })),
+    }
+}
+
+/// One client stream: keeps `in_flight` payloads outstanding until
+/// `until`; counts acknowledged ids.
+async fn drive(
+    addr: SocketAddr,
+    stream: usize,
+    in_flight: usize,
+    until: Instant,
+    acked: Arc<AtomicU64>,
+) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client =
+        TelemeteryGatewayServiceClient::new(channel).max_encoding_message_size(16 << 20);
+    let (tx, rx) = mpsc::channel(in_flight + 1);
+    tx.send(RecordEventsRequest {
+        payload: Some(Payload::Metadata(metadata())),
+    })
+    .await
+    .unwrap();
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let sender = {
+        let permits = permits.clone();
+        tokio::spawn(async move {
+            let mut seq = 0;
+            while Instant::now() < until {
+                permits.acquire().await.unwrap().forget();
+                if tx.send(payload(stream, &mut seq)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut inbound = client
+        .record_events(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(response) = inbound.message().await.unwrap() {
+        acked.fetch_add(response.succeeded_events.len() as u64, Ordering::Relaxed);
+        permits.add_permits(1);
+    }
+    sender.await.unwrap();
+}
+
+/// Runs the client load against a gateway and reports events/s.
+async fn measure(name: &str, gateway: Gateway) -> f64 {
+    let secs = env_or("GATEWAY_BENCH_SECS", 10);
+    let streams = env_or("GATEWAY_BENCH_STREAMS", 4) as usize;
+    let in_flight = env_or("GATEWAY_BENCH_IN_FLIGHT", 4) as usize;
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = grpc.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway.run(grpc, http, async move {
+        let _ = stopped.await;
+    }));
+    // Warm up for 1 s, then measure.
+    let acked = Arc::new(AtomicU64::new(0));
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let until = warm_until + Duration::from_secs(secs);
+    let clients: Vec<_> = (0..streams)
+        .map(|s| tokio::spawn(drive(addr, s, in_flight, until, acked.clone())))
+        .collect();
+    tokio::time::sleep_until(warm_until.into()).await;
+    let start_count = acked.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep_until(until.into()).await;
+    let count = acked.load(Ordering::Relaxed) - start_count;
+    let took = started.elapsed().as_secs_f64();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let rate = count as f64 / took;
+    println!(
+        "{name:>6}: {rate:>10.0} events/s acknowledged ({count} events in {took:.1} s; {streams} streams x {in_flight} payloads of {PAYLOAD_EVENTS} in flight)"
+    );
+    rate
+}
+
+fn config(sink: SinkSpec) -> GatewayConfig {
+    GatewayConfig {
+        sink,
+        accept_any_license: true,
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        ..GatewayConfig::default()
+    }
+}
+
+async fn file_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::open(config(SinkSpec::File(dir.path().join("events.jsonl"))))
+        .await
+        .unwrap();
+    measure("file", gateway).await;
+}
+
+struct NatsServer(Child);
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn nats_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+async fn nats_scenario() {
+    let Some(binary) = nats_binary() else {
+        println!("  nats: skipped, nats-server is not installed (apt-get install -y nats-server)");
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = NatsServer(
+        Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gateway = Gateway::open(config(SinkSpec::Nats(format!("nats://127.0.0.1:{port}"))))
+        .await
+        .unwrap();
+    measure("nats", gateway).await;
+}
+
+fn render_scenario() {
+    let ctx = StreamContext::new(metadata(), PublisherSource::LicensedInstance).unwrap();
+    let limits = gateway_limits();
+    let sample = event("0190b6d2-7f3a-7c55-9a1e-8f5b8e2c4d11".to_owned(), 1);
+    let n = 100_000;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for i in 0..n {
+        let mut e = sample.clone();
+        e.timestamp = Some(Timestamp {
+            seconds: 1_700_000_000 + i,
+            nanos: 0,
+        });
+        bytes += prepare(&ctx, &mut e, &limits).unwrap().body.len();
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "render: {:>10.0} events/s on one core ({:.2} us/event; event {} B protobuf, body {} B JSON)",
+        n as f64 / took,
+        took * 1e6 / n as f64,
+        sample.encoded_len(),
+        bytes / n as usize
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else not starting with `-`
+    // names scenarios.
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if wants("render") {
+        render_scenario();
+    }
+    if wants("file") {
+        runtime.block_on(file_scenario());
+    }
+    if wants("nats") {
+        runtime.block_on(nats_scenario());
+    }
+}

@@ -38,11 +38,17 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--nats-stream", "TELESPOOL_GATEWAY_NATS_STREAM"),
         ("--nats-subject", "TELESPOOL_GATEWAY_NATS_SUBJECT"),
         ("--nats-ack-timeout", "TELESPOOL_GATEWAY_NATS_ACK_TIMEOUT"),
-        ("--nats-duplicate-window", "TELESPOOL_GATEWAY_NATS_DUPLICATE_WINDOW"),
+        (
+            "--nats-duplicate-window",
+            "TELESPOOL_GATEWAY_NATS_DUPLICATE_WINDOW",
+        ),
         ("--file-rotate-bytes", "TELESPOOL_GATEWAY_FILE_ROTATE_BYTES"),
         ("--license-keys", "TELESPOOL_GATEWAY_LICENSE_KEYS"),
         ("--service-tokens", "TELESPOOL_GATEWAY_SERVICE_TOKENS"),
-        ("--accept-any-license", "TELESPOOL_GATEWAY_ACCEPT_ANY_LICENSE"),
+        (
+            "--accept-any-license",
+            "TELESPOOL_GATEWAY_ACCEPT_ANY_LICENSE",
+        ),
         (
             "--publish-concurrency",
             "TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY",
@@ -52,8 +58,14 @@ fn help_lists_every_setting_with_its_environment_variable() {
         assert!(out.contains(flag), "{flag} missing:\n{out}");
         assert!(out.contains(env), "{env} missing:\n{out}");
     }
-    assert!(out.contains("0.0.0.0:10080") && out.contains("0.0.0.0:10081"), "{out}");
-    assert!(out.contains("file:./telespool-gateway/events.jsonl"), "{out}");
+    assert!(
+        out.contains("0.0.0.0:10080") && out.contains("0.0.0.0:10081"),
+        "{out}"
+    );
+    assert!(
+        out.contains("file:./telespool-gateway/events.jsonl"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -64,16 +76,25 @@ fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     let file = dir.path().join("gateway.toml");
     std::fs::write(&file, "publish_concurrency = 20001\n").unwrap();
     let config = file.to_str().unwrap();
-    let env = [("TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY", "20002")];
+    let env = [(
+        "TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY",
+        "20002",
+    )];
 
     let (code, _, err) = gateway(&["--config", config], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("publish_concurrency = 20001 is outside 1..=10000"), "{err}");
+    assert!(
+        err.contains("publish_concurrency = 20001 is outside 1..=10000"),
+        "{err}"
+    );
 
     let (_, _, err) = gateway(&["--config", config], &env);
     assert!(err.contains("publish_concurrency = 20002"), "{err}");
 
-    let (_, _, err) = gateway(&["--config", config, "--publish-concurrency", "20003"], &env);
+    let (_, _, err) = gateway(
+        &["--config", config, "--publish-concurrency", "20003"],
+        &env,
+    );
     assert!(err.contains("publish_concurrency = 20003"), "{err}");
 
     let (_, _, err) = gateway(&[], &[("TELESPOOL_GATEWAY_CONFIG", config)]);
@@ -88,16 +109,24 @@ fn config_file_errors_name_the_file_and_the_key() {
     let (code, _, err) = gateway(&["--config", file.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("sink = \"kafka://x\" is invalid: expected file:PATH, nats://HOST:PORT or log"),
+        err.contains(
+            "sink = \"kafka://x\" is invalid: expected file:PATH, nats://HOST:PORT or log"
+        ),
         "{err}"
     );
     std::fs::write(&file, "sinc = \"log\"\n").unwrap();
     let (code, _, err) = gateway(&["--config", file.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("gateway.toml") && err.contains("sinc"), "{err}");
+    assert!(
+        err.contains("gateway.toml") && err.contains("sinc"),
+        "{err}"
+    );
     let (code, _, err) = gateway(&["--config", "/nonexistent/gateway.toml"], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("reading config file /nonexistent/gateway.toml"), "{err}");
+    assert!(
+        err.contains("reading config file /nonexistent/gateway.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -107,9 +136,19 @@ fn a_sink_that_cannot_be_opened_stops_the_start_with_the_path() {
     std::fs::write(&blocker, "").unwrap();
     let sink = format!("file:{}/events.jsonl", blocker.display());
     let (code, _, err) = gateway(
-        &["--sink", &sink, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+        &[
+            "--sink",
+            &sink,
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     assert_eq!(code, 1);
-    assert!(err.contains("sink: creating directory") && err.contains(&blocker.display().to_string()), "{err}");
+    assert!(
+        err.contains("sink: creating directory") && err.contains(&blocker.display().to_string()),
+        "{err}"
+    );
 }

@@ -58,5 +58,8 @@ async fn concurrent_payloads_share_fsyncs_and_no_message_gets_its_own() {
         .lines()
         .count();
     assert_eq!(lines, events);
-    println!("{events} events, {} payloads, {syncs} fsyncs", streams * payloads);
+    println!(
+        "{events} events, {} payloads, {syncs} fsyncs",
+        streams * payloads
+    );
 }
