@@ -12,10 +12,18 @@
 //! - `render`: the per-event work alone (validate, protojson body,
 //!   attributes) on one core, no I/O.
 //!
+//! The client sends **pre-encoded** payloads by default, as telespool's
+//! exporter does (its queue holds encoded events): a payload is encoded
+//! once, and each send copies it and writes fresh ids in place, so the
+//! client costs little next to the gateway. `GATEWAY_BENCH_CLIENT=prost`
+//! uses the generated client instead, building and encoding 1,000 `Event`
+//! structs per payload (client and gateway then share the two cores).
+//!
 //! Run: `cargo bench --bench gateway` or `cargo bench --bench gateway --
 //! file`. Settings from the environment: `GATEWAY_BENCH_SECS` (measured
 //! seconds per scenario, default 10), `GATEWAY_BENCH_STREAMS` (default 4),
-//! `GATEWAY_BENCH_IN_FLIGHT` (payloads in flight per stream, default 4).
+//! `GATEWAY_BENCH_IN_FLIGHT` (payloads in flight per stream, default 4),
+//! `GATEWAY_BENCH_CLIENT` (`raw`, the default, or `prost`).
 //! Figures are recorded in `docs/gateway.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -26,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
+use prost::Message;
 use prost_types::{Struct, Timestamp, Value, value::Kind};
 use telespool::gateway::config::SinkSpec;
 use telespool::gateway::publish::{StreamContext, gateway_limits, prepare};
@@ -40,7 +48,7 @@ use telespool::proto::telemetrygateway::v1::record_events_request::{EventsPayloa
 use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
 use telespool::proto::telemetrygateway::v1::{
     Event, EventFeatureFlags, EventParameters, EventSource, EventUser, Identifier,
-    RecordEventsRequest, RecordEventsRequestMetadata,
+    RecordEventsRequest, RecordEventsRequestMetadata, RecordEventsResponse,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -125,7 +133,7 @@ fn payload(stream: usize, seq: &mut u64) -> RecordEventsRequest {
     let events = (0..PAYLOAD_EVENTS)
         .map(|_| {
             *seq += 1;
-            event(format!("{stream:04}-{:012}", *seq), *seq)
+            event(format!("{stream:04}-{:015}", *seq), *seq)
         })
         .collect();
     RecordEventsRequest {
@@ -180,6 +188,154 @@ async fn drive(
     sender.await.unwrap();
 }
 
+/// Width of every bench event id (`SSSS-NNNNNNNNNNNNNNN`), so ids can be
+/// rewritten in place in an encoded payload.
+const ID_WIDTH: usize = 20;
+
+/// An encoded `RecordEventsRequest` (1,000 events) and where each event's
+/// id bytes are.
+struct Template {
+    bytes: Vec<u8>,
+    id_offsets: Vec<usize>,
+}
+
+impl Template {
+    fn new(stream: usize) -> Template {
+        let mut seq = 0;
+        let request = payload(stream, &mut seq);
+        let bytes = request.encode_to_vec();
+        let mut id_offsets = Vec::with_capacity(PAYLOAD_EVENTS);
+        let mut from = 0;
+        for i in 1..=PAYLOAD_EVENTS as u64 {
+            let id = format!("{stream:04}-{i:015}");
+            assert_eq!(id.len(), ID_WIDTH);
+            let at = from
+                + bytes[from..]
+                    .windows(ID_WIDTH)
+                    .position(|w| w == id.as_bytes())
+                    .unwrap();
+            id_offsets.push(at);
+            from = at + ID_WIDTH;
+        }
+        Template { bytes, id_offsets }
+    }
+
+    /// A copy with ids `first..first + 1000` written in.
+    fn with_ids(&self, first: u64) -> bytes::Bytes {
+        let mut bytes = self.bytes.clone();
+        for (i, at) in self.id_offsets.iter().enumerate() {
+            let mut n = first + i as u64;
+            // The 15-digit sequence after "SSSS-".
+            for slot in bytes[at + 5..at + ID_WIDTH].iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        bytes::Bytes::from(bytes)
+    }
+}
+
+/// A tonic codec that sends already-encoded messages.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct ResponseDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = RecordEventsResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<RecordEventsResponse>, tonic::Status> {
+        RecordEventsResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = RecordEventsResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+/// [`drive`] with pre-encoded payloads through [`RawCodec`].
+async fn drive_raw(
+    addr: SocketAddr,
+    stream: usize,
+    in_flight: usize,
+    until: Instant,
+    acked: Arc<AtomicU64>,
+) {
+    let template = Template::new(stream);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(16 << 20);
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(in_flight + 1);
+    tx.send(bytes::Bytes::from(
+        RecordEventsRequest {
+            payload: Some(Payload::Metadata(metadata())),
+        }
+        .encode_to_vec(),
+    ))
+    .await
+    .unwrap();
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let sender = {
+        let permits = permits.clone();
+        tokio::spawn(async move {
+            let mut next = 1_000_000;
+            while Instant::now() < until {
+                permits.acquire().await.unwrap().forget();
+                let payload = template.with_ids(next);
+                next += PAYLOAD_EVENTS as u64;
+                if tx.send(payload).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/telemetrygateway.v1.TelemeteryGatewayService/RecordEvents",
+    );
+    let mut inbound = grpc
+        .streaming(tonic::Request::new(ReceiverStream::new(rx)), path, RawCodec)
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(response) = inbound.message().await.unwrap() {
+        acked.fetch_add(response.succeeded_events.len() as u64, Ordering::Relaxed);
+        permits.add_permits(1);
+    }
+    sender.await.unwrap();
+}
+
 /// Runs the client load against a gateway and reports events/s.
 async fn measure(name: &str, gateway: Gateway) -> f64 {
     let secs = env_or("GATEWAY_BENCH_SECS", 10);
@@ -196,8 +352,15 @@ async fn measure(name: &str, gateway: Gateway) -> f64 {
     let acked = Arc::new(AtomicU64::new(0));
     let warm_until = Instant::now() + Duration::from_secs(1);
     let until = warm_until + Duration::from_secs(secs);
+    let raw = std::env::var("GATEWAY_BENCH_CLIENT").map_or(true, |c| c != "prost");
     let clients: Vec<_> = (0..streams)
-        .map(|s| tokio::spawn(drive(addr, s, in_flight, until, acked.clone())))
+        .map(|s| {
+            if raw {
+                tokio::spawn(drive_raw(addr, s, in_flight, until, acked.clone()))
+            } else {
+                tokio::spawn(drive(addr, s, in_flight, until, acked.clone()))
+            }
+        })
         .collect();
     tokio::time::sleep_until(warm_until.into()).await;
     let start_count = acked.load(Ordering::Relaxed);
@@ -211,8 +374,27 @@ async fn measure(name: &str, gateway: Gateway) -> f64 {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let rate = count as f64 / took;
+    let metrics = telespool::gateway::metrics::install().unwrap().render();
+    let stat = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.contains('{'))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .sum()
+    };
+    let (syncs, sync_secs) = (
+        stat("telespool_gateway_file_sync_seconds_count"),
+        stat("telespool_gateway_file_sync_seconds_sum"),
+    );
+    if syncs > 0.0 && name == "file" {
+        println!(
+            "        {syncs:.0} fdatasyncs in all, {:.2} ms each on average",
+            sync_secs * 1000.0 / syncs
+        );
+    }
+    let client = if raw { "pre-encoded" } else { "prost" };
     println!(
-        "{name:>6}: {rate:>10.0} events/s acknowledged ({count} events in {took:.1} s; {streams} streams x {in_flight} payloads of {PAYLOAD_EVENTS} in flight)"
+        "{name:>6}: {rate:>10.0} events/s acknowledged ({count} events in {took:.1} s; {streams} streams x {in_flight} payloads of {PAYLOAD_EVENTS} in flight; {client} client)"
     );
     rate
 }

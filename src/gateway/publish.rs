@@ -18,8 +18,12 @@
 //! A payload's events go to the sink in windows of at most
 //! `publish_concurrency` events (default 250, Sourcegraph's
 //! `TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY`): the sink
-//! publishes a window's messages concurrently and the next window starts
-//! when it has answered, so no payload has more events in flight than that.
+//! publishes a window's messages concurrently, and the next window is
+//! handed over only when it has answered, so no payload has more events at
+//! the sink than that. The next window is validated and rendered while the
+//! sink works on the current one, so a slow confirmation (an fsync, a
+//! JetStream ack) does not leave the CPU idle and the file sink's group
+//! commits fill up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -185,33 +189,45 @@ impl Publisher {
             ..PayloadSummary::default()
         };
         let mut counts: BTreeMap<(&'static str, bool), u64> = BTreeMap::new();
+        let mut outcomes = Vec::with_capacity(events.len());
         let mut events = events.into_iter().peekable();
+        // Window k+1 is prepared while window k is at the sink; it is
+        // handed over only once window k is answered, so the sink never
+        // holds more than `concurrency` events of this payload.
+        let mut at_sink: Option<Window> = None;
         while events.peek().is_some() {
-            let window: Vec<Event> = events.by_ref().take(self.concurrency).collect();
-            for (id, outcome) in self.publish_window(ctx, window).await {
-                let acknowledged = is_acknowledged(&outcome, &ctx.source);
-                let label = match &outcome {
-                    Ok(()) => "published",
-                    Err(e) => e.label(),
-                };
-                *counts.entry((label, acknowledged)).or_default() += 1;
-                match &outcome {
-                    Ok(()) => summary.published += 1,
-                    Err(e) if acknowledged => {
-                        summary.dropped += 1;
-                        tracing::error!(event_id = %id, source = %ctx.source, error = %e, "dropping an event that can never be published (reported as succeeded)");
-                        ::metrics::counter!(metrics::EVENTS_DROPPED, "reason" => e.label(), "source" => ctx.source.to_string()).increment(1);
-                    }
-                    Err(e) if e.is_retryable() => {
-                        tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "event not published; the sender will retry it");
-                    }
-                    Err(e) => {
-                        tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "refusing an event that can never be published");
-                    }
+            let window = self.prepare_window(ctx, events.by_ref().take(self.concurrency));
+            if let Some(previous) = at_sink.take() {
+                outcomes.extend(self.finish(previous).await);
+            }
+            at_sink = Some(self.submit(window));
+        }
+        if let Some(last) = at_sink.take() {
+            outcomes.extend(self.finish(last).await);
+        }
+        for (id, outcome) in outcomes {
+            let acknowledged = is_acknowledged(&outcome, &ctx.source);
+            let label = match &outcome {
+                Ok(()) => "published",
+                Err(e) => e.label(),
+            };
+            *counts.entry((label, acknowledged)).or_default() += 1;
+            match &outcome {
+                Ok(()) => summary.published += 1,
+                Err(e) if acknowledged => {
+                    summary.dropped += 1;
+                    tracing::error!(event_id = %id, source = %ctx.source, error = %e, "dropping an event that can never be published (reported as succeeded)");
+                    ::metrics::counter!(metrics::EVENTS_DROPPED, "reason" => e.label(), "source" => ctx.source.to_string()).increment(1);
                 }
-                if acknowledged && !id.is_empty() {
-                    summary.succeeded.push(id);
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "event not published; the sender will retry it");
                 }
+                Err(e) => {
+                    tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "refusing an event that can never be published");
+                }
+            }
+            if acknowledged && !id.is_empty() {
+                summary.succeeded.push(id);
             }
         }
         for ((result, acknowledged), n) in counts {
@@ -229,17 +245,13 @@ impl Publisher {
         ctx: &StreamContext,
         event: Event,
     ) -> Result<(), PublishError> {
-        let outcome = self
-            .publish_window(ctx, vec![event])
-            .await
-            .into_iter()
-            .next()
-            .map_or(
-                Err(PublishError::Sink(SinkError::Closed {
-                    sink: self.sink.name(),
-                })),
-                |(_, o)| o,
-            );
+        let window = self.submit(self.prepare_window(ctx, std::iter::once(event)));
+        let outcome = self.finish(window).await.into_iter().next().map_or(
+            Err(PublishError::Sink(SinkError::Closed {
+                sink: self.sink.name(),
+            })),
+            |(_, o)| o,
+        );
         let label = match &outcome {
             Ok(()) => "published",
             Err(e) => e.label(),
@@ -248,35 +260,60 @@ impl Publisher {
         outcome
     }
 
-    /// Prepares each event and publishes the valid ones as one sink batch.
-    async fn publish_window(
-        &self,
-        ctx: &StreamContext,
-        window: Vec<Event>,
-    ) -> Vec<(String, Result<(), PublishError>)> {
-        let mut outcomes = Vec::with_capacity(window.len());
-        let mut messages = Vec::with_capacity(window.len());
-        let mut slots = Vec::with_capacity(window.len());
-        for mut event in window {
+    /// Prepares each event of a window (CPU only).
+    fn prepare_window(&self, ctx: &StreamContext, events: impl Iterator<Item = Event>) -> Window {
+        let mut window = Window {
+            outcomes: Vec::with_capacity(self.concurrency),
+            slots: Vec::with_capacity(self.concurrency),
+            messages: Vec::with_capacity(self.concurrency),
+            at_sink: None,
+        };
+        for mut event in events {
             let id = event.id.clone();
             match prepare(ctx, &mut event, &self.limits) {
                 Ok(message) => {
-                    slots.push(outcomes.len());
-                    messages.push(message);
-                    outcomes.push((id, Ok(())));
+                    window.slots.push(window.outcomes.len());
+                    window.messages.push(message);
+                    window.outcomes.push((id, Ok(())));
                 }
-                Err(e) => outcomes.push((id, Err(e))),
+                Err(e) => window.outcomes.push((id, Err(e))),
             }
         }
-        if messages.is_empty() {
-            return outcomes;
+        window
+    }
+
+    /// Hands a window's messages to the sink, in a task of their own so
+    /// the sink's work (formatting, sending) runs beside the caller's.
+    fn submit(&self, mut window: Window) -> Window {
+        if !window.messages.is_empty() {
+            let sink = self.sink.clone();
+            let messages = std::mem::take(&mut window.messages);
+            window.at_sink = Some((
+                Instant::now(),
+                tokio::spawn(async move { sink.publish(messages).await }),
+            ));
         }
-        let started = Instant::now();
-        let mut results = self.sink.publish(messages).await.into_iter();
+        window
+    }
+
+    /// Waits for the sink's answers and folds them into the outcomes.
+    async fn finish(&self, window: Window) -> Vec<(String, Result<(), PublishError>)> {
+        let Window {
+            mut outcomes,
+            slots,
+            at_sink,
+            ..
+        } = window;
+        let Some((started, task)) = at_sink else {
+            return outcomes;
+        };
+        let results = task.await.unwrap_or_default();
         ::metrics::histogram!(metrics::PUBLISH_SECONDS, "sink" => self.sink.name())
             .record(started.elapsed().as_secs_f64());
+        let mut results = results.into_iter();
         let mut failed: BTreeMap<bool, u64> = BTreeMap::new();
         for slot in slots {
+            // A sink that answered short (or whose task died) failed the rest.
             let result = results.next().unwrap_or(Err(SinkError::Closed {
                 sink: self.sink.name(),
             }));
@@ -290,6 +327,18 @@ impl Publisher {
         }
         outcomes
     }
+}
+
+/// A window of events: what was decided while preparing, and the sink's
+/// pending answer for the messages.
+struct Window {
+    outcomes: Vec<(String, Result<(), PublishError>)>,
+    slots: Vec<usize>,
+    messages: Vec<Message>,
+    at_sink: Option<(
+        Instant,
+        tokio::task::JoinHandle<Vec<super::sink::PublishResult>>,
+    )>,
 }
 
 /// Migrates, validates and renders one event into its message.

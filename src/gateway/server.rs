@@ -35,6 +35,13 @@ use crate::proto::telemetrygateway::v1::{
     RecordEventRequest, RecordEventResponse, RecordEventsRequest, RecordEventsResponse,
 };
 
+/// HTTP/2 receive window per stream: one ~1 MiB payload (Sourcegraph's
+/// chunk size) plus room for the next arrives without waiting for window
+/// updates. Bounds what one stream buffers while its payloads publish.
+pub const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+/// HTTP/2 receive window per connection (several streams).
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+
 /// Message when `RecordEvent` has no event.
 pub const EVENT_REQUIRED: &str = "event is required";
 
@@ -153,6 +160,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

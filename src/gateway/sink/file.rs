@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Message, PublishResult, Sink, SinkError};
 use crate::gateway::config::FileConfig;
+use crate::gateway::render::event_json::write_json_str;
 use writer::{Command, Writer};
 
 /// Batches waiting for the writer thread, at most.
@@ -84,11 +85,21 @@ impl FileSink {
 
 /// Appends one JSONL line for `message` to `out`.
 pub fn write_line(message: &Message, out: &mut Vec<u8>) -> Result<(), SinkError> {
-    out.extend_from_slice(br#"{"attributes":"#);
-    serde_json::to_writer(&mut *out, &message.attributes).map_err(|_| SinkError::BadAttribute {
-        name: "attributes".to_owned(),
+    // `{"k":"v",…}` as serde_json writes a BTreeMap<String, String>.
+    let bad = |name: &String| SinkError::BadAttribute {
+        name: name.clone(),
         reason: "not serializable as JSON",
-    })?;
+    };
+    out.extend_from_slice(br#"{"attributes":{"#);
+    for (i, (name, value)) in message.attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(name, out).map_err(|_| bad(name))?;
+        out.push(b':');
+        write_json_str(value, out).map_err(|_| bad(name))?;
+    }
+    out.push(b'}');
     out.extend_from_slice(br#","data":"#);
     out.extend_from_slice(&message.body);
     out.extend_from_slice(b"}\n");
@@ -102,7 +113,19 @@ impl Sink for FileSink {
 
     fn publish(&self, batch: Vec<Message>) -> BoxFuture<'_, Vec<PublishResult>> {
         async move {
-            let size: usize = batch.iter().map(|m| m.body.len() + 160).sum();
+            // Exact enough to never grow: wrapper, quoted names and values
+            // (escapes aside), body.
+            let size: usize = batch
+                .iter()
+                .map(|m| {
+                    let attributes: usize = m
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 6)
+                        .sum();
+                    m.body.len() + attributes + 32
+                })
+                .sum();
             let mut lines = Vec::with_capacity(size);
             let mut results: Vec<PublishResult> = Vec::with_capacity(batch.len());
             for message in &batch {
@@ -163,5 +186,35 @@ impl Sink for FileSink {
             result
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_line_is_the_attributes_and_the_body_as_serde_json_would_write_them() {
+        let attributes: BTreeMap<String, String> = [
+            ("publisher.source", "svc \"x\"\n\u{1}"),
+            ("event.feature", "cody.completion"),
+            ("a", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let message = Message {
+            id: "1".to_owned(),
+            body: bytes::Bytes::from_static(br#"{"event":{"id":"1"},"metadata":{}}"#),
+            attributes: attributes.clone(),
+        };
+        let mut line = Vec::new();
+        write_line(&message, &mut line).unwrap();
+        let expected = format!(
+            "{{\"attributes\":{},\"data\":{{\"event\":{{\"id\":\"1\"}},\"metadata\":{{}}}}}}\n",
+            serde_json::to_string(&attributes).unwrap()
+        );
+        assert_eq!(String::from_utf8(line).unwrap(), expected);
     }
 }
