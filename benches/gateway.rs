@@ -9,6 +9,9 @@
 //! - `nats`: the NATS JetStream sink against a `nats-server -js` started
 //!   here on a free loopback port with a temporary file store (skipped,
 //!   with a note, when `nats-server` is not installed).
+//! - `js`: a baseline, async-nats alone publishing gateway-sized messages
+//!   to a JetStream file stream in the gateway's pattern (no gRPC, no
+//!   rendering): the ceiling for `nats` on this machine.
 //! - `render`: the per-event work alone (validate, protojson body,
 //!   attributes) on one core, no I/O.
 //!
@@ -441,9 +444,21 @@ fn nats_binary() -> Option<std::path::PathBuf> {
 }
 
 async fn nats_scenario() {
+    let Some((_server, _store, port)) = start_nats() else {
+        return;
+    };
+    let gateway = Gateway::open(config(SinkSpec::Nats(format!("nats://127.0.0.1:{port}"))))
+        .await
+        .unwrap();
+    measure("nats", gateway).await;
+}
+
+/// Starts `nats-server -js` on a free loopback port with a temporary file
+/// store; `None` when it is not installed.
+fn start_nats() -> Option<(NatsServer, tempfile::TempDir, u16)> {
     let Some(binary) = nats_binary() else {
         println!("  nats: skipped, nats-server is not installed (apt-get install -y nats-server)");
-        return;
+        return None;
     };
     let store = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -451,7 +466,7 @@ async fn nats_scenario() {
         .local_addr()
         .unwrap()
         .port();
-    let _server = NatsServer(
+    let server = NatsServer(
         Command::new(binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
@@ -463,10 +478,77 @@ async fn nats_scenario() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let gateway = Gateway::open(config(SinkSpec::Nats(format!("nats://127.0.0.1:{port}"))))
+    Some((server, store, port))
+}
+
+/// Baseline: async-nats alone publishing gateway-sized messages (1 KB body,
+/// the gateway's headers, a message id) to a JetStream file stream, in the
+/// gateway's pattern: windows of 250, 16 windows at once, acks awaited per
+/// window. What the NATS sink can at best reach here.
+async fn jetstream_baseline() {
+    use async_nats::jetstream;
+    let Some((_server, _store, port)) = start_nats() else {
+        return;
+    };
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
         .await
         .unwrap();
-    measure("nats", gateway).await;
+    let js = jetstream::new(client);
+    js.create_stream(jetstream::stream::Config {
+        name: "baseline".to_owned(),
+        subjects: vec!["baseline".to_owned()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let body = bytes::Bytes::from(vec![b'x'; 1015]);
+    let secs = env_or("GATEWAY_BENCH_SECS", 10);
+    let until = Instant::now() + Duration::from_secs(secs);
+    let acked = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (js, body, acked) = (js.clone(), body.clone(), acked.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    let mut acks = Vec::with_capacity(250);
+                    for _ in 0..250 {
+                        n += 1;
+                        let mut headers = async_nats::HeaderMap::new();
+                        for (k, v) in [
+                            ("event.action", "accepted"),
+                            ("event.feature", "cody.completion"),
+                            ("event.hasPrivateMetadata", "true"),
+                            ("event.recordsPrivateMetadataTranscript", "true"),
+                            ("publisher.source", "licensed_instance"),
+                        ] {
+                            headers.insert(k, v);
+                        }
+                        let publish = jetstream::message::PublishMessage::build()
+                            .payload(body.clone())
+                            .headers(headers)
+                            .message_id(format!("{t:04}-{n:015}"));
+                        acks.push(js.send_publish("baseline", publish).await.unwrap());
+                    }
+                    for ack in acks {
+                        ack.await.unwrap();
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let took = started.elapsed().as_secs_f64();
+    let count = acked.load(Ordering::Relaxed);
+    println!(
+        "    js: {:>10.0} messages/s acknowledged by JetStream, async-nats alone (baseline for the nats figure)",
+        count as f64 / took
+    );
 }
 
 fn render_scenario() {
@@ -514,5 +596,8 @@ fn main() {
     }
     if wants("nats") {
         runtime.block_on(nats_scenario());
+    }
+    if wants("js") {
+        runtime.block_on(jetstream_baseline());
     }
 }
