@@ -13,11 +13,13 @@
 //!   ack (a duplicate ack counts: the event is in the stream). No ack within
 //!   `nats_ack_timeout`, a refused publish, or a disconnected client are
 //!   retryable failures; a header that cannot be carried is permanent.
+//! - Batches take turns over [`CONNECTIONS`] client connections.
 //! - The client reconnects by itself (unbounded, backoff up to 4 s); while
 //!   it is disconnected publishes fail at once instead of queueing.
 //! - Health: connected, and the stream answers an info request.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, ContextBuilder};
@@ -31,6 +33,9 @@ use futures::stream::FuturesUnordered;
 
 use super::{Message, PublishResult, Sink, SinkError};
 use crate::gateway::config::NatsConfig;
+use crate::gateway::render::{
+    ATTR_ACTION, ATTR_FEATURE, ATTR_HAS_PRIVATE_METADATA, ATTR_PUBLISHER_SOURCE,
+};
 
 /// Publish acks outstanding across all streams at most (publishes wait for
 /// room beyond that).
@@ -39,14 +44,28 @@ pub const MAX_ACKS_IN_FLIGHT: usize = 20_000;
 /// server whose `max_payload` is lower is reported at start.
 pub const WANTED_MAX_PAYLOAD: usize = 10_000_000;
 
-/// Publishes to NATS JetStream (see the module docs).
+/// Connections to the server; batches take turns. One connection's
+/// handler task (writing publishes, routing acks) is a serial stage; two
+/// let the two halves of the work run on two cores.
+pub const CONNECTIONS: usize = 2;
+
+/// One client connection and its JetStream context.
 #[derive(Clone, Debug)]
-pub struct NatsSink {
-    url: String,
+struct Connection {
     client: async_nats::Client,
     jetstream: Context,
+}
+
+/// Publishes to NATS JetStream (see the module docs).
+#[derive(Debug)]
+pub struct NatsSink {
+    url: String,
+    connections: Vec<Connection>,
+    next: AtomicUsize,
     stream: String,
     subject: async_nats::Subject,
+    /// Header names of the attributes every event has, parsed once.
+    known_headers: Vec<(&'static str, HeaderName)>,
 }
 
 fn nats_error(op: &'static str, retryable: bool, e: impl std::fmt::Display) -> SinkError {
@@ -64,17 +83,25 @@ impl NatsSink {
         config: &NatsConfig,
         publish_concurrency: usize,
     ) -> Result<NatsSink, SinkError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("telespool-gateway")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| nats_error("connect", true, format!("{url}: {e}")))?;
-        let jetstream = ContextBuilder::new()
-            .timeout(config.ack_timeout)
-            .max_ack_inflight(MAX_ACKS_IN_FLIGHT.max(publish_concurrency))
-            .backpressure_on_inflight(true)
-            .build(client.clone());
+        let mut connections = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let client = async_nats::ConnectOptions::new()
+                .name("telespool-gateway")
+                .connection_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(|e| nats_error("connect", true, format!("{url}: {e}")))?;
+            let jetstream = ContextBuilder::new()
+                .timeout(config.ack_timeout)
+                .max_ack_inflight(MAX_ACKS_IN_FLIGHT.max(publish_concurrency))
+                .backpressure_on_inflight(true)
+                .build(client.clone());
+            connections.push(Connection { client, jetstream });
+        }
+        let Some(first) = connections.first().cloned() else {
+            return Err(nats_error("connect", false, "no connections configured"));
+        };
+        let (client, jetstream) = (first.client, first.jetstream);
         let stream = jetstream
             .get_or_create_stream(StreamConfig {
                 name: config.stream.clone(),
@@ -103,23 +130,37 @@ impl NatsSink {
                 "the NATS server's max_payload is below 10 MB: larger events will fail (and be retried) until it is raised"
             );
         }
+        let known_headers = [
+            ATTR_PUBLISHER_SOURCE,
+            ATTR_FEATURE,
+            ATTR_ACTION,
+            ATTR_HAS_PRIVATE_METADATA,
+        ]
+        .into_iter()
+        .filter_map(|name| Some((name, HeaderName::from_str(name).ok()?)))
+        .collect();
         Ok(NatsSink {
             url: url.to_owned(),
-            client,
-            jetstream,
+            known_headers,
+            connections,
+            next: AtomicUsize::new(0),
             stream: config.stream.clone(),
             subject: async_nats::Subject::from(config.subject.as_str()),
         })
     }
 
-    fn publish_message(message: Message) -> Result<PublishMessage, SinkError> {
+    fn publish_message(&self, message: Message) -> Result<PublishMessage, SinkError> {
         let mut headers = HeaderMap::new();
         for (name, value) in &message.attributes {
             let bad = |reason| SinkError::BadAttribute {
                 name: name.clone(),
                 reason,
             };
-            let header = HeaderName::from_str(name).map_err(|_| bad("not a valid header name"))?;
+            let known = self.known_headers.iter().find(|(k, _)| k == name);
+            let header = match known {
+                Some((_, header)) => header.clone(),
+                None => HeaderName::from_str(name).map_err(|_| bad("not a valid header name"))?,
+            };
             let value = HeaderValue::from_str(value).map_err(|_| bad("contains a line break"))?;
             headers.insert(header, value);
         }
@@ -137,7 +178,11 @@ impl Sink for NatsSink {
 
     fn publish(&self, batch: Vec<Message>) -> BoxFuture<'_, Vec<PublishResult>> {
         async move {
-            if self.client.connection_state() != async_nats::connection::State::Connected {
+            let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
+            let Some(connection) = self.connections.get(turn) else {
+                return vec![Err(SinkError::Closed { sink: "nats" }); batch.len()];
+            };
+            if connection.client.connection_state() != async_nats::connection::State::Connected {
                 let e = SinkError::NotConnected {
                     url: self.url.clone(),
                 };
@@ -146,8 +191,8 @@ impl Sink for NatsSink {
             let mut results: Vec<PublishResult> = vec![Ok(()); batch.len()];
             let mut acks = FuturesUnordered::new();
             for (i, message) in batch.into_iter().enumerate() {
-                let sent = match Self::publish_message(message) {
-                    Ok(publish) => self
+                let sent = match self.publish_message(message) {
+                    Ok(publish) => connection
                         .jetstream
                         .send_publish(self.subject.clone(), publish)
                         .await
@@ -175,12 +220,19 @@ impl Sink for NatsSink {
 
     fn health(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         async move {
-            if self.client.connection_state() != async_nats::connection::State::Connected {
+            let connected = |c: &Connection| {
+                c.client.connection_state() == async_nats::connection::State::Connected
+            };
+            if !self.connections.iter().all(connected) {
                 return Err(SinkError::NotConnected {
                     url: self.url.clone(),
                 });
             }
-            self.jetstream
+            let Some(connection) = self.connections.first() else {
+                return Err(SinkError::Closed { sink: "nats" });
+            };
+            connection
+                .jetstream
                 .get_stream(&self.stream)
                 .await
                 .map_err(|e| nats_error("stream info", true, format!("{}: {e}", self.stream)))?;
@@ -191,10 +243,14 @@ impl Sink for NatsSink {
 
     fn close(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         async move {
-            self.client
-                .flush()
-                .await
-                .map_err(|e| nats_error("flush", true, e))
+            for connection in &self.connections {
+                connection
+                    .client
+                    .flush()
+                    .await
+                    .map_err(|e| nats_error("flush", true, e))?;
+            }
+            Ok(())
         }
         .boxed()
     }
