@@ -27,7 +27,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Run the Telemetry Gateway: serve telemetrygateway.v1 and publish each
     /// event as JSON to a sink (JSONL file, NATS JetStream, or the log).
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
 }
 
 /// `telespool verify`.

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(a) => commands::verify::run(&a.dir, a.json),
         Command::Status(a) => commands::status::run(&a.dir, a.json),
-        Command::Gateway(a) => commands::gateway::run(a),
+        Command::Gateway(a) => commands::gateway::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -29,6 +29,9 @@ pub(super) enum Command {
     },
 }
 
+/// A batch of lines waiting in a group, and where its answer goes.
+pub(super) type Pending = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+
 /// The open file and its rotation state. Lives on the writer thread.
 pub(super) struct Writer {
     path: PathBuf,
@@ -119,10 +122,7 @@ impl Writer {
 
     /// Writes each batch (rotating between batches when needed), then syncs
     /// once; one result per batch.
-    fn commit(
-        &mut self,
-        group: &[(Vec<u8>, oneshot::Sender<Result<(), SinkError>>)],
-    ) -> Vec<Result<(), SinkError>> {
+    fn commit(&mut self, group: &[Pending]) -> Vec<Result<(), SinkError>> {
         if let Some(e) = self.poisoned() {
             return vec![Err(e); group.len()];
         }
@@ -272,7 +272,7 @@ mod tests {
         .unwrap()
     }
 
-    fn group(batches: &[&str]) -> Vec<(Vec<u8>, oneshot::Sender<Result<(), SinkError>>)> {
+    fn group(batches: &[&str]) -> Vec<Pending> {
         batches
             .iter()
             .map(|b| (b.as_bytes().to_vec(), oneshot::channel().0))
