@@ -8,7 +8,7 @@
 //! `attributes` the message attributes, keys sorted.
 //!
 //! Durability: callers format their lines and hand them to one writer
-//! thread ([`writer`]) through a bounded channel. The thread takes every
+//! thread (`writer.rs`) through a bounded channel. The thread takes every
 //! batch waiting (up to [`MAX_GROUP_BYTES`]), writes them, and calls
 //! `fdatasync` **once for the whole group** before answering any of them,
 //! so a batch is confirmed only once it is durable, and many batches share
