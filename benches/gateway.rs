@@ -70,6 +70,18 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` does not,
+/// and then every scenario only runs briefly, as a smoke test (like
+/// criterion's test mode).
+fn test_mode() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// Measured seconds per scenario.
+fn seconds() -> u64 {
+    env_or("GATEWAY_BENCH_SECS", if test_mode() { 1 } else { 10 })
+}
+
 fn metadata() -> RecordEventsRequestMetadata {
     RecordEventsRequestMetadata {
         request_id: "bench".to_owned(),
@@ -345,7 +357,7 @@ async fn drive_raw(
 
 /// Runs the client load against a gateway and reports events/s.
 async fn measure(name: &str, gateway: Gateway) -> f64 {
-    let secs = env_or("GATEWAY_BENCH_SECS", 10);
+    let secs = seconds();
     let streams = env_or("GATEWAY_BENCH_STREAMS", 4) as usize;
     let in_flight = env_or("GATEWAY_BENCH_IN_FLIGHT", 4) as usize;
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -357,7 +369,8 @@ async fn measure(name: &str, gateway: Gateway) -> f64 {
     }));
     // Warm up for 1 s, then measure.
     let acked = Arc::new(AtomicU64::new(0));
-    let warm_until = Instant::now() + Duration::from_secs(1);
+    let warm_up = if test_mode() { 200 } else { 1000 };
+    let warm_until = Instant::now() + Duration::from_millis(warm_up);
     let until = warm_until + Duration::from_secs(secs);
     let raw = std::env::var("GATEWAY_BENCH_CLIENT").map_or(true, |c| c != "prost");
     let clients: Vec<_> = (0..streams)
@@ -503,7 +516,7 @@ async fn jetstream_baseline() {
     .await
     .unwrap();
     let body = bytes::Bytes::from(vec![b'x'; 1015]);
-    let secs = env_or("GATEWAY_BENCH_SECS", 10);
+    let secs = seconds();
     let until = Instant::now() + Duration::from_secs(secs);
     let acked = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -555,7 +568,7 @@ fn render_scenario() {
     let ctx = StreamContext::new(metadata(), PublisherSource::LicensedInstance).unwrap();
     let limits = gateway_limits();
     let sample = event("0190b6d2-7f3a-7c55-9a1e-8f5b8e2c4d11".to_owned(), 1);
-    let n = 100_000;
+    let n = if test_mode() { 1_000 } else { 100_000 };
     let started = Instant::now();
     let mut bytes = 0;
     for i in 0..n {
