@@ -26,7 +26,8 @@
 //! file`. Settings from the environment: `GATEWAY_BENCH_SECS` (measured
 //! seconds per scenario, default 10), `GATEWAY_BENCH_STREAMS` (default 4),
 //! `GATEWAY_BENCH_IN_FLIGHT` (payloads in flight per stream, default 4),
-//! `GATEWAY_BENCH_CLIENT` (`raw`, the default, or `prost`).
+//! `GATEWAY_BENCH_CLIENT` (`raw`, the default, or `prost`),
+//! `GATEWAY_BENCH_PUBLISH_CONCURRENCY` (the gateway's, default 250).
 //! Figures are recorded in `docs/gateway.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -422,6 +423,7 @@ async fn measure(name: &str, gateway: Gateway) -> f64 {
 fn config(sink: SinkSpec) -> GatewayConfig {
     GatewayConfig {
         sink,
+        publish_concurrency: env_or("GATEWAY_BENCH_PUBLISH_CONCURRENCY", 250) as usize,
         accept_any_license: true,
         grpc_listen: "127.0.0.1:0".parse().unwrap(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
