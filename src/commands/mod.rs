@@ -4,6 +4,7 @@
 pub mod client;
 pub mod dead_letter;
 pub mod event_logs;
+pub mod gateway;
 pub mod serve;
 pub mod status;
 pub mod verify;

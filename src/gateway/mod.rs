@@ -1,8 +1,45 @@
-//! The Telemetry Gateway side of telespool: what a gateway does with the
-//! events a Sourcegraph instance (or another telespool) streams to it. For
-//! now this is only [`render`]: the per-event message a gateway publishes
-//! (the JSON body `{"event": …, "metadata": …}` and its attributes), byte
-//! for byte what Sourcegraph's gateway hands to Pub/Sub, so sinks
-//! downstream (files, NATS JetStream) can be swapped for the real pipeline.
+//! The Telemetry Gateway side of telespool (`telespool gateway`): the far
+//! end of the `telemetrygateway.v1` protocol. It serves
+//! `TelemeteryGatewayService` the way Sourcegraph's gateway does, renders
+//! one message per event (the JSON body `{"event": …, "metadata": …}` and
+//! its attributes, byte for byte what Sourcegraph publishes to Pub/Sub), and
+//! publishes it to a sink: a JSONL file (default), NATS JetStream, or the
+//! log.
+//!
+//! ```text
+//!  gRPC :10080                                             HTTP :10081
+//!  RecordEvents ─ stream.rs ─┐                             /healthz /readyz /metrics
+//!  RecordEvent ── server.rs ─┤ identity.rs (identifier       (http.rs)
+//!                            │  checks, license keys,
+//!                            │  service tokens)
+//!                            ▼
+//!                  publish.rs: validate, render.rs, ≤ 10 MB,
+//!                  windows of publish_concurrency events,
+//!                  acknowledgement rules
+//!                            │
+//!                            ▼
+//!                  sink/: file.rs (JSONL, group-committed fsync, rotation)
+//!                         nats.rs (JetStream, Nats-Msg-Id dedup, acks)
+//!                         log.rs  (development)
+//! ```
+//!
+//! An event id is in `succeeded_events` only when the sink confirmed it,
+//! or when it can never be published and the sender is a Sourcegraph
+//! instance (which would otherwise retry it forever); see [`publish`].
+//! [`app::Gateway`] wires it together; `docs/gateway.md` is the operator's
+//! guide.
 
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod metrics;
+pub mod publish;
 pub mod render;
+pub mod server;
+pub mod shutdown;
+pub mod sink;
+pub mod stream;
+
+pub use app::{Gateway, GatewayError};
+pub use config::GatewayConfig;

@@ -112,6 +112,10 @@ pub fn migrate_legacy_metadata(event: &mut Event) {
 /// keys in that order. Call [`migrate_legacy_metadata`] first (the gateway
 /// does, once per payload). Fails where Go's protojson fails (see
 /// [`crate::protojson`]); the gateway treats that as a non-retryable error.
+///
+/// This is the reference rendering (through [`crate::protojson`]); the
+/// gateway publishes [`message_body_with`], which writes the same bytes
+/// faster.
 pub fn message_body(
     event: &Event,
     metadata: &RecordEventsRequestMetadata,
@@ -125,6 +129,49 @@ pub fn message_body(
     body.extend_from_slice(event.to_string().as_bytes());
     body.extend_from_slice(br#","metadata":"#);
     body.extend_from_slice(metadata.to_string().as_bytes());
+    body.push(b'}');
+    Ok(body)
+}
+
+/// A stream's metadata rendered once as protojson (reference path), so
+/// that each event's body ([`message_body_with`]) only renders the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedMetadata(String);
+
+impl RenderedMetadata {
+    /// Renders the metadata (request id and identifier, license key
+    /// included), compact.
+    pub fn new(metadata: &RecordEventsRequestMetadata) -> Result<Self, ProtojsonError> {
+        Ok(RenderedMetadata(
+            protojson::render_metadata(metadata)?.to_string(),
+        ))
+    }
+
+    /// The compact JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// [`message_body`] with the metadata already rendered, and the event
+/// written by the direct writer ([`event_json`]): the same bytes, about ten
+/// times faster. Unusual events (invalid timestamps, unset or non-finite
+/// `Struct` values, deep nesting) go through the reference path, which also
+/// gives the reference errors.
+pub fn message_body_with(
+    event: &Event,
+    metadata: &RenderedMetadata,
+) -> Result<Vec<u8>, ProtojsonError> {
+    const PREFIX: &[u8] = br#"{"event":"#;
+    let mut body = Vec::with_capacity(1024 + metadata.0.len());
+    body.extend_from_slice(PREFIX);
+    if event_json::write_event(event, &mut body).is_err() {
+        body.truncate(PREFIX.len());
+        let event = protojson::render_event(event)?;
+        body.extend_from_slice(event.to_string().as_bytes());
+    }
+    body.extend_from_slice(br#","metadata":"#);
+    body.extend_from_slice(metadata.0.as_bytes());
     body.push(b'}');
     Ok(body)
 }
@@ -152,6 +199,8 @@ pub fn attributes(event: &Event, source: &PublisherSource) -> BTreeMap<String, S
     }
     attributes
 }
+
+pub mod event_json;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,195 @@
+//! Wiring: identity, sink, metrics, the gRPC and HTTP servers, and the
+//! graceful shutdown that ties them together.
+//!
+//! Shutdown order: the signal stops the gRPC server from accepting and
+//! tells every open stream to stop reading; streams answer the payloads
+//! they hold and end with `Unavailable`; unary calls finish; then (or after
+//! `shutdown_timeout`) the HTTP server stops and the sink is flushed and
+//! closed. `/readyz` answers 503 from the signal on.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use super::config::GatewayConfig;
+use super::http::{self, HttpState};
+use super::identity::{Identity, IdentityFileError};
+use super::metrics::{self, MetricsError};
+use super::publish::Publisher;
+use super::server::{self, GatewayService, ServeError};
+use super::shutdown;
+use super::sink::{self, Sink, SinkError};
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A license-keys or service-tokens file.
+    #[error(transparent)]
+    Identity(#[from] IdentityFileError),
+    /// The sink could not be opened or closed.
+    #[error("sink: {0}")]
+    Sink(#[from] SinkError),
+    /// The metrics recorder.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A listen address could not be bound.
+    #[error("{setting} {address}: {source}")]
+    Bind {
+        /// `grpc_listen` or `http_listen`.
+        setting: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    config: GatewayConfig,
+    identity: Arc<Identity>,
+    sink: Arc<dyn Sink>,
+    metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .field("sink", &self.sink.name())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Loads the identity files and opens the configured sink.
+    pub async fn open(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let identity = load_identity(&config)?;
+        let sink = sink::open(&config).await?;
+        Self::assemble(config, identity, sink)
+    }
+
+    /// A gateway publishing to the given sink (tests, benchmarks, embedding).
+    pub fn with_sink(config: GatewayConfig, sink: Arc<dyn Sink>) -> Result<Gateway, GatewayError> {
+        let identity = load_identity(&config)?;
+        Self::assemble(config, identity, sink)
+    }
+
+    fn assemble(
+        config: GatewayConfig,
+        identity: Identity,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Gateway, GatewayError> {
+        Ok(Gateway {
+            config,
+            identity: Arc::new(identity),
+            sink,
+            metrics: metrics::install()?,
+        })
+    }
+
+    /// Binds the configured gRPC and HTTP addresses.
+    pub async fn bind(&self) -> Result<(TcpListener, TcpListener), GatewayError> {
+        let bind = |setting, address| async move {
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    setting,
+                    address,
+                    source,
+                })
+        };
+        Ok((
+            bind("grpc_listen", self.config.grpc_listen).await?,
+            bind("http_listen", self.config.http_listen).await?,
+        ))
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &Arc<dyn Sink> {
+        &self.sink
+    }
+
+    /// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` resolves,
+    /// then shuts down gracefully (see the module docs).
+    pub async fn run(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), GatewayError> {
+        let (trigger, stopping) = shutdown::channel();
+        let (http_trigger, mut http_stop) = shutdown::channel();
+        let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency);
+        let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
+        let mut grpc_stop = stopping.clone();
+        let mut grpc_task = tokio::spawn(server::serve(grpc, service, async move {
+            grpc_stop.recv().await;
+        }));
+        let state = HttpState {
+            sink: self.sink.clone(),
+            metrics: self.metrics.clone(),
+            stopping,
+        };
+        let mut http_task = tokio::spawn(http::serve(http, state, async move {
+            http_stop.recv().await;
+        }));
+        let mut early = None;
+        tokio::select! {
+            () = shutdown => tracing::info!("shutdown signal: finishing in-flight payloads"),
+            result = &mut grpc_task => early = Some(result),
+            result = &mut http_task => {
+                tracing::error!(?result, "the HTTP server stopped");
+            }
+        }
+        trigger.fire();
+        let grpc_result = match early {
+            Some(result) => result,
+            None => {
+                match tokio::time::timeout(self.config.shutdown_timeout, &mut grpc_task).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(
+                            timeout = ?self.config.shutdown_timeout,
+                            "shutdown timeout: abandoning calls still open"
+                        );
+                        grpc_task.abort();
+                        Ok(Ok(()))
+                    }
+                }
+            }
+        };
+        http_trigger.fire();
+        if !http_task.is_finished() {
+            let _ = http_task.await;
+        }
+        let closed = self.sink.close().await;
+        tracing::info!("gateway stopped");
+        match grpc_result {
+            Ok(result) => result?,
+            Err(join) => tracing::error!(error = %join, "the gRPC server task failed"),
+        }
+        closed?;
+        Ok(())
+    }
+}
+
+fn load_identity(config: &GatewayConfig) -> Result<Identity, IdentityFileError> {
+    let identity = Identity::load(
+        config.license_keys.as_deref(),
+        config.service_tokens.as_deref(),
+        config.accept_any_license,
+    )?;
+    if config.accept_any_license {
+        tracing::warn!("accepting any license key (--accept-any-license): for development only");
+    } else if config.license_keys.is_none() {
+        tracing::warn!("no --license-keys file: licensed instances will be refused");
+    }
+    Ok(identity)
+}

@@ -1,0 +1,496 @@
+//! Who is streaming: the identifier checks of Sourcegraph's gateway, with
+//! files standing in for its license verification and SAMS.
+//!
+//! ```text
+//! licensed_instance    license_key accepted by the verifier    else InvalidArgument "invalid license_key: …"
+//! unlicensed_instance  instance_id non-empty                   else InvalidArgument "instance_id is required for unlicensed instance"
+//! managed_service      service_id non-empty                    else InvalidArgument "service_id is required for managed service"
+//!                      gRPC metadata `authorization: Bearer T` missing  → Unauthenticated
+//!                      T not in the service-tokens file (for it)        → PermissionDenied "permission denied"
+//! none / other         Unimplemented "unsupported identifier type"
+//! ```
+//!
+//! **License-keys file**: one key per line; blank lines and lines starting
+//! with `#` are ignored; a line may also be the key's SHA-256 as 64 hex
+//! digits (optionally written `sha256:HEX`), so the file need not hold the
+//! keys themselves. **Service-tokens file**: one token per line, or
+//! `SERVICE_ID TOKEN` to allow the token for that service only; tokens may
+//! be given as hashes the same way. Secrets are kept only as SHA-256 hashes
+//! in memory and compared hash to hash.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tonic::{Code, Status};
+
+use super::render::PublisherSource;
+use crate::proto::telemetrygateway::v1::RecordEventsRequestMetadata;
+use crate::proto::telemetrygateway::v1::identifier::Identifier as IdentifierKind;
+
+/// A SHA-256 digest.
+type Hash = [u8; 32];
+
+fn sha256(secret: &str) -> Hash {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Parses 64 hex digits.
+fn parse_hex_hash(text: &str) -> Option<Hash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let digit = |b: u8| char::from(b).to_digit(16);
+        let (Some(hi), Some(lo)) = (
+            pair.first().and_then(|b| digit(*b)),
+            pair.get(1).and_then(|b| digit(*b)),
+        ) else {
+            return None;
+        };
+        *byte = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+/// The hashes a secret line stands for: the hash of the line itself, and the
+/// line read as a hash when it is 64 hex digits (`sha256:` forces that).
+fn line_hashes(secret: &str) -> Option<Vec<Hash>> {
+    if let Some(hex) = secret.strip_prefix("sha256:") {
+        return parse_hex_hash(hex).map(|h| vec![h]);
+    }
+    let mut hashes = vec![sha256(secret)];
+    hashes.extend(parse_hex_hash(secret));
+    Some(hashes)
+}
+
+/// A secrets file that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line that is not in the file's format.
+    #[error("{path} line {line}: {problem}")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        problem: LineProblem,
+    },
+}
+
+/// What is wrong with a line of a secrets file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineProblem {
+    /// `sha256:` not followed by 64 hex digits.
+    BadHash,
+    /// More fields than the format has.
+    TooManyFields {
+        /// Fields allowed.
+        allowed: usize,
+    },
+}
+
+impl fmt::Display for LineProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineProblem::BadHash => f.write_str("sha256: must be followed by 64 hex digits"),
+            LineProblem::TooManyFields { allowed: 1 } => {
+                f.write_str("expected one key (or its SHA-256) per line")
+            }
+            LineProblem::TooManyFields { .. } => {
+                f.write_str("expected TOKEN or SERVICE_ID TOKEN (or a SHA-256 for TOKEN)")
+            }
+        }
+    }
+}
+
+/// The content lines of a secrets file: (line number, whitespace-split fields).
+fn content_lines(path: &Path) -> Result<Vec<(usize, Vec<String>)>, IdentityFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IdentityFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| (n, line.split_whitespace().map(str::to_owned).collect()))
+        .collect())
+}
+
+/// Decides whether a license key is accepted.
+#[derive(Clone, Debug)]
+pub enum LicenseVerifier {
+    /// No keys configured: every licensed identifier is refused.
+    None,
+    /// Any non-empty key (development).
+    AcceptAny,
+    /// Keys listed in a file, by hash.
+    Keys(Vec<Hash>),
+}
+
+impl LicenseVerifier {
+    /// Loads a license-keys file (see the module docs for the format).
+    pub fn from_file(path: &Path) -> Result<LicenseVerifier, IdentityFileError> {
+        let mut hashes = Vec::new();
+        for (line, fields) in content_lines(path)? {
+            let bad = |problem| IdentityFileError::BadLine {
+                path: path.to_owned(),
+                line,
+                problem,
+            };
+            let [key] = fields.as_slice() else {
+                return Err(bad(LineProblem::TooManyFields { allowed: 1 }));
+            };
+            hashes.extend(line_hashes(key).ok_or_else(|| bad(LineProblem::BadHash))?);
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        Ok(LicenseVerifier::Keys(hashes))
+    }
+
+    /// Checks a license key.
+    pub fn verify(&self, key: &str) -> Result<(), LicenseProblem> {
+        if key.is_empty() {
+            return Err(LicenseProblem::Empty);
+        }
+        match self {
+            LicenseVerifier::None => Err(LicenseProblem::NoneConfigured),
+            LicenseVerifier::AcceptAny => Ok(()),
+            LicenseVerifier::Keys(hashes) => {
+                if hashes.binary_search(&sha256(key)).is_ok() {
+                    Ok(())
+                } else {
+                    Err(LicenseProblem::Unknown)
+                }
+            }
+        }
+    }
+}
+
+/// Why a license key was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LicenseProblem {
+    /// The key is empty.
+    Empty,
+    /// It is not in the license-keys file.
+    Unknown,
+    /// The gateway has no license keys configured.
+    NoneConfigured,
+}
+
+impl fmt::Display for LicenseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LicenseProblem::Empty => "license key is empty",
+            LicenseProblem::Unknown => "license key is not one this gateway accepts",
+            LicenseProblem::NoneConfigured => {
+                "this gateway accepts no license keys (see --license-keys)"
+            }
+        })
+    }
+}
+
+/// Bearer tokens for managed services, by hash; each allowed for every
+/// service (`None`) or for one service id.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceTokens {
+    tokens: HashMap<Hash, Vec<Option<String>>>,
+}
+
+impl ServiceTokens {
+    /// Loads a service-tokens file (see the module docs for the format).
+    pub fn from_file(path: &Path) -> Result<ServiceTokens, IdentityFileError> {
+        let mut tokens: HashMap<Hash, Vec<Option<String>>> = HashMap::new();
+        for (line, fields) in content_lines(path)? {
+            let bad = |problem| IdentityFileError::BadLine {
+                path: path.to_owned(),
+                line,
+                problem,
+            };
+            let (service, token) = match fields.as_slice() {
+                [token] => (None, token),
+                [service, token] => (Some(service.clone()), token),
+                _ => return Err(bad(LineProblem::TooManyFields { allowed: 2 })),
+            };
+            for hash in line_hashes(token).ok_or_else(|| bad(LineProblem::BadHash))? {
+                tokens.entry(hash).or_default().push(service.clone());
+            }
+        }
+        Ok(ServiceTokens { tokens })
+    }
+
+    /// Whether `token` is allowed for `service_id`.
+    pub fn allows(&self, token: &str, service_id: &str) -> bool {
+        self.tokens.get(&sha256(token)).is_some_and(|scopes| {
+            scopes
+                .iter()
+                .any(|scope| scope.as_deref().is_none_or(|s| s == service_id))
+        })
+    }
+}
+
+/// Why a stream's (or a call's) identifier was refused. Each maps to the
+/// status Sourcegraph's gateway answers with ([`IdentityError::to_status`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// A licensed identifier whose key the verifier refused.
+    #[error("invalid license_key: {0}")]
+    InvalidLicenseKey(LicenseProblem),
+    /// An unlicensed identifier without an instance id.
+    #[error("instance_id is required for unlicensed instance")]
+    MissingInstanceId,
+    /// A managed-service identifier without a service id.
+    #[error("service_id is required for managed service")]
+    MissingServiceId,
+    /// No `authorization` metadata on a managed-service call.
+    #[error("no bearer token in the authorization metadata")]
+    MissingToken,
+    /// An `authorization` value that is not `Bearer <token>`.
+    #[error("authorization metadata is not a bearer token")]
+    NotBearer,
+    /// A token that is not allowed for the service.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// No identifier, or a kind this gateway does not serve here.
+    #[error("unsupported identifier type")]
+    Unsupported,
+}
+
+impl IdentityError {
+    /// The gRPC status code for this refusal.
+    pub fn code(&self) -> Code {
+        match self {
+            IdentityError::InvalidLicenseKey(_)
+            | IdentityError::MissingInstanceId
+            | IdentityError::MissingServiceId => Code::InvalidArgument,
+            IdentityError::MissingToken | IdentityError::NotBearer => Code::Unauthenticated,
+            IdentityError::PermissionDenied => Code::PermissionDenied,
+            IdentityError::Unsupported => Code::Unimplemented,
+        }
+    }
+
+    /// The gRPC status, with this error as its message.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+/// The identifier checks, configured.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    licenses: LicenseVerifier,
+    tokens: ServiceTokens,
+}
+
+impl Identity {
+    /// Checks built from a verifier and a token set.
+    pub fn new(licenses: LicenseVerifier, tokens: ServiceTokens) -> Identity {
+        Identity { licenses, tokens }
+    }
+
+    /// Loads the files named by the configuration; `accept_any_license`
+    /// wins over a license-keys file.
+    pub fn load(
+        license_keys: Option<&Path>,
+        service_tokens: Option<&Path>,
+        accept_any_license: bool,
+    ) -> Result<Identity, IdentityFileError> {
+        let licenses = match (accept_any_license, license_keys) {
+            (true, _) => LicenseVerifier::AcceptAny,
+            (false, Some(path)) => LicenseVerifier::from_file(path)?,
+            (false, None) => LicenseVerifier::None,
+        };
+        let tokens = match service_tokens {
+            Some(path) => ServiceTokens::from_file(path)?,
+            None => ServiceTokens::default(),
+        };
+        Ok(Identity { licenses, tokens })
+    }
+
+    /// Checks a stream's metadata; `authorization` is the call's
+    /// `authorization` gRPC metadata value, if any. Returns who publishes.
+    pub fn check(
+        &self,
+        metadata: &RecordEventsRequestMetadata,
+        authorization: Option<&str>,
+    ) -> Result<PublisherSource, IdentityError> {
+        let kind = metadata
+            .identifier
+            .as_ref()
+            .and_then(|identifier| identifier.identifier.as_ref());
+        match kind {
+            Some(IdentifierKind::LicensedInstance(licensed)) => {
+                self.licenses
+                    .verify(&licensed.license_key)
+                    .map_err(IdentityError::InvalidLicenseKey)?;
+                Ok(PublisherSource::LicensedInstance)
+            }
+            Some(IdentifierKind::UnlicensedInstance(unlicensed)) => {
+                if unlicensed.instance_id.is_empty() {
+                    return Err(IdentityError::MissingInstanceId);
+                }
+                Ok(PublisherSource::UnlicensedInstance)
+            }
+            Some(IdentifierKind::ManagedService(service)) => {
+                if service.service_id.is_empty() {
+                    return Err(IdentityError::MissingServiceId);
+                }
+                let token = bearer_token(authorization)?;
+                if !self.tokens.allows(token, &service.service_id) {
+                    return Err(IdentityError::PermissionDenied);
+                }
+                Ok(PublisherSource::ManagedService {
+                    service_id: service.service_id.clone(),
+                })
+            }
+            None => Err(IdentityError::Unsupported),
+        }
+    }
+
+    /// [`Identity::check`] for the unary `RecordEvent`, which serves
+    /// managed services only.
+    pub fn check_managed_service(
+        &self,
+        metadata: &RecordEventsRequestMetadata,
+        authorization: Option<&str>,
+    ) -> Result<PublisherSource, IdentityError> {
+        match self.check(metadata, authorization)? {
+            source @ PublisherSource::ManagedService { .. } => Ok(source),
+            _ => Err(IdentityError::Unsupported),
+        }
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` value.
+fn bearer_token(authorization: Option<&str>) -> Result<&str, IdentityError> {
+    let value = authorization.ok_or(IdentityError::MissingToken)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(IdentityError::NotBearer)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(IdentityError::NotBearer);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn hex(hash: Hash) -> String {
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn license_keys_match_by_value_or_by_sha256_and_comments_are_skipped() {
+        let hashed = hex(sha256("key-two"));
+        let f = file(&format!(
+            "# keys\nkey-one\n\n  {hashed}  \nsha256:{}\n",
+            hex(sha256("key-three")).to_uppercase()
+        ));
+        let verifier = LicenseVerifier::from_file(f.path()).unwrap();
+        for key in ["key-one", "key-two", "key-three"] {
+            assert_eq!(verifier.verify(key), Ok(()), "{key}");
+        }
+        assert_eq!(verifier.verify("# keys"), Err(LicenseProblem::Unknown));
+        assert_eq!(verifier.verify("key"), Err(LicenseProblem::Unknown));
+        assert_eq!(verifier.verify(""), Err(LicenseProblem::Empty));
+        // A 64-hex line is also accepted as a literal key.
+        assert_eq!(verifier.verify(&hashed), Ok(()));
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number() {
+        let f = file("ok\nsha256:zz\n");
+        let err = LicenseVerifier::from_file(f.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("line 2: sha256: must be followed by 64 hex digits"),
+            "{err}"
+        );
+        let f = file("a b c\n");
+        let err = ServiceTokens::from_file(f.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: expected TOKEN or SERVICE_ID TOKEN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn service_tokens_can_be_bound_to_one_service() {
+        let f = file("any-service-token\nmy-service bound-token\n");
+        let tokens = ServiceTokens::from_file(f.path()).unwrap();
+        assert!(tokens.allows("any-service-token", "x"));
+        assert!(tokens.allows("bound-token", "my-service"));
+        assert!(!tokens.allows("bound-token", "other-service"));
+        assert!(!tokens.allows("nope", "my-service"));
+    }
+
+    #[test]
+    fn bearer_values_are_parsed_case_insensitively() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer_token(None), Err(IdentityError::MissingToken));
+        assert_eq!(
+            bearer_token(Some("Basic abc")),
+            Err(IdentityError::NotBearer)
+        );
+        assert_eq!(bearer_token(Some("Bearer")), Err(IdentityError::NotBearer));
+    }
+
+    #[test]
+    fn refusals_map_to_sourcegraphs_status_codes_and_messages() {
+        let cases = [
+            (
+                IdentityError::InvalidLicenseKey(LicenseProblem::Unknown),
+                Code::InvalidArgument,
+                "invalid license_key: license key is not one this gateway accepts",
+            ),
+            (
+                IdentityError::MissingInstanceId,
+                Code::InvalidArgument,
+                "instance_id is required for unlicensed instance",
+            ),
+            (
+                IdentityError::MissingToken,
+                Code::Unauthenticated,
+                "no bearer token in the authorization metadata",
+            ),
+            (
+                IdentityError::PermissionDenied,
+                Code::PermissionDenied,
+                "permission denied",
+            ),
+            (
+                IdentityError::Unsupported,
+                Code::Unimplemented,
+                "unsupported identifier type",
+            ),
+        ];
+        for (err, code, message) in cases {
+            let status = err.to_status();
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), message);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Graceful shutdown: stop accepting, answer the payloads in flight, end
+//! open streams with `Unavailable`, close the sink, return; and the real
+//! process exits 0 on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gateway_support::sinks::MemorySink;
+use gateway_support::*;
+use tonic::Code;
+
+#[tokio::test]
+async fn an_in_flight_payload_is_answered_and_then_the_server_exits() {
+    let sink = MemorySink::slow(Duration::from_millis(500));
+    let mut gateway = start(sink.clone()).await;
+    let mut client = gateway.client().await;
+    let mut stream = OpenStream::open(&mut client, None).await;
+    stream.send(metadata_request(licensed())).await;
+    let arrived = sink.batch_arrived.notified();
+    stream.send(events_request(events(0..20))).await;
+    arrived.await;
+
+    // The payload is in the sink (for 500 ms) when the signal comes.
+    gateway.signal_stop();
+    let mut answered = stream.response().await.succeeded_events;
+    answered.sort();
+    assert_eq!(answered, ids(0..20), "the in-flight payload is answered");
+    let end = stream.inbound.message().await.unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable);
+    assert_eq!(end.message(), "the gateway is shutting down");
+
+    gateway.stop().await.unwrap();
+    assert!(
+        sink.closed.load(Ordering::SeqCst),
+        "the sink was flushed and closed"
+    );
+    assert_eq!(sink.ids().len(), 20);
+}
+
+#[tokio::test]
+async fn an_idle_open_stream_ends_with_unavailable_on_shutdown() {
+    let mut gateway = start(MemorySink::new()).await;
+    let grpc = gateway.grpc;
+    let mut client = gateway.client().await;
+    let mut stream = OpenStream::open(&mut client, None).await;
+    stream.send(metadata_request(licensed())).await;
+    assert_eq!(stream.payload(events(0..3)).await, ids(0..3));
+    gateway.signal_stop();
+    let end = stream.inbound.message().await.unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable);
+    drop(stream);
+    gateway.stop().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(grpc).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[test]
+fn sigterm_makes_the_process_exit_zero_after_flushing_the_file_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
+        .args([
+            "gateway",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--accept-any-license",
+            "--sink",
+        ])
+        .arg(format!("file:{}", events.display()))
+        .env("TELESPOOL_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let serving = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("telespool gateway serving"))
+        .expect("the gateway starts");
+    assert!(serving.contains("grpc=127.0.0.1:"), "{serving}");
+    assert!(events.exists(), "the sink file is opened at start");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let exit = child.0.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("gateway stopped")),
+        "{rest:?}"
+    );
+}
