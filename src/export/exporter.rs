@@ -201,6 +201,9 @@ impl Exporter {
                 break;
             }
             let result = self.round(&mut stop).await;
+            if !matches!(result, Ok(RoundEnd::Idle)) || *stop.borrow() {
+                self.flush_resolutions().await;
+            }
             let pause = match result {
                 Ok(RoundEnd::Stopped) => break,
                 Ok(RoundEnd::Idle) => {
@@ -233,6 +236,21 @@ impl Exporter {
             }
         }
         tracing::info!("exporter stopped");
+    }
+
+    /// Makes this round's acknowledgements durable in the index, so a crash
+    /// re-exports at most the round in flight (the maintenance tick flushes
+    /// every second too, but a sidecar killed repeatedly within a second of
+    /// starting would otherwise re-export everything each time).
+    async fn flush_resolutions(&self) {
+        let q = self.queue.clone();
+        match tokio::task::spawn_blocking(move || q.flush_index()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "flushing acknowledgements to the index failed")
+            }
+            Err(e) => tracing::warn!(error = %e, "flushing acknowledgements to the index failed"),
+        }
     }
 
     fn only_waiting_records(&self) -> bool {
