@@ -149,6 +149,9 @@ struct BarrierRequest {
 
 #[derive(Default)]
 struct Intake {
+    /// The writer thread is blocked on the condvar: only then does a
+    /// submitter pay for a futex wake.
+    waiting: bool,
     requests: Vec<Request>,
     barriers: Vec<BarrierRequest>,
     check_age: bool,
@@ -176,6 +179,8 @@ struct Job {
 
 #[derive(Default)]
 struct SyncQueue {
+    /// The syncer is blocked on the condvar.
+    waiting: bool,
     jobs: VecDeque<Job>,
     closed: bool,
 }
@@ -310,7 +315,7 @@ impl Writer {
         }
         let bytes = batch.encoded_len();
         let (tx, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut intake = self.shared.intake();
             if intake.closed {
                 return Pending::ready(Err(AppendError::Closed));
@@ -324,8 +329,11 @@ impl Writer {
                 bytes,
                 done: tx,
             });
+            intake.waiting
+        };
+        if wake {
+            self.shared.intake_cv.notify_one();
         }
-        self.shared.intake_cv.notify_one();
         Pending {
             rx: Some(rx),
             ready: None,
@@ -426,6 +434,7 @@ impl WriterThread {
                         break;
                     }
                     let timeout = self.age_deadline();
+                    intake.waiting = true;
                     intake = match timeout {
                         Some(t) => {
                             let (g, res) = self
@@ -447,6 +456,7 @@ impl WriterThread {
                             .wait(intake)
                             .unwrap_or_else(|e| e.into_inner()),
                     };
+                    intake.waiting = false;
                 }
                 (
                     std::mem::take(&mut intake.requests),
@@ -540,8 +550,14 @@ impl WriterThread {
     }
 
     fn push(&self, job: Job) {
-        self.shared.sync().jobs.push_back(job);
-        self.shared.sync_cv.notify_one();
+        let wake = {
+            let mut q = self.shared.sync();
+            q.jobs.push_back(job);
+            q.waiting
+        };
+        if wake {
+            self.shared.sync_cv.notify_one();
+        }
     }
 
     fn write_requests(&mut self, requests: Vec<Request>) {
@@ -783,7 +799,9 @@ fn syncer(shared: &Shared) {
         let jobs: Vec<Job> = {
             let mut q = shared.sync();
             while q.jobs.is_empty() && !q.closed {
+                q.waiting = true;
                 q = shared.sync_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.waiting = false;
             }
             if q.jobs.is_empty() {
                 return;
@@ -792,11 +810,13 @@ fn syncer(shared: &Shared) {
                 let due = last_sync + d;
                 while !q.closed && Instant::now() < due && !q.jobs.iter().any(|j| j.force) {
                     let left = due.saturating_duration_since(Instant::now());
+                    q.waiting = true;
                     q = shared
                         .sync_cv
                         .wait_timeout(q, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    q.waiting = false;
                 }
             }
             q.jobs.drain(..).collect()
