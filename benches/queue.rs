@@ -67,6 +67,51 @@ fn append_load(q: &Arc<Queue>, writers: usize, batch: usize, iters: u64) -> Dura
     took
 }
 
+/// Like [`append_load`], with the writers as tokio tasks on a 2-worker
+/// runtime awaiting [`Queue::submit`], as the sidecar's ingest handlers do:
+/// a waiting writer costs a task wake, not an OS context switch.
+fn append_load_tasks(
+    q: &Arc<Queue>,
+    rt: &tokio::runtime::Runtime,
+    writers: usize,
+    batch: usize,
+    iters: u64,
+) -> Duration {
+    let ev = event();
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(writers);
+        for _ in 0..writers {
+            let q = q.clone();
+            let ev = ev.clone();
+            tasks.push(tokio::spawn(async move {
+                let events: Vec<&[u8]> = (0..batch).map(|_| ev.as_slice()).collect();
+                for _ in 0..iters {
+                    q.submit(Batch::from_slices(&events))
+                        .unwrap()
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let took = start.elapsed();
+    let segs = q.segments();
+    if let (Some(first), Some(last)) = (segs.first(), segs.last()) {
+        let ids: Vec<RecordId> = (first.meta.first_id.0..=last.meta.last_id.map_or(0, |l| l.0))
+            .map(RecordId)
+            .collect();
+        for chunk in ids.chunks(100_000) {
+            q.resolve(chunk, telespool::index::Resolution::Acked);
+        }
+        q.purge(Duration::ZERO).unwrap();
+    }
+    took
+}
+
 fn durable_append(c: &mut Criterion) {
     let mut g = c.benchmark_group("durable_append");
     g.sample_size(10)
@@ -79,6 +124,20 @@ fn durable_append(c: &mut Criterion) {
         g.throughput(Throughput::Elements((writers * batch) as u64));
         g.bench_function(format!("{writers}_writers_x{batch}"), |b| {
             b.iter_custom(|iters| append_load(&q, writers, batch, iters))
+        });
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for (writers, batch) in [(64usize, 1usize), (8, 100)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, _) = Queue::open_dir(dir.path(), config(SyncPolicy::Always)).unwrap();
+        let q = Arc::new(q);
+        g.throughput(Throughput::Elements((writers * batch) as u64));
+        g.bench_function(format!("{writers}_tasks_x{batch}"), |b| {
+            b.iter_custom(|iters| append_load_tasks(&q, &rt, writers, batch, iters))
         });
     }
     g.finish();

@@ -181,8 +181,18 @@ struct Job {
 struct SyncQueue {
     /// The syncer is blocked on the condvar.
     waiting: bool,
+    /// The writer waits for the syncer to take the queued groups.
+    writer_waiting: bool,
     jobs: VecDeque<Job>,
     closed: bool,
+}
+
+/// Acknowledgements waiting to be delivered by the completer thread.
+#[derive(Default)]
+struct Completions {
+    waiting: bool,
+    closed: bool,
+    batches: Vec<(Vec<Notify>, Option<AppendError>)>,
 }
 
 struct Shared {
@@ -191,6 +201,10 @@ struct Shared {
     intake_cv: Condvar,
     sync: Mutex<SyncQueue>,
     sync_cv: Condvar,
+    done: Mutex<Completions>,
+    done_cv: Condvar,
+    /// Signalled when the syncer takes the queued groups.
+    taken_cv: Condvar,
 }
 
 impl Shared {
@@ -199,6 +213,25 @@ impl Shared {
     }
     fn sync(&self) -> MutexGuard<'_, SyncQueue> {
         self.sync.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn done(&self) -> MutexGuard<'_, Completions> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands acknowledgements to the completer, so the syncer can start the
+    /// next fdatasync instead of waking dozens of callers one by one.
+    fn complete(&self, notify: Vec<Notify>, err: Option<AppendError>) {
+        if notify.is_empty() {
+            return;
+        }
+        let wake = {
+            let mut d = self.done();
+            d.batches.push((notify, err));
+            d.waiting
+        };
+        if wake {
+            self.done_cv.notify_one();
+        }
     }
 }
 
@@ -277,6 +310,9 @@ impl Writer {
             intake_cv: Condvar::new(),
             sync: Mutex::new(SyncQueue::default()),
             sync_cv: Condvar::new(),
+            done: Mutex::new(Completions::default()),
+            done_cv: Condvar::new(),
+            taken_cv: Condvar::new(),
         });
         let w = shared.clone();
         let writer = std::thread::Builder::new()
@@ -294,10 +330,18 @@ impl Writer {
         let s = shared.clone();
         let syncer = std::thread::Builder::new()
             .name("telespool-syncer".into())
-            .spawn(move || syncer(&s))?;
+            .spawn(move || {
+                syncer(&s);
+                s.done().closed = true;
+                s.done_cv.notify_all();
+            })?;
+        let c = shared.clone();
+        let completer = std::thread::Builder::new()
+            .name("telespool-acks".into())
+            .spawn(move || completer(&c))?;
         Ok(Writer {
             shared,
-            threads: vec![writer, syncer],
+            threads: vec![writer, syncer, completer],
         })
     }
 
@@ -421,8 +465,31 @@ impl WriterThread {
         &self.shared.ctx
     }
 
+    /// Under `always`, a group written while the syncer is busy cannot be
+    /// synced before the sync in progress ends anyway: rather than write
+    /// more small groups behind it, wait until the syncer takes the queued
+    /// one, so that everything arriving meanwhile forms one large group
+    /// (one write, one sync, many acknowledgements). At most one group
+    /// waits behind the sync in progress.
+    fn wait_for_syncer(&self) {
+        if self.ctx().policy != SyncPolicy::Always {
+            return;
+        }
+        let mut q = self.shared.sync();
+        while !q.jobs.is_empty() && !q.closed {
+            q.writer_waiting = true;
+            q = self
+                .shared
+                .taken_cv
+                .wait(q)
+                .unwrap_or_else(|e| e.into_inner());
+            q.writer_waiting = false;
+        }
+    }
+
     fn run(&mut self) {
         loop {
+            self.wait_for_syncer();
             let (requests, barriers, check_age, closed) = {
                 let mut intake = self.shared.intake();
                 loop {
@@ -819,6 +886,9 @@ fn syncer(shared: &Shared) {
                     q.waiting = false;
                 }
             }
+            if q.writer_waiting {
+                shared.taken_cv.notify_one();
+            }
             q.jobs.drain(..).collect()
         };
         let failed = if ctx.policy == SyncPolicy::Never {
@@ -829,18 +899,41 @@ fn syncer(shared: &Shared) {
         last_sync = Instant::now();
         match failed {
             Some(err) => {
+                let mut notify = Vec::new();
                 for job in jobs {
                     ctx.pending_bytes.fetch_sub(job.added, Ordering::SeqCst);
-                    for n in job.done {
-                        n.err(&err);
-                    }
+                    notify.extend(job.done);
                 }
+                shared.complete(notify, Some(err));
             }
             None => {
                 apply(ctx, &jobs);
-                for job in jobs {
-                    job.done.into_iter().for_each(Notify::ok);
-                }
+                let notify: Vec<Notify> = jobs.into_iter().flat_map(|j| j.done).collect();
+                shared.complete(notify, None);
+            }
+        }
+    }
+}
+
+/// Delivers acknowledgements (waking the callers) off the syncer thread.
+fn completer(shared: &Shared) {
+    loop {
+        let batches = {
+            let mut d = shared.done();
+            while d.batches.is_empty() && !d.closed {
+                d.waiting = true;
+                d = shared.done_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+                d.waiting = false;
+            }
+            if d.batches.is_empty() {
+                return;
+            }
+            std::mem::take(&mut d.batches)
+        };
+        for (notify, err) in batches {
+            match err {
+                None => notify.into_iter().for_each(Notify::ok),
+                Some(e) => notify.into_iter().for_each(|n| n.err(&e)),
             }
         }
     }
