@@ -96,7 +96,7 @@ fn main() {
     println!("backlog: {n} events of {} bytes", sample.len());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
