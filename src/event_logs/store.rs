@@ -1,43 +1,76 @@
 //! The `event_logs` store: rows on sled 0.34, one per event id.
 //!
-//! # Layout
+//! # Layout (format 2)
 //!
-//! One sled database (its own directory), three trees:
+//! One sled database (its own directory) with one tree, `event_logs`,
+//! holding three key spaces told apart by their first byte:
 //!
 //! ```text
-//! rows   [seconds: i64 BE, sign flipped][nanos: u32 BE][event id bytes]  →  row JSON
-//!        └──────────── event time (UTC), 12 bytes ───────┘
-//!        time-ordered: a time range [from, to) is one contiguous key range
+//! 'r' [seconds: i64 BE, sign flipped][nanos: u32 BE][event id]  →  row (binary, see codec)
+//!     └──────────── event time (UTC), 12 bytes ───────┘
+//!     time-ordered: a time range [from, to) is one contiguous key range
 //!
-//! ids    [event id bytes]  →  the row's key in `rows`
-//!        dedup: an event id present here is never inserted again
+//! 'i' [event id]  →  [seconds][nanos]: the time part of the row's key (12 bytes)
+//!     dedup: an event id present here is never inserted again
 //!
-//! meta   "format" → u64 BE (1)      "rows" → u64 BE (row count)
+//! 'm' "format"  →  u64 BE (2)
+//! 'm' "intent"  →  the last write's intent record (below); holds the row count
 //! ```
 //!
-//! A row value is the compact JSON of [`EventLogRow`] (`serde_json`; field
-//! names are the `event_logs` column names). A later format would start
-//! with a byte other than `{` and bump `format`.
+//! A row value is the binary form of [`EventLogRow`] described in
+//! [`super::codec`]: the fields queries filter on (name, user ids, source,
+//! timestamp) first, decoded without allocating; the JSON columns as JSON
+//! text; the event id only in the key. Format 1 (three trees `rows`, `ids`,
+//! `meta` and `serde_json` rows) is refused with
+//! [`EventLogError::UnsupportedFormat`].
 //!
 //! # Writes and crash safety
 //!
-//! [`EventLogStore::insert_batch`] runs one sled transaction over the three
-//! trees: for each row it looks the event id up in `ids` (the transaction
-//! sees its own writes, so an id repeated inside one batch counts as a
-//! duplicate too), and for a new id writes `ids`, `rows` and the count.
-//! sled recovers a transaction's writes atomically (all or none), so a
-//! crash never leaves a row without its `ids` entry (which would let a
-//! retry add a second row), an `ids` entry pointing at nothing, or a count
-//! that disagrees with the rows. The first row stored for an id wins: a
-//! retry carrying other field values (a new default timestamp, say) is a
-//! duplicate and changes nothing.
+//! All writes (inserts and expiry) go through one mutex, so the dedup
+//! check cannot race another writer; queries do not take it.
 //!
-//! sled transactions take a process-wide lock in 0.34, so writers are
-//! serialised; the record path writes from one thread anyway.
+//! [`EventLogStore::insert_encoded`] first looks each event id up (and
+//! drops ids repeated earlier in the call), then for the new rows:
+//!
+//! 1. writes the intent record: kind `insert`, the row count before, and
+//!    the keys of the rows about to be written;
+//! 2. writes each row, then its id entry (plain sled inserts);
+//! 3. keeps the new count in memory: the next intent record carries it.
+//!
+//! Plain inserts, not a sled batch or transaction: on one thread they cost
+//! about 30% less per row (docs/benchmarks.md, "Mirror"), and this order
+//! gives the same guarantee. sled recovers a **prefix** of its log after a
+//! crash (it stops at the first torn or missing piece; its own batches rely
+//! on this), and all three steps are log writes in that order, so after a
+//! crash the newest write that survived tells how far things got:
+//!
+//! - an id entry never survives without its row (the row is written
+//!   first): no id entry points at a missing row;
+//! - if any row of a call survived, so did the call's intent record;
+//! - only the rows of the last intent record can be half-written (a row
+//!   without its id entry), because the next record is written after them.
+//!
+//! [`EventLogStore::open`] reads the intent record and settles it: each
+//! listed row with its id entry is kept, a row without one is removed (a
+//! retry must not find its id missing and store a second row), and the row
+//! count is the count before plus the rows kept. A flushed call survives
+//! whole, since its rows were all written before the flush. The same
+//! settling runs at once if a write fails half-way; if that fails too,
+//! the store refuses writes ([`EventLogError::NeedsRepair`]) until
+//! reopened. Concurrent readers may see a row whose id entry is not written
+//! yet, never the reverse.
+//!
+//! The first row stored for an id wins: a retry carrying other field values
+//! (a new default timestamp, say) is a duplicate and changes nothing.
+//!
+//! The intent record is `[kind: u8][rows before: u64 BE][n: varint]` then
+//! `n × ([length: varint][row key])`, kind 0 idle, 1 insert, 2 expire. A
+//! call writes one record per [`INTENT_KEY_BYTES`] of row keys (about
+//! 1,300 rows), so a record stays well inside one sled log message.
 //!
 //! # Durability
 //!
-//! A transaction is in memory until flushed. [`EventLogStore::flush`] writes
+//! A write is in memory until flushed. [`EventLogStore::flush`] writes
 //! sled's buffers and waits for `sync_file_range`: the rows survive a
 //! process crash, but that is **not** an fsync, so a power loss or kernel
 //! crash may lose the newest rows (sled's background flusher fsyncs every
@@ -47,12 +80,14 @@
 //! # Retention
 //!
 //! [`EventLogStore::expire`] removes rows whose event time is before
-//! `now - retention` (default 93 days), oldest first, in transactions of up
-//! to 1,000 rows that remove the row, its `ids` entry and update the count
-//! together. Once a row has expired its id is forgotten: a retry arriving
-//! after that would be stored again (and expire again on the next pass).
-//! Rows are kept by event time, not arrival time, so an event stamped far
-//! in the past is stored and then removed by the next expiry.
+//! `now - retention` (default 93 days), oldest first, [`EXPIRE_CHUNK`] rows
+//! per intent record (kind `expire`): each row's id entry, then the row.
+//! Settling an interrupted expiry keeps the rows that still have their id
+//! entry (the next pass removes them) and finishes the others. Once a row
+//! has expired its id is forgotten: a retry arriving after that would be
+//! stored again (and expire again on the next pass). Rows are kept by event
+//! time, not arrival time, so an event stamped far in the past is stored
+//! and then removed by the next expiry.
 //!
 //! # Memory
 //!
@@ -61,13 +96,16 @@
 //! treats it as a target, not a hard cap. Queries stream the key range
 //! instead of collecting it (see [`super::query`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{IVec, Tree};
 
-use super::key::{self, EventTime};
+use super::codec::{self, CodecError, Reader};
+use super::key::{self, EventTime, IDS, META, ROWS, TIME_LEN};
 use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
 
@@ -80,16 +118,22 @@ pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(93 * 24 * 3600);
 /// How often sled's background thread fsyncs, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 500;
-/// Rows removed per transaction by [`EventLogStore::expire`].
+/// Rows removed per intent record by [`EventLogStore::expire`].
 pub const EXPIRE_CHUNK: usize = 1_000;
-/// The value format this code writes and reads (`meta` key `format`).
-pub const FORMAT_VERSION: u64 = 1;
+/// Row-key bytes listed by one intent record; a longer insert writes
+/// several records.
+pub const INTENT_KEY_BYTES: usize = 64 * 1024;
+/// The format this code writes and reads (`'m' "format"`).
+pub const FORMAT_VERSION: u64 = 2;
 
-const ROWS_TREE: &str = "rows";
-const IDS_TREE: &str = "ids";
-const META_TREE: &str = "meta";
-const META_FORMAT: &[u8] = b"format";
-const META_ROWS: &[u8] = b"rows";
+/// The tree of format 2.
+const TREE: &str = "event_logs";
+/// Trees of format 1, whose `meta` tree held the format.
+const V1_TREES: [&str; 3] = ["rows", "ids", "meta"];
+const V1_META_TREE: &str = "meta";
+const META_FORMAT: &[u8] = b"mformat";
+pub(super) const META_INTENT: &[u8] = b"mintent";
+const _: () = assert!(META_FORMAT[0] == META && META_INTENT[0] == META);
 
 /// Settings of the `event_logs` store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +184,10 @@ pub enum EventLogError {
     #[error("event_logs database error: {0}")]
     Sled(#[from] sled::Error),
     /// The database was written in a format this code does not read.
-    #[error("event_logs database at {path} has format {found}, this build reads {expected}")]
+    #[error(
+        "event_logs database at {path} has format {found}, this build reads only format {expected}; \
+         move the directory aside (or delete it) to start an empty one"
+    )]
     UnsupportedFormat {
         /// The database directory.
         path: String,
@@ -188,12 +235,16 @@ pub enum EventLogError {
         /// The event id from the row's key (lossy UTF-8).
         event_id: String,
         /// The decoder's error.
-        source: serde_json::Error,
+        source: CodecError,
     },
-    /// A stored key or counter has the wrong shape.
-    #[error("{tree} tree holds a malformed entry (key {key_hex}, {len} bytes)")]
+    /// A write failed half-way and could not be undone in place; the store
+    /// refuses further writes until it is reopened, which repairs it.
+    #[error("an earlier event_logs write failed half-way; reopen the store to repair it")]
+    NeedsRepair,
+    /// A stored key or record has the wrong shape.
+    #[error("{tree} key space holds a malformed entry (key {key_hex}, {len} bytes)")]
     BadEntry {
-        /// The tree.
+        /// The key space (`rows`, `ids` or `meta`).
         tree: &'static str,
         /// The key, hex.
         key_hex: String,
@@ -246,23 +297,165 @@ pub struct EventLogStats {
     pub newest: Option<String>,
 }
 
+/// A row encoded for [`EventLogStore::insert_encoded`] by
+/// [`EventLogStore::encode_row`]: its keys and stored value, ready to be
+/// written. Encoding is the CPU-heavy part of an insert; the record path
+/// does it on the callers' threads, not on the mirror's.
+#[derive(Clone, Debug)]
+pub struct EncodedRow {
+    /// `'r'` + row key.
+    row_key: IVec,
+    /// `'i'` + event id.
+    id_key: IVec,
+    value: IVec,
+}
+
+impl EncodedRow {
+    /// The event id.
+    pub fn event_id(&self) -> &[u8] {
+        self.id_key.get(1..).unwrap_or_default()
+    }
+
+    /// Bytes of the stored value (the keys not included).
+    pub fn stored_len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// The keys and value as stored: `'r'` + row key, `'i'` + event id,
+    /// the value.
+    #[cfg(test)]
+    pub(super) fn parts(&self) -> (&[u8], &[u8], &[u8]) {
+        (&self.row_key, &self.id_key, &self.value)
+    }
+
+    /// The row key, without its key space byte.
+    fn key(&self) -> &[u8] {
+        self.row_key.get(1..).unwrap_or_default()
+    }
+
+    /// The time part of the row key: the id entry's value.
+    fn time(&self) -> &[u8] {
+        self.row_key.get(1..1 + TIME_LEN).unwrap_or_default()
+    }
+}
+
+/// What an intent record says the last write was doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IntentKind {
+    /// Nothing to settle.
+    Idle = 0,
+    /// Inserting the listed rows, which were absent before.
+    Insert = 1,
+    /// Removing the listed rows, which were present before.
+    Expire = 2,
+}
+
+/// The intent record (see the module documentation).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Intent {
+    kind: IntentKind,
+    rows_before: u64,
+    /// Row keys, without the key space byte.
+    keys: Vec<Vec<u8>>,
+}
+
+impl Intent {
+    fn idle(rows: u64) -> Intent {
+        Intent {
+            kind: IntentKind::Idle,
+            rows_before: rows,
+            keys: Vec::new(),
+        }
+    }
+
+    pub(super) fn encode<'k>(
+        kind: IntentKind,
+        rows_before: u64,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        out.push(kind as u8);
+        out.extend_from_slice(&rows_before.to_be_bytes());
+        let mut body = Vec::with_capacity(1024);
+        let mut n = 0u64;
+        for k in keys {
+            codec::put_varint(&mut body, k.len() as u64);
+            body.extend_from_slice(k);
+            n += 1;
+        }
+        codec::put_varint(&mut out, n);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decode(v: &[u8]) -> Result<Intent, EventLogError> {
+        let bad = || EventLogError::BadEntry {
+            tree: "meta",
+            key_hex: key::hex(META_INTENT),
+            len: v.len(),
+        };
+        let mut r = Reader { buf: v };
+        let kind = match r.byte("kind").map_err(|_| bad())? {
+            0 => IntentKind::Idle,
+            1 => IntentKind::Insert,
+            2 => IntentKind::Expire,
+            _ => return Err(bad()),
+        };
+        let before: [u8; 8] = r
+            .bytes("rows", 8)
+            .map_err(|_| bad())?
+            .try_into()
+            .map_err(|_| bad())?;
+        let n = r.varint("n").map_err(|_| bad())?;
+        let mut keys = Vec::new();
+        for _ in 0..n {
+            let len = r.varint("key").map_err(|_| bad())?;
+            let k = r.bytes("key", len).map_err(|_| bad())?;
+            if k.len() < TIME_LEN {
+                return Err(bad());
+            }
+            keys.push(k.to_vec());
+        }
+        if !r.buf.is_empty() {
+            return Err(bad());
+        }
+        Ok(Intent {
+            kind,
+            rows_before: u64::from_be_bytes(before),
+            keys,
+        })
+    }
+}
+
+/// The writers' state, behind the store's mutex.
+#[derive(Debug, Default)]
+struct Writer {
+    /// A write failed half-way and settling it failed too.
+    broken: bool,
+}
+
 /// The `event_logs` mirror on sled. See the module documentation for the
 /// layout and the guarantees.
 #[derive(Debug)]
 pub struct EventLogStore {
     pub(super) db: sled::Db,
-    pub(super) rows: Tree,
-    pub(super) ids: Tree,
-    pub(super) meta: Tree,
+    pub(super) tree: Tree,
+    writer: Mutex<Writer>,
+    /// Rows stored; changed only under `writer`.
+    rows: AtomicU64,
+    /// Half-written rows or id entries removed when opening (tests read it).
+    pub(super) repaired_at_open: u64,
     config: EventLogConfig,
     path: PathBuf,
 }
 
 impl EventLogStore {
-    /// Opens (or creates) the store in the directory `path`.
+    /// Opens (or creates) the store in the directory `path`, and settles
+    /// the last write if the process stopped in the middle of it.
     ///
     /// Fails with [`EventLogError::InUse`] when another process (or another
-    /// store in this one) has it open.
+    /// store in this one) has it open, and with
+    /// [`EventLogError::UnsupportedFormat`] for a database of another format.
     pub fn open(path: &Path, config: EventLogConfig) -> Result<EventLogStore, EventLogError> {
         config.validate()?;
         let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
@@ -280,38 +473,67 @@ impl EventLogStore {
                 }
                 other => EventLogError::Sled(other),
             })?;
-        let rows = db.open_tree(ROWS_TREE)?;
-        let ids = db.open_tree(IDS_TREE)?;
-        let meta = db.open_tree(META_TREE)?;
-        match meta.get(META_FORMAT)? {
-            None => {
-                meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
-            }
+        let unsupported = |found| EventLogError::UnsupportedFormat {
+            path: path.display().to_string(),
+            found,
+            expected: FORMAT_VERSION,
+        };
+        // Format 1 kept its format in a `meta` tree (1 when absent, as
+        // before the key existed). Look before opening anything: opening
+        // a tree creates it.
+        let names = db.tree_names();
+        if names
+            .iter()
+            .any(|n| V1_TREES.iter().any(|t| n == t.as_bytes()))
+        {
+            let found = if names.iter().any(|n| n == V1_META_TREE.as_bytes()) {
+                let meta = db.open_tree(V1_META_TREE)?;
+                decode_u64("meta", b"format", meta.get(b"format")?)?.max(1)
+            } else {
+                1
+            };
+            return Err(unsupported(found));
+        }
+        let tree = db.open_tree(TREE)?;
+        match tree.get(META_FORMAT)? {
             Some(v) => {
-                let found = decode_u64(META_TREE, META_FORMAT, Some(v))?;
+                let found = decode_u64("meta", META_FORMAT, Some(v))?;
                 if found != FORMAT_VERSION {
-                    return Err(EventLogError::UnsupportedFormat {
-                        path: path.display().to_string(),
-                        found,
-                        expected: FORMAT_VERSION,
-                    });
+                    return Err(unsupported(found));
                 }
             }
+            None if tree.is_empty() => {
+                tree.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+                tree.insert(
+                    META_INTENT,
+                    Intent::encode(IntentKind::Idle, 0, std::iter::empty()),
+                )?;
+                db.flush()?;
+            }
+            None => return Err(unsupported(0)),
         }
-        if meta.get(META_ROWS)?.is_none() {
-            // A database from before the counter: count once (O(rows)).
-            let n = rows.len() as u64;
-            meta.insert(META_ROWS, &n.to_be_bytes())?;
-        }
-        let store = EventLogStore {
+        let mut store = EventLogStore {
             db,
-            rows,
-            ids,
-            meta,
+            tree,
+            writer: Mutex::new(Writer::default()),
+            rows: AtomicU64::new(0),
+            repaired_at_open: 0,
             config,
             path: path.to_owned(),
         };
-        tracing::info!(rows = store.row_count()?, "event_logs store open");
+        let intent = store.read_intent()?;
+        let (rows, repaired) = store.settle(&intent)?;
+        if intent.kind != IntentKind::Idle {
+            store.db.flush()?;
+            store.repaired_at_open = repaired;
+            tracing::info!(
+                listed = intent.keys.len(),
+                repaired,
+                rows,
+                "event_logs: settled the last write before the last stop"
+            );
+        }
+        tracing::info!(rows, "event_logs store open");
         Ok(store)
     }
 
@@ -325,63 +547,98 @@ impl EventLogStore {
         &self.path
     }
 
-    /// Stores the rows whose event id is not stored yet, all in one
-    /// transaction; rows whose id is present (or repeated earlier in
-    /// `rows`) are counted as duplicates and not written.
+    /// Validates and encodes a row for [`EventLogStore::insert_encoded`].
+    /// Pure CPU work, no I/O: callers run it on their own threads.
     ///
-    /// Every row is checked before anything is written: an empty event id or
-    /// a timestamp that is not RFC 3339 UTC fails the whole batch. Call
-    /// [`EventLogStore::flush`] before acknowledging the rows.
+    /// Fails on an empty event id ([`EventLogError::EmptyEventId`], index
+    /// 0) or a timestamp that is not RFC 3339 UTC.
+    pub fn encode_row(row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
+        encode_at(0, row)
+    }
+
+    /// Stores the rows whose event id is not stored yet; rows whose id is
+    /// present (or repeated earlier in `rows`) are counted as duplicates
+    /// and not written.
+    ///
+    /// Every row is checked and encoded before anything is written: an
+    /// empty event id or a timestamp that is not RFC 3339 UTC fails the
+    /// whole call. Call [`EventLogStore::flush`] before acknowledging the
+    /// rows.
     pub fn insert_batch(&self, rows: &[EventLogRow]) -> Result<InsertOutcome, EventLogError> {
-        let mut prepared = Vec::with_capacity(rows.len());
-        for (index, row) in rows.iter().enumerate() {
-            if row.event_id.is_empty() {
-                return Err(EventLogError::EmptyEventId { index });
-            }
-            let time = key::parse_timestamp(&row.timestamp).ok_or_else(|| {
-                EventLogError::BadTimestamp {
-                    event_id: row.event_id.clone(),
-                    timestamp: row.timestamp.clone(),
-                }
-            })?;
-            let value = serde_json::to_vec(row).map_err(|source| EventLogError::Encode {
-                event_id: row.event_id.clone(),
-                source,
-            })?;
-            prepared.push((
-                row.event_id.as_bytes(),
-                IVec::from(key::row_key(time, &row.event_id)),
-                IVec::from(value),
-            ));
-        }
-        if prepared.is_empty() {
+        let encoded = rows
+            .iter()
+            .enumerate()
+            .map(|(index, row)| encode_at(index, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.insert_encoded(&encoded)
+    }
+
+    /// Stores pre-encoded rows, as [`EventLogStore::insert_batch`] does:
+    /// the first row for an event id wins, later ones (in this call or
+    /// any earlier) are duplicates. Call [`EventLogStore::flush`] before
+    /// acknowledging the rows.
+    pub fn insert_encoded(&self, rows: &[EncodedRow]) -> Result<InsertOutcome, EventLogError> {
+        if rows.is_empty() {
             return Ok(InsertOutcome::default());
         }
-        // The closure may run again after a conflict: it only reads
-        // `prepared` and keeps its counts local.
-        let inserted = (&self.rows, &self.ids, &self.meta)
-            .transaction(|(rows, ids, meta)| {
-                let mut inserted = 0u64;
-                for (id, row_key, value) in &prepared {
-                    if ids.get(id)?.is_some() {
-                        continue;
-                    }
-                    ids.insert(*id, row_key.clone())?;
-                    rows.insert(row_key.clone(), value.clone())?;
-                    inserted += 1;
-                }
-                if inserted > 0 {
-                    let count = decode_u64(META_TREE, META_ROWS, meta.get(META_ROWS)?)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    meta.insert(META_ROWS, &count.saturating_add(inserted).to_be_bytes())?;
-                }
-                Ok(inserted)
-            })
-            .map_err(from_tx)?;
+        let mut writer = self.writer()?;
+        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(rows.len());
+        let mut fresh: Vec<&EncodedRow> = Vec::with_capacity(rows.len());
+        for row in rows {
+            if !seen.insert(row.id_key.as_ref()) || self.tree.get(&row.id_key)?.is_some() {
+                continue;
+            }
+            fresh.push(row);
+        }
+        let mut at = 0;
+        while at < fresh.len() {
+            let mut end = at;
+            let mut bytes = 0;
+            while end < fresh.len()
+                && (end == at || bytes + fresh[end].row_key.len() <= INTENT_KEY_BYTES)
+            {
+                bytes += fresh[end].row_key.len();
+                end += 1;
+            }
+            self.insert_chunk(&mut writer, &fresh[at..end])?;
+            at = end;
+        }
+        let inserted = fresh.len() as u64;
         Ok(InsertOutcome {
             inserted,
-            duplicates: prepared.len() as u64 - inserted,
+            duplicates: rows.len() as u64 - inserted,
         })
+    }
+
+    /// Writes new rows (ids checked absent) under one intent record.
+    fn insert_chunk(&self, writer: &mut Writer, rows: &[&EncodedRow]) -> Result<(), EventLogError> {
+        let before = self.rows.load(Ordering::Relaxed);
+        let record = Intent::encode(IntentKind::Insert, before, rows.iter().map(|r| r.key()));
+        self.tree.insert(META_INTENT, record)?;
+        let written = rows.iter().try_for_each(|row| -> Result<(), sled::Error> {
+            self.tree.insert(&row.row_key, row.value.clone())?;
+            self.tree.insert(&row.id_key, row.time())?;
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                self.rows
+                    .store(before + rows.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(self.after_failure(writer, e)),
+        }
+    }
+
+    /// A write failed after its intent record: settle it now, or refuse
+    /// writes until reopened.
+    fn after_failure(&self, writer: &mut Writer, e: sled::Error) -> EventLogError {
+        tracing::error!(error = %e, "event_logs write failed half-way; settling it");
+        if let Err(again) = self.read_intent().and_then(|i| self.settle(&i)) {
+            tracing::error!(error = %again, "event_logs could not settle the failed write; writes refused until reopened");
+            writer.broken = true;
+        }
+        EventLogError::Sled(e)
     }
 
     /// Writes every earlier insert and removal out of sled's buffers
@@ -394,38 +651,56 @@ impl EventLogStore {
 
     /// The row of `event_id`, if stored.
     pub fn get(&self, event_id: &str) -> Result<Option<EventLogRow>, EventLogError> {
-        let Some(row_key) = self.ids.get(event_id.as_bytes())? else {
+        let id_key = key::spaced(IDS, event_id.as_bytes());
+        let Some(time) = self.tree.get(&id_key)? else {
             return Ok(None);
         };
-        let Some(value) = self.rows.get(&row_key)? else {
-            return Err(EventLogError::DanglingId {
-                event_id: event_id.to_owned(),
+        if time.len() != TIME_LEN {
+            return Err(EventLogError::BadEntry {
+                tree: "ids",
+                key_hex: key::hex(event_id.as_bytes()),
+                len: time.len(),
             });
-        };
-        decode_row(&row_key, &value).map(Some)
+        }
+        let mut row_key = Vec::with_capacity(1 + TIME_LEN + event_id.len());
+        row_key.push(ROWS);
+        row_key.extend_from_slice(&time);
+        row_key.extend_from_slice(event_id.as_bytes());
+        match self.tree.get(&row_key)? {
+            Some(value) => decode_row(&row_key[1..], &value).map(Some),
+            // Expiry removes the id entry before the row, so an id entry
+            // that is gone now was expired in between.
+            None if self.tree.get(&id_key)?.is_none() => Ok(None),
+            None => Err(EventLogError::DanglingId {
+                event_id: event_id.to_owned(),
+            }),
+        }
     }
 
     /// Removes the rows whose event time is before `now - retention`, with
-    /// their `ids` entries; returns how many were removed. Work is
-    /// proportional to the rows removed (transactions of [`EXPIRE_CHUNK`]);
-    /// call [`EventLogStore::flush`] afterwards to make the removal survive
-    /// a crash (if it does not, the next pass removes the rows again).
+    /// their id entries; returns how many were removed. Work is
+    /// proportional to the rows removed (intent records of
+    /// [`EXPIRE_CHUNK`] rows, the write lock released between them); call
+    /// [`EventLogStore::flush`] afterwards to make the removal survive a
+    /// crash (if it does not, the next pass removes the rows again).
     pub fn expire(&self, now: UnixNanos) -> Result<u64, EventLogError> {
         let cutoff = now.minus(self.config.retention);
         let _span = tracing::info_span!("event_logs_expire", cutoff = %cutoff).entered();
-        let upper = EventTime::from(cutoff).prefix();
+        let lo = [ROWS];
+        let hi = key::spaced(ROWS, &EventTime::from(cutoff).prefix());
         let mut removed = 0u64;
         loop {
+            let mut writer = self.writer()?;
             let keys = self
-                .rows
-                .range(..upper.as_slice())
+                .tree
+                .range(lo.as_slice()..hi.as_slice())
                 .keys()
                 .take(EXPIRE_CHUNK)
                 .collect::<Result<Vec<IVec>, sled::Error>>()?;
             if keys.is_empty() {
                 break;
             }
-            removed += self.remove_rows(&keys)?;
+            removed += self.remove_chunk(&mut writer, &keys)?;
             if keys.len() < EXPIRE_CHUNK {
                 break;
             }
@@ -436,79 +711,196 @@ impl EventLogStore {
         Ok(removed)
     }
 
-    /// Removes the rows at `keys` and their `ids` entries in one
-    /// transaction; returns how many rows were there.
-    fn remove_rows(&self, keys: &[IVec]) -> Result<u64, EventLogError> {
-        (&self.rows, &self.ids, &self.meta)
-            .transaction(|(rows, ids, meta)| {
-                let mut removed = 0u64;
-                for row_key in keys {
-                    if rows.remove(row_key.clone())?.is_none() {
-                        continue;
-                    }
-                    removed += 1;
-                    if let Some((_, id)) = key::split_row_key(row_key) {
-                        // Only the entry that points at this row.
-                        if ids.get(id)?.as_deref() == Some(row_key.as_ref()) {
-                            ids.remove(id)?;
-                        }
+    /// Removes the rows at `keys` (`'r'` + row key, all present) and
+    /// their id entries under one intent record.
+    fn remove_chunk(&self, writer: &mut Writer, keys: &[IVec]) -> Result<u64, EventLogError> {
+        let before = self.rows.load(Ordering::Relaxed);
+        let record = Intent::encode(
+            IntentKind::Expire,
+            before,
+            keys.iter().map(|k| k.get(1..).unwrap_or_default()),
+        );
+        self.tree.insert(META_INTENT, record)?;
+        let removed = keys
+            .iter()
+            .try_for_each(|row_key| -> Result<(), sled::Error> {
+                if let Some((time, id)) = key::split_row_key(row_key.get(1..).unwrap_or_default()) {
+                    let id_key = key::spaced(IDS, id);
+                    // Only the entry that points at this row.
+                    if self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice()) {
+                        self.tree.remove(&id_key)?;
                     }
                 }
-                if removed > 0 {
-                    let count = decode_u64(META_TREE, META_ROWS, meta.get(META_ROWS)?)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    meta.insert(META_ROWS, &count.saturating_sub(removed).to_be_bytes())?;
-                }
-                Ok(removed)
-            })
-            .map_err(from_tx)
+                self.tree.remove(row_key)?;
+                Ok(())
+            });
+        match removed {
+            Ok(()) => {
+                let n = keys.len() as u64;
+                self.rows.store(before.saturating_sub(n), Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => Err(self.after_failure(writer, e)),
+        }
     }
 
-    /// Number of rows stored (a counter kept with the rows: O(1)).
+    /// Number of rows stored (kept in memory and in each intent record:
+    /// O(1)).
     pub fn row_count(&self) -> Result<u64, EventLogError> {
-        decode_u64(META_TREE, META_ROWS, self.meta.get(META_ROWS)?)
+        Ok(self.rows.load(Ordering::Relaxed))
     }
 
     /// Row count and the oldest and newest timestamps. O(1): reads the
     /// counter and the first and last rows.
     pub fn stats(&self) -> Result<EventLogStats, EventLogError> {
         let timestamp = |kv: Option<(IVec, IVec)>| -> Result<Option<String>, EventLogError> {
-            kv.map(|(k, v)| decode_as::<TimestampOnly>(&k, &v).map(|r| r.timestamp))
-                .transpose()
+            kv.map(|(k, v)| {
+                decode_head(k.get(1..).unwrap_or_default(), &v).map(|h| h.timestamp.to_owned())
+            })
+            .transpose()
         };
+        let (lo, hi) = ([ROWS], key::space_end(ROWS));
         Ok(EventLogStats {
             rows: self.row_count()?,
-            oldest: timestamp(self.rows.first()?)?,
-            newest: timestamp(self.rows.last()?)?,
+            oldest: timestamp(self.rows_range(&lo, &hi).next().transpose()?)?,
+            newest: timestamp(self.rows_range(&lo, &hi).next_back().transpose()?)?,
         })
+    }
+
+    /// The rows between two `'r'` keys.
+    pub(super) fn rows_range(&self, lo: &[u8], hi: &[u8]) -> sled::Iter {
+        self.tree.range(lo..hi)
+    }
+
+    /// Takes the write lock; fails when an earlier write left the store
+    /// unsettled.
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, EventLogError> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.broken {
+            return Err(EventLogError::NeedsRepair);
+        }
+        Ok(w)
+    }
+
+    fn read_intent(&self) -> Result<Intent, EventLogError> {
+        match self.tree.get(META_INTENT)? {
+            Some(v) => Intent::decode(&v),
+            None => Err(EventLogError::BadEntry {
+                tree: "meta",
+                key_hex: key::hex(META_INTENT),
+                len: 0,
+            }),
+        }
+    }
+
+    /// Makes every row listed by `intent` either whole (row and the id
+    /// entry pointing at it) or absent, records the resulting count in an
+    /// idle intent record and keeps it in memory; returns it and how many
+    /// entries were removed. Idempotent.
+    fn settle(&self, intent: &Intent) -> Result<(u64, u64), EventLogError> {
+        let mut whole = 0u64;
+        let mut repaired = 0u64;
+        for k in &intent.keys {
+            let (time, id) = key::split_row_key(k).ok_or_else(|| EventLogError::BadEntry {
+                tree: "meta",
+                key_hex: key::hex(k),
+                len: k.len(),
+            })?;
+            let row_key = key::spaced(ROWS, k);
+            let id_key = key::spaced(IDS, id);
+            let row = self.tree.get(&row_key)?.is_some();
+            let indexed = self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice());
+            match (row, indexed) {
+                (true, true) => whole += 1,
+                (true, false) => {
+                    self.tree.remove(&row_key)?;
+                    repaired += 1;
+                }
+                (false, true) => {
+                    self.tree.remove(&id_key)?;
+                    repaired += 1;
+                }
+                (false, false) => {}
+            }
+        }
+        let listed = intent.keys.len() as u64;
+        let rows = match intent.kind {
+            IntentKind::Idle => intent.rows_before,
+            IntentKind::Insert => intent.rows_before + whole,
+            IntentKind::Expire => intent.rows_before.saturating_sub(listed - whole),
+        };
+        if *intent != Intent::idle(rows) {
+            self.tree.insert(
+                META_INTENT,
+                Intent::encode(IntentKind::Idle, rows, std::iter::empty()),
+            )?;
+        }
+        self.rows.store(rows, Ordering::Relaxed);
+        Ok((rows, repaired))
     }
 }
 
-/// Just the timestamp of a stored row.
-#[derive(serde::Deserialize)]
-struct TimestampOnly {
-    timestamp: String,
+/// [`EventLogStore::encode_row`], naming the row's position in errors.
+fn encode_at(index: usize, row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
+    if row.event_id.is_empty() {
+        return Err(EventLogError::EmptyEventId { index });
+    }
+    let time = key::parse_timestamp(&row.timestamp).ok_or_else(|| EventLogError::BadTimestamp {
+        event_id: row.event_id.clone(),
+        timestamp: row.timestamp.clone(),
+    })?;
+    let mut value = Vec::with_capacity(768);
+    codec::encode(row, &mut value).map_err(|source| EventLogError::Encode {
+        event_id: row.event_id.clone(),
+        source,
+    })?;
+    let id = row.event_id.as_bytes();
+    let mut row_key = Vec::with_capacity(1 + TIME_LEN + id.len());
+    row_key.push(ROWS);
+    row_key.extend_from_slice(&time.prefix());
+    row_key.extend_from_slice(id);
+    Ok(EncodedRow {
+        row_key: IVec::from(row_key),
+        id_key: IVec::from(key::spaced(IDS, id)),
+        value: IVec::from(value),
+    })
 }
 
-/// Decodes a stored row (or part of one) at `row_key`.
-pub(super) fn decode_as<T: serde::de::DeserializeOwned>(
+/// The event id of a row key, for error messages.
+fn id_of(row_key: &[u8]) -> String {
+    key::split_row_key(row_key)
+        .map(|(_, id)| String::from_utf8_lossy(id).into_owned())
+        .unwrap_or_else(|| key::hex(row_key))
+}
+
+/// Decodes the head of the stored row at `row_key` (without the key space
+/// byte).
+pub(super) fn decode_head<'v>(
     row_key: &[u8],
-    value: &[u8],
-) -> Result<T, EventLogError> {
-    serde_json::from_slice(value).map_err(|source| EventLogError::Decode {
-        event_id: key::split_row_key(row_key)
-            .map(|(_, id)| String::from_utf8_lossy(id).into_owned())
-            .unwrap_or_else(|| key::hex(row_key)),
+    value: &'v [u8],
+) -> Result<codec::RowHead<'v>, EventLogError> {
+    codec::decode_head(value).map_err(|source| EventLogError::Decode {
+        event_id: id_of(row_key),
         source,
     })
 }
 
-/// Decodes a whole stored row.
+/// Decodes the whole stored row at `row_key` (without the key space byte).
 pub(super) fn decode_row(row_key: &[u8], value: &[u8]) -> Result<EventLogRow, EventLogError> {
-    decode_as(row_key, value)
+    let bad = |source| EventLogError::Decode {
+        event_id: id_of(row_key),
+        source,
+    };
+    let (_, id) = key::split_row_key(row_key).ok_or_else(|| EventLogError::BadEntry {
+        tree: "rows",
+        key_hex: key::hex(row_key),
+        len: row_key.len(),
+    })?;
+    let id = std::str::from_utf8(id).map_err(|_| bad(CodecError::NotUtf8("event_id")))?;
+    codec::decode(id, value).map_err(bad)
 }
 
-/// A counter in `meta`: absent is 0, anything but 8 bytes is malformed.
+/// A counter or format: absent is 0, anything but 8 bytes is malformed.
 fn decode_u64(tree: &'static str, k: &[u8], v: Option<IVec>) -> Result<u64, EventLogError> {
     let Some(v) = v else { return Ok(0) };
     let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| EventLogError::BadEntry {
@@ -517,11 +909,4 @@ fn decode_u64(tree: &'static str, k: &[u8], v: Option<IVec>) -> Result<u64, Even
         len: v.len(),
     })?;
     Ok(u64::from_be_bytes(bytes))
-}
-
-fn from_tx(e: TransactionError<EventLogError>) -> EventLogError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => EventLogError::Sled(e),
-    }
 }
