@@ -44,7 +44,8 @@ use telespool::event_logs::{EventLogConfig, EventLogRow, EventLogStore, translat
 #[path = "support/events.rs"]
 mod events;
 
-#[cfg(mimalloc_bench)]
+/// The allocator of the `telespool` binary (src/main.rs), so the figures
+/// are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

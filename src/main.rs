@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use telespool::cli::{Cli, Command};
 use telespool::commands;
 
+/// mimalloc instead of glibc's malloc: sled's writes (the `event_logs`
+/// mirror) allocate and free nodes across threads, and glibc's arenas made
+/// that a quarter of the record path's CPU (docs/benchmarks.md, "Mirror").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their lifecycle at info; one-shot commands only warnings.
