@@ -181,7 +181,7 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<RowHead<'a>, CodecError> {
 }
 
 /// Appends `v` as an unsigned LEB128 varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -230,18 +230,18 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// Reads fields off the front of a stored value.
-pub(crate) struct Reader<'a> {
-    pub(crate) buf: &'a [u8],
+struct Reader<'a> {
+    buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn byte(&mut self, field: &'static str) -> Result<u8, CodecError> {
+    fn byte(&mut self, field: &'static str) -> Result<u8, CodecError> {
         let (&b, rest) = self.buf.split_first().ok_or(CodecError::Truncated(field))?;
         self.buf = rest;
         Ok(b)
     }
 
-    pub(crate) fn varint(&mut self, field: &'static str) -> Result<u64, CodecError> {
+    fn varint(&mut self, field: &'static str) -> Result<u64, CodecError> {
         let mut v = 0u64;
         for shift in (0..70).step_by(7) {
             let b = self.byte(field)?;
@@ -257,7 +257,7 @@ impl<'a> Reader<'a> {
         Err(CodecError::Overflow(field))
     }
 
-    pub(crate) fn bytes(&mut self, field: &'static str, len: u64) -> Result<&'a [u8], CodecError> {
+    fn bytes(&mut self, field: &'static str, len: u64) -> Result<&'a [u8], CodecError> {
         let len = usize::try_from(len).map_err(|_| CodecError::Overflow(field))?;
         if len > self.buf.len() {
             return Err(CodecError::Truncated(field));

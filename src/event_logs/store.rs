@@ -14,7 +14,7 @@
 //!     dedup: an event id present here is never inserted again
 //!
 //! 'm' "format"  →  u64 BE (2)
-//! 'm' "intent"  →  the last write's intent record (below); holds the row count
+//! 'm' "rows"    →  u64 BE: the row count, written with the rows
 //! ```
 //!
 //! A row value is the binary form of [`EventLogRow`] described in
@@ -29,44 +29,25 @@
 //! All writes (inserts and expiry) go through one mutex, so the dedup
 //! check cannot race another writer; queries do not take it.
 //!
-//! [`EventLogStore::insert_encoded`] first looks each event id up (and
-//! drops ids repeated earlier in the call), then for the new rows:
+//! [`EventLogStore::insert_encoded`] looks each event id up (and drops ids
+//! repeated earlier in the call), then writes the new rows in sled batches
+//! of at most [`BATCH_ROWS`] rows: each batch holds the rows, their id
+//! entries and the new row count, and sled applies and recovers a batch
+//! atomically (all or none). So a crash never leaves a row without its id
+//! entry (which would let a retry add a second row), an id entry pointing
+//! at nothing, or a count that disagrees with the rows; a flushed batch
+//! survives whole. Readers never see half a batch (sled's batches exclude
+//! readers while they apply). The first row stored for an id wins: a retry
+//! carrying other field values (a new default timestamp, say) is a
+//! duplicate and changes nothing.
 //!
-//! 1. writes the intent record: kind `insert`, the row count before, and
-//!    the keys of the rows about to be written;
-//! 2. writes each row, then its id entry (plain sled inserts);
-//! 3. keeps the new count in memory: the next intent record carries it.
-//!
-//! Plain inserts, not a sled batch or transaction: on one thread they cost
-//! about 30% less per row (docs/benchmarks.md, "Mirror"), and this order
-//! gives the same guarantee. sled recovers a **prefix** of its log after a
-//! crash (it stops at the first torn or missing piece; its own batches rely
-//! on this), and all three steps are log writes in that order, so after a
-//! crash the newest write that survived tells how far things got:
-//!
-//! - an id entry never survives without its row (the row is written
-//!   first): no id entry points at a missing row;
-//! - if any row of a call survived, so did the call's intent record;
-//! - only the rows of the last intent record can be half-written (a row
-//!   without its id entry), because the next record is written after them.
-//!
-//! [`EventLogStore::open`] reads the intent record and settles it: each
-//! listed row with its id entry is kept, a row without one is removed (a
-//! retry must not find its id missing and store a second row), and the row
-//! count is the count before plus the rows kept. A flushed call survives
-//! whole, since its rows were all written before the flush. The same
-//! settling runs at once if a write fails half-way; if that fails too,
-//! the store refuses writes ([`EventLogError::NeedsRepair`]) until
-//! reopened. Concurrent readers may see a row whose id entry is not written
-//! yet, never the reverse.
-//!
-//! The first row stored for an id wins: a retry carrying other field values
-//! (a new default timestamp, say) is a duplicate and changes nothing.
-//!
-//! The intent record is `[kind: u8][rows before: u64 BE][n: varint]` then
-//! `n × ([length: varint][row key])`, kind 0 idle, 1 insert, 2 expire. A
-//! call writes one record per [`INTENT_KEY_BYTES`] of row keys (about
-//! 1,300 rows), so a record stays well inside one sled log message.
+//! Why batches of [`BATCH_ROWS`] and not one per call: per row, a sled
+//! batch (or transaction) of 1,600 rows costs about 40% more than batches
+//! of 100 to 200, which cost about what plain inserts do (docs/benchmarks.md,
+//! "Mirror"). A call is therefore atomic per batch, not as a whole: a crash
+//! in the middle of an unflushed call may keep some of its batches, each
+//! whole, which is all the record path needs (nothing unflushed was
+//! acknowledged).
 //!
 //! # Durability
 //!
@@ -80,14 +61,12 @@
 //! # Retention
 //!
 //! [`EventLogStore::expire`] removes rows whose event time is before
-//! `now - retention` (default 93 days), oldest first, [`EXPIRE_CHUNK`] rows
-//! per intent record (kind `expire`): each row's id entry, then the row.
-//! Settling an interrupted expiry keeps the rows that still have their id
-//! entry (the next pass removes them) and finishes the others. Once a row
-//! has expired its id is forgotten: a retry arriving after that would be
-//! stored again (and expire again on the next pass). Rows are kept by event
-//! time, not arrival time, so an event stamped far in the past is stored
-//! and then removed by the next expiry.
+//! `now - retention` (default 93 days), oldest first, in batches of up to
+//! [`EXPIRE_CHUNK`] rows that remove the row, its id entry and update the
+//! count together. Once a row has expired its id is forgotten: a retry
+//! arriving after that would be stored again (and expire again on the next
+//! pass). Rows are kept by event time, not arrival time, so an event
+//! stamped far in the past is stored and then removed by the next expiry.
 //!
 //! # Memory
 //!
@@ -104,7 +83,7 @@ use std::time::Duration;
 
 use sled::{IVec, Tree};
 
-use super::codec::{self, CodecError, Reader};
+use super::codec::{self, CodecError};
 use super::key::{self, EventTime, IDS, META, ROWS, TIME_LEN};
 use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
@@ -118,11 +97,10 @@ pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(93 * 24 * 3600);
 /// How often sled's background thread fsyncs, in milliseconds.
 pub const FLUSH_EVERY_MS: u64 = 500;
-/// Rows removed per intent record by [`EventLogStore::expire`].
+/// Rows removed per batch by [`EventLogStore::expire`].
 pub const EXPIRE_CHUNK: usize = 1_000;
-/// Row-key bytes listed by one intent record; a longer insert writes
-/// several records.
-pub const INTENT_KEY_BYTES: usize = 64 * 1024;
+/// Most rows written per sled batch by [`EventLogStore::insert_encoded`].
+pub const BATCH_ROWS: usize = 200;
 /// The format this code writes and reads (`'m' "format"`).
 pub const FORMAT_VERSION: u64 = 2;
 
@@ -132,8 +110,8 @@ const TREE: &str = "event_logs";
 const V1_TREES: [&str; 3] = ["rows", "ids", "meta"];
 const V1_META_TREE: &str = "meta";
 const META_FORMAT: &[u8] = b"mformat";
-pub(super) const META_INTENT: &[u8] = b"mintent";
-const _: () = assert!(META_FORMAT[0] == META && META_INTENT[0] == META);
+const META_ROWS: &[u8] = b"mrows";
+const _: () = assert!(META_FORMAT[0] == META && META_ROWS[0] == META);
 
 /// Settings of the `event_logs` store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,10 +215,6 @@ pub enum EventLogError {
         /// The decoder's error.
         source: CodecError,
     },
-    /// A write failed half-way and could not be undone in place; the store
-    /// refuses further writes until it is reopened, which repairs it.
-    #[error("an earlier event_logs write failed half-way; reopen the store to repair it")]
-    NeedsRepair,
     /// A stored key or record has the wrong shape.
     #[error("{tree} key space holds a malformed entry (key {key_hex}, {len} bytes)")]
     BadEntry {
@@ -321,117 +295,10 @@ impl EncodedRow {
         self.value.len()
     }
 
-    /// The keys and value as stored: `'r'` + row key, `'i'` + event id,
-    /// the value.
-    #[cfg(test)]
-    pub(super) fn parts(&self) -> (&[u8], &[u8], &[u8]) {
-        (&self.row_key, &self.id_key, &self.value)
-    }
-
-    /// The row key, without its key space byte.
-    fn key(&self) -> &[u8] {
-        self.row_key.get(1..).unwrap_or_default()
-    }
-
     /// The time part of the row key: the id entry's value.
     fn time(&self) -> &[u8] {
         self.row_key.get(1..1 + TIME_LEN).unwrap_or_default()
     }
-}
-
-/// What an intent record says the last write was doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum IntentKind {
-    /// Nothing to settle.
-    Idle = 0,
-    /// Inserting the listed rows, which were absent before.
-    Insert = 1,
-    /// Removing the listed rows, which were present before.
-    Expire = 2,
-}
-
-/// The intent record (see the module documentation).
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Intent {
-    kind: IntentKind,
-    rows_before: u64,
-    /// Row keys, without the key space byte.
-    keys: Vec<Vec<u8>>,
-}
-
-impl Intent {
-    fn idle(rows: u64) -> Intent {
-        Intent {
-            kind: IntentKind::Idle,
-            rows_before: rows,
-            keys: Vec::new(),
-        }
-    }
-
-    pub(super) fn encode<'k>(
-        kind: IntentKind,
-        rows_before: u64,
-        keys: impl Iterator<Item = &'k [u8]>,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
-        out.push(kind as u8);
-        out.extend_from_slice(&rows_before.to_be_bytes());
-        let mut body = Vec::with_capacity(1024);
-        let mut n = 0u64;
-        for k in keys {
-            codec::put_varint(&mut body, k.len() as u64);
-            body.extend_from_slice(k);
-            n += 1;
-        }
-        codec::put_varint(&mut out, n);
-        out.extend_from_slice(&body);
-        out
-    }
-
-    fn decode(v: &[u8]) -> Result<Intent, EventLogError> {
-        let bad = || EventLogError::BadEntry {
-            tree: "meta",
-            key_hex: key::hex(META_INTENT),
-            len: v.len(),
-        };
-        let mut r = Reader { buf: v };
-        let kind = match r.byte("kind").map_err(|_| bad())? {
-            0 => IntentKind::Idle,
-            1 => IntentKind::Insert,
-            2 => IntentKind::Expire,
-            _ => return Err(bad()),
-        };
-        let before: [u8; 8] = r
-            .bytes("rows", 8)
-            .map_err(|_| bad())?
-            .try_into()
-            .map_err(|_| bad())?;
-        let n = r.varint("n").map_err(|_| bad())?;
-        let mut keys = Vec::new();
-        for _ in 0..n {
-            let len = r.varint("key").map_err(|_| bad())?;
-            let k = r.bytes("key", len).map_err(|_| bad())?;
-            if k.len() < TIME_LEN {
-                return Err(bad());
-            }
-            keys.push(k.to_vec());
-        }
-        if !r.buf.is_empty() {
-            return Err(bad());
-        }
-        Ok(Intent {
-            kind,
-            rows_before: u64::from_be_bytes(before),
-            keys,
-        })
-    }
-}
-
-/// The writers' state, behind the store's mutex.
-#[derive(Debug, Default)]
-struct Writer {
-    /// A write failed half-way and settling it failed too.
-    broken: bool,
 }
 
 /// The `event_logs` mirror on sled. See the module documentation for the
@@ -440,18 +307,17 @@ struct Writer {
 pub struct EventLogStore {
     pub(super) db: sled::Db,
     pub(super) tree: Tree,
-    writer: Mutex<Writer>,
-    /// Rows stored; changed only under `writer`.
+    /// Serialises writers (the mirror and expiry): the dedup check and the
+    /// count need one writer at a time.
+    writer: Mutex<()>,
+    /// Rows stored, as in `'m' "rows"`; changed only under `writer`.
     rows: AtomicU64,
-    /// Half-written rows or id entries removed when opening (tests read it).
-    pub(super) repaired_at_open: u64,
     config: EventLogConfig,
     path: PathBuf,
 }
 
 impl EventLogStore {
-    /// Opens (or creates) the store in the directory `path`, and settles
-    /// the last write if the process stopped in the middle of it.
+    /// Opens (or creates) the store in the directory `path`.
     ///
     /// Fails with [`EventLogError::InUse`] when another process (or another
     /// store in this one) has it open, and with
@@ -503,36 +369,23 @@ impl EventLogStore {
                 }
             }
             None if tree.is_empty() => {
-                tree.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
-                tree.insert(
-                    META_INTENT,
-                    Intent::encode(IntentKind::Idle, 0, std::iter::empty()),
-                )?;
+                let mut init = sled::Batch::default();
+                init.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes());
+                init.insert(META_ROWS, &0u64.to_be_bytes());
+                tree.apply_batch(init)?;
                 db.flush()?;
             }
             None => return Err(unsupported(0)),
         }
-        let mut store = EventLogStore {
+        let rows = decode_u64("meta", META_ROWS, tree.get(META_ROWS)?)?;
+        let store = EventLogStore {
             db,
             tree,
-            writer: Mutex::new(Writer::default()),
-            rows: AtomicU64::new(0),
-            repaired_at_open: 0,
+            writer: Mutex::new(()),
+            rows: AtomicU64::new(rows),
             config,
             path: path.to_owned(),
         };
-        let intent = store.read_intent()?;
-        let (rows, repaired) = store.settle(&intent)?;
-        if intent.kind != IntentKind::Idle {
-            store.db.flush()?;
-            store.repaired_at_open = repaired;
-            tracing::info!(
-                listed = intent.keys.len(),
-                repaired,
-                rows,
-                "event_logs: settled the last write before the last stop"
-            );
-        }
         tracing::info!(rows, "event_logs store open");
         Ok(store)
     }
@@ -581,7 +434,7 @@ impl EventLogStore {
         if rows.is_empty() {
             return Ok(InsertOutcome::default());
         }
-        let mut writer = self.writer()?;
+        let _writer = self.writer();
         let mut seen: HashSet<&[u8]> = HashSet::with_capacity(rows.len());
         let mut fresh: Vec<&EncodedRow> = Vec::with_capacity(rows.len());
         for row in rows {
@@ -590,55 +443,22 @@ impl EventLogStore {
             }
             fresh.push(row);
         }
-        let mut at = 0;
-        while at < fresh.len() {
-            let mut end = at;
-            let mut bytes = 0;
-            while end < fresh.len()
-                && (end == at || bytes + fresh[end].row_key.len() <= INTENT_KEY_BYTES)
-            {
-                bytes += fresh[end].row_key.len();
-                end += 1;
+        for chunk in fresh.chunks(BATCH_ROWS) {
+            let rows = self.rows.load(Ordering::Relaxed) + chunk.len() as u64;
+            let mut batch = sled::Batch::default();
+            for row in chunk {
+                batch.insert(row.row_key.clone(), row.value.clone());
+                batch.insert(row.id_key.clone(), row.time());
             }
-            self.insert_chunk(&mut writer, &fresh[at..end])?;
-            at = end;
+            batch.insert(META_ROWS, &rows.to_be_bytes());
+            self.tree.apply_batch(batch)?;
+            self.rows.store(rows, Ordering::Relaxed);
         }
         let inserted = fresh.len() as u64;
         Ok(InsertOutcome {
             inserted,
             duplicates: rows.len() as u64 - inserted,
         })
-    }
-
-    /// Writes new rows (ids checked absent) under one intent record.
-    fn insert_chunk(&self, writer: &mut Writer, rows: &[&EncodedRow]) -> Result<(), EventLogError> {
-        let before = self.rows.load(Ordering::Relaxed);
-        let record = Intent::encode(IntentKind::Insert, before, rows.iter().map(|r| r.key()));
-        self.tree.insert(META_INTENT, record)?;
-        let written = rows.iter().try_for_each(|row| -> Result<(), sled::Error> {
-            self.tree.insert(&row.row_key, row.value.clone())?;
-            self.tree.insert(&row.id_key, row.time())?;
-            Ok(())
-        });
-        match written {
-            Ok(()) => {
-                self.rows
-                    .store(before + rows.len() as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(self.after_failure(writer, e)),
-        }
-    }
-
-    /// A write failed after its intent record: settle it now, or refuse
-    /// writes until reopened.
-    fn after_failure(&self, writer: &mut Writer, e: sled::Error) -> EventLogError {
-        tracing::error!(error = %e, "event_logs write failed half-way; settling it");
-        if let Err(again) = self.read_intent().and_then(|i| self.settle(&i)) {
-            tracing::error!(error = %again, "event_logs could not settle the failed write; writes refused until reopened");
-            writer.broken = true;
-        }
-        EventLogError::Sled(e)
     }
 
     /// Writes every earlier insert and removal out of sled's buffers
@@ -668,8 +488,7 @@ impl EventLogStore {
         row_key.extend_from_slice(event_id.as_bytes());
         match self.tree.get(&row_key)? {
             Some(value) => decode_row(&row_key[1..], &value).map(Some),
-            // Expiry removes the id entry before the row, so an id entry
-            // that is gone now was expired in between.
+            // Expired between the two reads: its id entry is gone too.
             None if self.tree.get(&id_key)?.is_none() => Ok(None),
             None => Err(EventLogError::DanglingId {
                 event_id: event_id.to_owned(),
@@ -679,8 +498,8 @@ impl EventLogStore {
 
     /// Removes the rows whose event time is before `now - retention`, with
     /// their id entries; returns how many were removed. Work is
-    /// proportional to the rows removed (intent records of
-    /// [`EXPIRE_CHUNK`] rows, the write lock released between them); call
+    /// proportional to the rows removed (batches of [`EXPIRE_CHUNK`] rows,
+    /// the write lock released between them); call
     /// [`EventLogStore::flush`] afterwards to make the removal survive a
     /// crash (if it does not, the next pass removes the rows again).
     pub fn expire(&self, now: UnixNanos) -> Result<u64, EventLogError> {
@@ -690,7 +509,7 @@ impl EventLogStore {
         let hi = key::spaced(ROWS, &EventTime::from(cutoff).prefix());
         let mut removed = 0u64;
         loop {
-            let mut writer = self.writer()?;
+            let _writer = self.writer();
             let keys = self
                 .tree
                 .range(lo.as_slice()..hi.as_slice())
@@ -700,7 +519,7 @@ impl EventLogStore {
             if keys.is_empty() {
                 break;
             }
-            removed += self.remove_chunk(&mut writer, &keys)?;
+            removed += self.remove_chunk(&keys)?;
             if keys.len() < EXPIRE_CHUNK {
                 break;
             }
@@ -711,41 +530,29 @@ impl EventLogStore {
         Ok(removed)
     }
 
-    /// Removes the rows at `keys` (`'r'` + row key, all present) and
-    /// their id entries under one intent record.
-    fn remove_chunk(&self, writer: &mut Writer, keys: &[IVec]) -> Result<u64, EventLogError> {
-        let before = self.rows.load(Ordering::Relaxed);
-        let record = Intent::encode(
-            IntentKind::Expire,
-            before,
-            keys.iter().map(|k| k.get(1..).unwrap_or_default()),
-        );
-        self.tree.insert(META_INTENT, record)?;
-        let removed = keys
-            .iter()
-            .try_for_each(|row_key| -> Result<(), sled::Error> {
-                if let Some((time, id)) = key::split_row_key(row_key.get(1..).unwrap_or_default()) {
-                    let id_key = key::spaced(IDS, id);
-                    // Only the entry that points at this row.
-                    if self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice()) {
-                        self.tree.remove(&id_key)?;
-                    }
+    /// Removes the rows at `keys` (`'r'` + row key, all present: read under
+    /// the write lock) and their id entries in one batch.
+    fn remove_chunk(&self, keys: &[IVec]) -> Result<u64, EventLogError> {
+        let mut batch = sled::Batch::default();
+        for row_key in keys {
+            if let Some((time, id)) = key::split_row_key(row_key.get(1..).unwrap_or_default()) {
+                let id_key = key::spaced(IDS, id);
+                // Only the entry that points at this row.
+                if self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice()) {
+                    batch.remove(id_key);
                 }
-                self.tree.remove(row_key)?;
-                Ok(())
-            });
-        match removed {
-            Ok(()) => {
-                let n = keys.len() as u64;
-                self.rows.store(before.saturating_sub(n), Ordering::Relaxed);
-                Ok(n)
             }
-            Err(e) => Err(self.after_failure(writer, e)),
+            batch.remove(row_key.clone());
         }
+        let n = keys.len() as u64;
+        let rows = self.rows.load(Ordering::Relaxed).saturating_sub(n);
+        batch.insert(META_ROWS, &rows.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        self.rows.store(rows, Ordering::Relaxed);
+        Ok(n)
     }
 
-    /// Number of rows stored (kept in memory and in each intent record:
-    /// O(1)).
+    /// Number of rows stored (a counter kept with the rows: O(1)).
     pub fn row_count(&self) -> Result<u64, EventLogError> {
         Ok(self.rows.load(Ordering::Relaxed))
     }
@@ -772,71 +579,10 @@ impl EventLogStore {
         self.tree.range(lo..hi)
     }
 
-    /// Takes the write lock; fails when an earlier write left the store
-    /// unsettled.
-    fn writer(&self) -> Result<MutexGuard<'_, Writer>, EventLogError> {
-        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if w.broken {
-            return Err(EventLogError::NeedsRepair);
-        }
-        Ok(w)
-    }
-
-    fn read_intent(&self) -> Result<Intent, EventLogError> {
-        match self.tree.get(META_INTENT)? {
-            Some(v) => Intent::decode(&v),
-            None => Err(EventLogError::BadEntry {
-                tree: "meta",
-                key_hex: key::hex(META_INTENT),
-                len: 0,
-            }),
-        }
-    }
-
-    /// Makes every row listed by `intent` either whole (row and the id
-    /// entry pointing at it) or absent, records the resulting count in an
-    /// idle intent record and keeps it in memory; returns it and how many
-    /// entries were removed. Idempotent.
-    fn settle(&self, intent: &Intent) -> Result<(u64, u64), EventLogError> {
-        let mut whole = 0u64;
-        let mut repaired = 0u64;
-        for k in &intent.keys {
-            let (time, id) = key::split_row_key(k).ok_or_else(|| EventLogError::BadEntry {
-                tree: "meta",
-                key_hex: key::hex(k),
-                len: k.len(),
-            })?;
-            let row_key = key::spaced(ROWS, k);
-            let id_key = key::spaced(IDS, id);
-            let row = self.tree.get(&row_key)?.is_some();
-            let indexed = self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice());
-            match (row, indexed) {
-                (true, true) => whole += 1,
-                (true, false) => {
-                    self.tree.remove(&row_key)?;
-                    repaired += 1;
-                }
-                (false, true) => {
-                    self.tree.remove(&id_key)?;
-                    repaired += 1;
-                }
-                (false, false) => {}
-            }
-        }
-        let listed = intent.keys.len() as u64;
-        let rows = match intent.kind {
-            IntentKind::Idle => intent.rows_before,
-            IntentKind::Insert => intent.rows_before + whole,
-            IntentKind::Expire => intent.rows_before.saturating_sub(listed - whole),
-        };
-        if *intent != Intent::idle(rows) {
-            self.tree.insert(
-                META_INTENT,
-                Intent::encode(IntentKind::Idle, rows, std::iter::empty()),
-            )?;
-        }
-        self.rows.store(rows, Ordering::Relaxed);
-        Ok((rows, repaired))
+    /// Takes the write lock (a panicked writer left nothing half-done:
+    /// every write is one sled batch).
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
