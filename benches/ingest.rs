@@ -18,8 +18,10 @@
 //!    of the sidecar alone, sampled every 100 ms (the peak is reported).
 //!
 //! A last run measures the mirror's share alone: the same events'
-//! `event_logs` rows inserted and flushed by one thread in commits of
-//! 16 x 100 rows (what one mirror group commit holds under this load).
+//! `event_logs` rows, encoded beforehand, inserted (one call per 100-row
+//! payload) and flushed by one thread in commits of 16 x 100 rows (what
+//! one mirror group commit holds under this load). The sidecar and this
+//! benchmark use the binary's allocator (mimalloc).
 //!
 //! Each place (in-process, separate process) runs closed loop (each stream sends its next payload
 //! when the last is answered: the throughput the sidecar sustains; with
@@ -448,10 +450,12 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
     );
 }
 
-/// The mirror's share: `event_logs` rows translated from the same events,
-/// inserted and flushed by one thread in batches of `streams x batch` (one
-/// group commit with every stream's payload in it), as the mirror thread
-/// does. Prints rows/s on one thread, nothing else running.
+/// The mirror's share: `event_logs` rows translated from the same events
+/// and encoded beforehand (as `Tee::prepare` does on the callers' threads),
+/// inserted and flushed by one thread in commits of `streams x batch` (one
+/// group commit with every stream's payload in it: one `insert_encoded`
+/// per stream's payload, as the mirror thread does). Prints rows/s on one
+/// thread, nothing else running.
 fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     use telespool::event_logs::{EventLogConfig, EventLogStore, translate};
     let dir = base_dir();
@@ -470,16 +474,19 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
             .map(|_| {
                 n += 1;
                 let e = event(n);
-                translate(
+                let row = translate(
                     &e,
                     allowlist.is_allowed(&e),
                     "telespool-bench",
                     telespool::UnixNanos(0),
-                )
+                );
+                EventLogStore::encode_row(&row).unwrap()
             })
             .collect();
         let t = Instant::now();
-        store.insert_batch(&rows).unwrap();
+        for payload in rows.chunks(batch) {
+            store.insert_encoded(payload).unwrap();
+        }
         store.flush().unwrap();
         commit_times.push(t.elapsed());
         rows_done += per_commit as u64;
@@ -488,7 +495,9 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     let cpu = cpu.end();
     commit_times.sort();
     let busy: Duration = commit_times.iter().sum();
-    println!("ingest/mirror-alone (event_logs insert_batch + flush, one thread):");
+    println!(
+        "ingest/mirror-alone (event_logs insert_encoded per payload + one flush per commit, one thread):"
+    );
     println!(
         "  CPU during the run: machine {:.2} cores busy, this benchmark {:.2}, others {:.2}",
         cpu.0, cpu.1, cpu.2
@@ -504,11 +513,11 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     );
 }
 
-/// For comparison with [`mirror_alone`]: the same rows (JSON-encoded the
-/// same way) written to bare sled without a transaction: per commit, one
-/// `get` per id (the dedup check), then one `Batch` per tree (rows, ids),
-/// then a flush. Not crash-atomic across the two trees; it shows what the
-/// transaction costs.
+/// For comparison with [`mirror_alone`]: the same rows JSON-encoded as
+/// format 1 stored them (1 KB each), written to bare sled without a
+/// transaction: per commit, one `get` per id (the dedup check), then one
+/// `Batch` per tree (rows, ids), then a flush. Not crash-atomic across the
+/// two trees; kept from the first measurements (docs/benchmarks.md).
 fn bare_sled(streams: usize, batch: usize, secs: u64) {
     use telespool::event_logs::translate;
     let dir = base_dir();

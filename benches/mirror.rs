@@ -453,7 +453,11 @@ fn bare_sled(s: &Settings, mode: Mode, value_size: usize, cache_mib: u64) {
                 }
                 Mode::Batch1x16 => {
                     let mut w = 0u64;
-                    let chunk_rows = env_or("MIRROR_BENCH_CHUNK", telespool::event_logs::store::BATCH_ROWS).max(1);
+                    let chunk_rows = env_or(
+                        "MIRROR_BENCH_CHUNK",
+                        telespool::event_logs::store::BATCH_ROWS,
+                    )
+                    .max(1);
                     for chunk in batch.chunks(chunk_rows) {
                         let mut b = sled::Batch::default();
                         for Row { id, key, value } in chunk {
@@ -661,12 +665,7 @@ fn main() {
     // the other variants at the realistic size and the default cache.
     for cache in [16, 64] {
         for size in [1024, 600, 100] {
-            for mode in [
-                Mode::Tx3,
-                Mode::Batch1,
-                Mode::Batch1x16,
-                Mode::PlainJournal,
-            ] {
+            for mode in [Mode::Tx3, Mode::Batch1, Mode::Batch1x16, Mode::PlainJournal] {
                 bare_sled(&s, mode, size, cache);
             }
         }
