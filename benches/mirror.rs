@@ -33,8 +33,8 @@
 //!   did, one per submitter); `batch1-nocheck` without the dedup lookups;
 //!   `batch1-16B-ids` with the UUIDs stored as 16 bytes instead of 36;
 //!   `batch2` one `apply_batch` per tree, two trees (not atomic);
-//!   `plain1` and `plain` plain inserts into one tree or two (no intent
-//!   record: the floor); `plain-2-threads` the plain inserts of each commit
+//!   `plain1` and `plain` plain inserts into one tree or two (no record
+//!   of the keys, no atomicity: the floor); `plain-2-threads` the plain inserts of each commit
 //!   split over two threads, one flush (its rows/cpu-s counts one thread
 //!   only).
 //! - `store/*`: the real thing. `v1-emulated` is format 1's
