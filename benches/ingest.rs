@@ -18,8 +18,10 @@
 //!    of the sidecar alone, sampled every 100 ms (the peak is reported).
 //!
 //! A last run measures the mirror's share alone: the same events'
-//! `event_logs` rows inserted and flushed by one thread in commits of
-//! 16 x 100 rows (what one mirror group commit holds under this load).
+//! `event_logs` rows, encoded beforehand, inserted (one call per 100-row
+//! payload) and flushed by one thread in commits of 16 x 100 rows (what
+//! one mirror group commit holds under this load). The sidecar and this
+//! benchmark use the binary's allocator (mimalloc).
 //!
 //! Each place (in-process, separate process) runs closed loop (each stream sends its next payload
 //! when the last is answered: the throughput the sidecar sustains; with
@@ -41,23 +43,29 @@
 //! Figures and their commands are recorded in `docs/benchmarks.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use prost::Message;
-use prost_types::value::Kind;
-use prost_types::{Struct, Timestamp, Value};
 use telespool::app;
 use telespool::cli::ServeArgs;
 use telespool::config::ServeConfig;
 use telespool::proto::telemetrygateway::v1 as pb;
 use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
 use tokio::sync::mpsc;
+
+#[path = "support/events.rs"]
+mod events;
+
+/// The allocator of the `telespool` binary (src/main.rs), so the figures
+/// are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use events::event;
 
 const WARMUP: Duration = Duration::from_secs(2);
 
@@ -66,85 +74,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn s(v: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(v.to_string())),
-    }
-}
-
-/// A realistic Cody/search event, ~600 B encoded.
-fn event(n: u64) -> pb::Event {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap();
-    let (feature, action) = match n % 4 {
-        0 => ("cody.completion", "suggested"),
-        1 => ("cody.completion", "accepted"),
-        2 => ("search.results", "viewed"),
-        _ => ("blob.codeintel", "hovered"),
-    };
-    pb::Event {
-        id: uuid::Uuid::now_v7().to_string(),
-        timestamp: Some(Timestamp {
-            seconds: now.as_secs() as i64,
-            nanos: now.subsec_nanos() as i32,
-        }),
-        feature: feature.into(),
-        action: action.into(),
-        source: Some(pb::EventSource {
-            server: Some(pb::event_source::Server {
-                version: "5.9.1234".into(),
-            }),
-            client: Some(pb::event_source::Client {
-                name: "VSCODE_CODY_EXTENSION".into(),
-                version: Some("1.40.2".into()),
-            }),
-        }),
-        parameters: Some(pb::EventParameters {
-            version: 1,
-            legacy_metadata: BTreeMap::new(),
-            metadata: BTreeMap::from([
-                ("durationMs".to_string(), 187.0 + (n % 97) as f64),
-                ("lineCount".to_string(), (n % 13) as f64),
-                ("charCount".to_string(), (n % 800) as f64),
-                ("contextItems".to_string(), 4.0),
-                ("multiline".to_string(), 1.0),
-                ("providerIdentifierCode".to_string(), 2.0),
-                ("triggerKind".to_string(), 0.0),
-                ("latencyBudgetMs".to_string(), 900.0),
-            ]),
-            private_metadata: Some(Struct {
-                fields: BTreeMap::from([
-                    ("languageId".to_string(), s("typescript")),
-                    ("model".to_string(), s("fireworks/starcoder-16b")),
-                    (
-                        "filePath".to_string(),
-                        s("client/web/src/insights/InsightsViewGrid.tsx"),
-                    ),
-                    ("otherCompletionProviders".to_string(), s("copilot")),
-                ]),
-            }),
-            billing_metadata: Some(pb::EventBillingMetadata {
-                product: "CODY".into(),
-                category: "CORE_PRODUCT".into(),
-            }),
-        }),
-        user: Some(pb::EventUser {
-            user_id: Some(1000 + (n % 500) as i64),
-            anonymous_user_id: Some("0b8f7a42-4f6e-4b8e-9a53-1c2d3e4f5a6b".into()),
-            sams_external_id: None,
-        }),
-        feature_flags: Some(pb::EventFeatureFlags {
-            flags: BTreeMap::from([
-                ("cody-autocomplete-tracing".to_string(), "true".into()),
-                ("search-ranking".to_string(), "false".into()),
-            ]),
-        }),
-        marketing_tracking: None,
-        interaction: None,
-    }
 }
 
 fn metadata() -> pb::RecordEventsRequest {
@@ -521,10 +450,12 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
     );
 }
 
-/// The mirror's share: `event_logs` rows translated from the same events,
-/// inserted and flushed by one thread in batches of `streams x batch` (one
-/// group commit with every stream's payload in it), as the mirror thread
-/// does. Prints rows/s on one thread, nothing else running.
+/// The mirror's share: `event_logs` rows translated from the same events
+/// and encoded beforehand (as `Tee::prepare` does on the callers' threads),
+/// inserted and flushed by one thread in commits of `streams x batch` (one
+/// group commit with every stream's payload in it: one `insert_encoded`
+/// per stream's payload, as the mirror thread does). Prints rows/s on one
+/// thread, nothing else running.
 fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     use telespool::event_logs::{EventLogConfig, EventLogStore, translate};
     let dir = base_dir();
@@ -543,16 +474,19 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
             .map(|_| {
                 n += 1;
                 let e = event(n);
-                translate(
+                let row = translate(
                     &e,
                     allowlist.is_allowed(&e),
                     "telespool-bench",
                     telespool::UnixNanos(0),
-                )
+                );
+                EventLogStore::encode_row(&row).unwrap()
             })
             .collect();
         let t = Instant::now();
-        store.insert_batch(&rows).unwrap();
+        for payload in rows.chunks(batch) {
+            store.insert_encoded(payload).unwrap();
+        }
         store.flush().unwrap();
         commit_times.push(t.elapsed());
         rows_done += per_commit as u64;
@@ -561,7 +495,9 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     let cpu = cpu.end();
     commit_times.sort();
     let busy: Duration = commit_times.iter().sum();
-    println!("ingest/mirror-alone (event_logs insert_batch + flush, one thread):");
+    println!(
+        "ingest/mirror-alone (event_logs insert_encoded per payload + one flush per commit, one thread):"
+    );
     println!(
         "  CPU during the run: machine {:.2} cores busy, this benchmark {:.2}, others {:.2}",
         cpu.0, cpu.1, cpu.2
@@ -577,11 +513,11 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     );
 }
 
-/// For comparison with [`mirror_alone`]: the same rows (JSON-encoded the
-/// same way) written to bare sled without a transaction: per commit, one
-/// `get` per id (the dedup check), then one `Batch` per tree (rows, ids),
-/// then a flush. Not crash-atomic across the two trees; it shows what the
-/// transaction costs.
+/// For comparison with [`mirror_alone`]: the same rows JSON-encoded as
+/// format 1 stored them (1 KB each), written to bare sled without a
+/// transaction: per commit, one `get` per id (the dedup check), then one
+/// `Batch` per tree (rows, ids), then a flush. Not crash-atomic across the
+/// two trees; kept from the first measurements (docs/benchmarks.md).
 fn bare_sled(streams: usize, batch: usize, secs: u64) {
     use telespool::event_logs::translate;
     let dir = base_dir();

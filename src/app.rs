@@ -207,17 +207,29 @@ pub async fn start(
         .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
     let mut rx = stopped.clone();
+    // Answers go out without Nagle's delay: an answer is small and written
+    // in more than one piece (HTTP/2 headers, data), and with Nagle the
+    // last piece waited for the client's delayed ACK, up to 40 ms (p90 of
+    // paced ingest at 40,000-45,000 events/s was ~46 ms, p50 5-7 ms).
+    // tonic sets this only on sockets it accepts itself.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(grpc),
+        |conn| {
+            conn.inspect(|s| {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set on a gRPC connection");
+                }
+            })
+        },
+    );
     servers.push(tokio::spawn(async move {
         tonic::transport::Server::builder()
             .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
             .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc),
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                },
-            )
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
             .await
             .map_err(|e| AppError::Server("gRPC", e.to_string()))
     }));

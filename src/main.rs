@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use telespool::cli::{Cli, Command};
 use telespool::commands;
 
-/// mimalloc instead of the system allocator: the gateway (and the sidecar)
-/// allocate per event on one thread and free on another, where glibc's
-/// malloc spent ~30% of the CPU; measured in `benches/gateway.rs`.
+/// mimalloc instead of glibc's malloc: the gateway and the sidecar
+/// allocate per event on one thread and free on another (events, sled
+/// nodes), where glibc's malloc spent 25-30% of the CPU; measured in
+/// `benches/gateway.rs` and docs/benchmarks.md ("Mirror"). Built without
+/// transparent huge pages, which kept resident memory down.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -72,7 +72,18 @@ fn status_prints_the_number_of_records_in_the_queue() {
 #[test]
 fn commands_say_clearly_when_a_running_sidecar_holds_the_directory() {
     let dir = filled(3);
-    let (q, _) = Queue::open_dir(dir.path(), QueueConfig::default()).unwrap();
+    // The queue closed by `filled` may hold its sled index's lock a moment
+    // longer (sled's flusher thread winds down after the drop).
+    let started = std::time::Instant::now();
+    let (q, _) = loop {
+        match Queue::open_dir(dir.path(), QueueConfig::default()) {
+            Ok(q) => break q,
+            Err(e) => {
+                assert!(started.elapsed() < std::time::Duration::from_secs(5), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
     for cmd in ["status", "verify"] {
         let (code, _, err) = telespool(&[cmd, dir.path().to_str().unwrap()]);
         assert_eq!(code, 3, "{cmd}: {err}");

@@ -4,13 +4,35 @@
 //! A row key is `[seconds: i64 BE, sign bit flipped][nanos: u32 BE][event id]`:
 //! the first twelve bytes sort like the event time (negative seconds
 //! included), and the event id makes the key unique and tells expiry which
-//! `ids` entry to remove without reading the row. The id is the key's tail,
-//! so it needs no length or terminator.
+//! id entry to remove without reading the row. The id is the key's tail,
+//! so it needs no length or terminator. In the tree, every key starts with
+//! the byte of its key space ([`ROWS`], [`IDS`], [`META`]); a row key
+//! without that byte is what paging cursors carry.
 
 use crate::clock::UnixNanos;
 
 /// Bytes of the time prefix of a row key.
 pub(crate) const TIME_LEN: usize = 12;
+
+/// Key space of the rows: `ROWS` + row key.
+pub(crate) const ROWS: u8 = b'r';
+/// Key space of the dedup index: `IDS` + event id.
+pub(crate) const IDS: u8 = b'i';
+/// Key space of the store's own records: `META` + name.
+pub(crate) const META: u8 = b'm';
+
+/// `key` in key space `space`.
+pub(crate) fn spaced(space: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(space);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The first key after every key of `space`.
+pub(crate) fn space_end(space: u8) -> [u8; 1] {
+    [space.wrapping_add(1)]
+}
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -49,6 +71,7 @@ impl From<UnixNanos> for EventTime {
 }
 
 /// The key of the row of `event_id` at `time`.
+#[cfg(test)]
 pub(crate) fn row_key(time: EventTime, event_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(TIME_LEN + event_id.len());
     key.extend_from_slice(&time.prefix());

@@ -6,13 +6,15 @@
 //! which stays on the instance and feeds its admin analytics. This module
 //! holds the translation ([`row::translate`], SOURCEGRAPH.md (e)), the store
 //! that keeps rows ([`store`]: sled, one row per [`EventLogRow::event_id`],
-//! so a retried event never produces a second row; retention) and the
+//! so a retried event never produces a second row; retention; the rows'
+//! stored form is in [`codec`]) and the
 //! admin-analytics queries over it ([`query`]: recent rows, counts by name
 //! and day, distinct users by day).
 //!
 //! The rows carry private metadata as recorded: they must never be exported
 //! or served to anyone but the instance's administrators.
 
+pub mod codec;
 mod key;
 pub mod query;
 pub mod row;
@@ -20,6 +22,9 @@ pub mod store;
 #[cfg(test)]
 mod store_tests;
 
+pub use codec::CodecError;
 pub use query::{DayNameCount, DayUsers, ParseCursorError, RecentCursor, RecentPage, RecentQuery};
 pub use row::{EventLogRow, translate};
-pub use store::{EventLogConfig, EventLogError, EventLogStats, EventLogStore, InsertOutcome};
+pub use store::{
+    EncodedRow, EventLogConfig, EventLogError, EventLogStats, EventLogStore, InsertOutcome,
+};

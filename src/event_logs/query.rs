@@ -9,9 +9,9 @@
 //!
 //! | Query | Reads | Memory |
 //! |---|---|---|
-//! | [`EventLogStore::recent`] | newest first from `min(to, cursor)` until `limit` rows match or the range ends; one JSON parse per row read (a partial parse for rows a filter refuses) | `limit` rows |
-//! | [`EventLogStore::counts_by_name_per_day`] | every row in the range, one partial JSON parse each | one day's distinct names, plus the output |
-//! | [`EventLogStore::distinct_users_per_day`] | every row in the range, one partial JSON parse each | one day's distinct users, plus the output |
+//! | [`EventLogStore::recent`] | newest first from `min(to, cursor)` until `limit` rows match or the range ends; one full decode per row returned (rows a filter refuses: only their head, without allocating) | `limit` rows |
+//! | [`EventLogStore::counts_by_name_per_day`] | every row in the range, only its head decoded | one day's distinct names, plus the output |
+//! | [`EventLogStore::distinct_users_per_day`] | every row in the range, only its head decoded | one day's distinct users, plus the output |
 //!
 //! A selective filter on `recent` over a long range can read the whole
 //! range to fill a page: narrow the range for interactive use. Days without
@@ -34,8 +34,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::key::{self, EventTime};
-use super::store::{EventLogError, EventLogStore, decode_as, decode_row};
+use super::codec::RowHead;
+use super::key::{self, EventTime, ROWS};
+use super::store::{EventLogError, EventLogStore, decode_head, decode_row};
 use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
 
@@ -93,8 +94,8 @@ impl RecentQuery {
             || self.source.is_some()
     }
 
-    fn matches(&self, row: &RowHead) -> bool {
-        self.name.as_ref().is_none_or(|n| *n == row.name)
+    fn matches(&self, row: &RowHead<'_>) -> bool {
+        self.name.as_ref().is_none_or(|n| n == row.name)
             && self
                 .name_prefix
                 .as_ref()
@@ -103,8 +104,8 @@ impl RecentQuery {
             && self
                 .anonymous_user_id
                 .as_ref()
-                .is_none_or(|a| *a == row.anonymous_user_id)
-            && self.source.as_ref().is_none_or(|s| *s == row.source)
+                .is_none_or(|a| a == row.anonymous_user_id)
+            && self.source.as_ref().is_none_or(|s| s == row.source)
     }
 }
 
@@ -185,16 +186,6 @@ pub struct DayUsers {
     pub users: u64,
 }
 
-/// The fields of a stored row that filters and aggregates read; the rest
-/// of the JSON is skipped without being built.
-#[derive(Deserialize)]
-struct RowHead {
-    name: String,
-    user_id: i64,
-    anonymous_user_id: String,
-    source: String,
-}
-
 /// Who a row counts as, for distinct users.
 #[derive(PartialEq, Eq, Hash)]
 enum UserKey {
@@ -226,14 +217,16 @@ impl EventLogStore {
             return Ok(page);
         }
         let filtered = q.has_filter();
-        for kv in self.rows.range(lo..hi).rev() {
+        let (lo, hi) = (key::spaced(ROWS, &lo), key::spaced(ROWS, &hi));
+        for kv in self.rows_range(&lo, &hi).rev() {
             let (k, v) = kv?;
-            if filtered && !q.matches(&decode_as::<RowHead>(&k, &v)?) {
+            let row_key = k.get(1..).unwrap_or_default();
+            if filtered && !q.matches(&decode_head(row_key, &v)?) {
                 continue;
             }
-            page.rows.push(decode_row(&k, &v)?);
+            page.rows.push(decode_row(row_key, &v)?);
             if page.rows.len() == q.limit {
-                page.next_cursor = Some(RecentCursor(k.to_vec()));
+                page.next_cursor = Some(RecentCursor(row_key.to_vec()));
                 break;
             }
         }
@@ -268,7 +261,12 @@ impl EventLogStore {
                 }
                 day = Some(row_day);
             }
-            *names.entry(head.name).or_insert(0) += 1;
+            match names.get_mut(head.name) {
+                Some(n) => *n += 1,
+                None => {
+                    names.insert(head.name.to_owned(), 1);
+                }
+            }
         })?;
         if let Some(d) = day {
             flush(d, &mut names, &mut out);
@@ -301,7 +299,7 @@ impl EventLogStore {
             users.insert(if head.user_id != 0 {
                 UserKey::Id(head.user_id)
             } else {
-                UserKey::Anonymous(head.anonymous_user_id)
+                UserKey::Anonymous(head.anonymous_user_id.to_owned())
             });
         })?;
         if let Some(d) = day {
@@ -319,23 +317,25 @@ impl EventLogStore {
         &self,
         from: UnixNanos,
         to: UnixNanos,
-        mut each: impl FnMut(i64, RowHead),
+        mut each: impl FnMut(i64, RowHead<'_>),
     ) -> Result<(), EventLogError> {
         let (lo, hi) = bounds(from, to)?;
-        for kv in self.rows.range(lo..hi) {
+        let (lo, hi) = (key::spaced(ROWS, &lo), key::spaced(ROWS, &hi));
+        for kv in self.rows_range(&lo, &hi) {
             let (k, v) = kv?;
-            let (time, _) = key::split_row_key(&k).ok_or_else(|| EventLogError::BadEntry {
+            let row_key = k.get(1..).unwrap_or_default();
+            let (time, _) = key::split_row_key(row_key).ok_or_else(|| EventLogError::BadEntry {
                 tree: "rows",
                 key_hex: key::hex(&k),
                 len: k.len(),
             })?;
-            each(time.day(), decode_as::<RowHead>(&k, &v)?);
+            each(time.day(), decode_head(row_key, &v)?);
         }
         Ok(())
     }
 }
 
-/// The `rows` key range of `[from, to)`: a row at exactly `from` sorts at
+/// The row key range of `[from, to)` (without the key space byte): a row at exactly `from` sorts at
 /// or after `prefix(from)`, one at `to` after `prefix(to)`, so both bounds
 /// are bare time prefixes.
 fn bounds(from: UnixNanos, to: UnixNanos) -> Result<(Vec<u8>, Vec<u8>), EventLogError> {

@@ -8,7 +8,10 @@ use prost_types::Timestamp;
 
 use super::key;
 use super::query::{DayNameCount, DayUsers, RecentCursor, RecentQuery};
-use super::store::{EventLogConfig, EventLogError, EventLogStats, EventLogStore, InsertOutcome};
+use super::store::{
+    BATCH_ROWS, EventLogConfig, EventLogError, EventLogStats, EventLogStore, FORMAT_VERSION,
+    InsertOutcome,
+};
 use super::{EventLogRow, translate};
 use crate::clock::{Clock, ManualClock, UnixNanos};
 use crate::proto::telemetrygateway::v1::{Event, EventSource, EventUser, event_source};
@@ -57,32 +60,53 @@ fn simple(id: &str, ts: &str, feature: &str) -> EventLogRow {
     row(id, ts, feature, None, Some("a"), None)
 }
 
+/// Opens the store at `path` (once a store dropped a moment ago has let
+/// go of it, see [`open_when_free`]).
 fn open(path: &Path) -> EventLogStore {
-    EventLogStore::open(path, EventLogConfig::default()).unwrap()
+    open_when_free(path).unwrap()
 }
 
 fn ids(rows: &[EventLogRow]) -> Vec<&str> {
     rows.iter().map(|r| r.event_id.as_str()).collect()
 }
 
-/// Every `ids` entry names an existing row whose key ends with that id,
-/// every row has its `ids` entry, and the counter agrees.
+/// Every id entry names an existing row whose key ends with that id, every
+/// row has its id entry (and decodes), nothing is outside the three key
+/// spaces, and the counter agrees.
 fn assert_consistent(store: &EventLogStore) {
     let mut rows = 0u64;
-    for kv in store.rows.iter() {
-        let (k, _) = kv.unwrap();
-        let (_, id) = key::split_row_key(&k).unwrap();
-        assert_eq!(store.ids.get(id).unwrap().as_deref(), Some(k.as_ref()));
+    for kv in store.tree.scan_prefix([key::ROWS]) {
+        let (k, v) = kv.unwrap();
+        let (time, id) = key::split_row_key(&k[1..]).unwrap();
+        assert_eq!(
+            store
+                .tree
+                .get(key::spaced(key::IDS, id))
+                .unwrap()
+                .as_deref(),
+            Some(time.prefix().as_slice()),
+            "row {:?} has no id entry",
+            String::from_utf8_lossy(id)
+        );
+        super::store::decode_row(&k[1..], &v).unwrap();
         rows += 1;
     }
-    for kv in store.ids.iter() {
-        let (id, row_key) = kv.unwrap();
+    let mut ids = 0u64;
+    for kv in store.tree.scan_prefix([key::IDS]) {
+        let (k, time) = kv.unwrap();
+        let mut row_key = vec![key::ROWS];
+        row_key.extend_from_slice(&time);
+        row_key.extend_from_slice(&k[1..]);
         assert!(
-            store.rows.get(&row_key).unwrap().is_some(),
-            "dangling {id:?}"
+            store.tree.get(&row_key).unwrap().is_some(),
+            "dangling {:?}",
+            String::from_utf8_lossy(&k[1..])
         );
+        ids += 1;
     }
-    assert_eq!(store.ids.len() as u64, rows);
+    let meta = store.tree.scan_prefix([key::META]).count() as u64;
+    assert_eq!(store.tree.len() as u64, rows + ids + meta, "stray keys");
+    assert_eq!(ids, rows);
     assert_eq!(store.row_count().unwrap(), rows);
 }
 
@@ -602,13 +626,173 @@ fn config_validation_names_the_bad_setting() {
     assert!(EventLogStore::open(dir.path(), zero).is_err());
 }
 
+/// Opens the store at `path` once sled has let go of it: a `sled::Db`
+/// dropped a moment ago may still hold its lock while its flusher thread
+/// winds down.
+fn open_when_free(path: &Path) -> Result<EventLogStore, EventLogError> {
+    let started = Instant::now();
+    loop {
+        match EventLogStore::open(path, EventLogConfig::default()) {
+            Err(EventLogError::InUse { .. }) if started.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn a_format_1_database_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &1u64.to_be_bytes())
+            .unwrap();
+        db.open_tree("rows").unwrap().insert("k", "v").unwrap();
+        db.flush().unwrap();
+    }
+    let e = open_when_free(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EventLogError::UnsupportedFormat {
+                found: 1,
+                expected: FORMAT_VERSION,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("has format 1"), "{text}");
+    assert!(text.contains("reads only format 2"), "{text}");
+    assert!(text.contains("move the directory aside"), "{text}");
+    // Nothing was added to the old database.
+    let started = Instant::now();
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(e) => {
+                assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    assert!(!db.tree_names().iter().any(|n| n == b"event_logs"));
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("event_logs")
+            .unwrap()
+            .insert("mformat", &3u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let e = open_when_free(dir.path()).unwrap_err();
+    assert!(
+        matches!(e, EventLogError::UnsupportedFormat { found: 3, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn insert_encoded_takes_rows_encoded_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let rows = [
+        simple("e1", "2024-03-01T10:00:00Z", "search"),
+        simple("e2", "2024-03-01T10:00:01Z", "search"),
+        simple("e1", "2024-03-01T10:00:02Z", "search"),
+    ];
+    let encoded: Vec<_> = rows
+        .iter()
+        .map(|r| EventLogStore::encode_row(r).unwrap())
+        .collect();
+    assert_eq!(encoded[0].event_id(), b"e1");
+    assert!(encoded[0].stored_len() > 0);
+    assert_eq!(
+        store.insert_encoded(&encoded).unwrap(),
+        InsertOutcome {
+            inserted: 2,
+            duplicates: 1
+        }
+    );
+    assert_eq!(store.get("e1").unwrap(), Some(rows[0].clone()));
+    let mut bad = rows[0].clone();
+    bad.event_id.clear();
+    assert!(matches!(
+        EventLogStore::encode_row(&bad),
+        Err(EventLogError::EmptyEventId { index: 0 })
+    ));
+    assert_consistent(&store);
+}
+
+#[test]
+fn an_insert_of_several_batches_is_stored_whole_with_its_duplicates_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Several sled batches; a duplicate in the last one of an id stored by
+    // the first.
+    let mut rows: Vec<EventLogRow> = (0..3 * BATCH_ROWS + 7)
+        .map(|i| simple(&format!("e{i}"), "2024-03-01T10:00:00Z", "s"))
+        .collect();
+    rows.push(simple("e0", "2024-03-02T10:00:00Z", "s"));
+    let n = 3 * BATCH_ROWS as u64 + 7;
+    assert_eq!(
+        store.insert_batch(&rows).unwrap(),
+        InsertOutcome {
+            inserted: n,
+            duplicates: 1
+        }
+    );
+    assert_eq!(
+        store.get("e0").unwrap().unwrap().timestamp,
+        "2024-03-01T10:00:00Z"
+    );
+    assert_consistent(&store);
+    store.flush().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.row_count().unwrap(), n);
+    assert_consistent(&store);
+}
+
 /// Environment variable that turns [`crash_child_writes_until_killed`] on.
 const CRASH_DIR_ENV: &str = "TELESPOOL_EVENT_LOGS_CRASH_DIR";
-const CRASH_BATCH: usize = 50;
+/// Rows per batch of the crash child; each batch retries the last
+/// `CRASH_RETRIED` ids of the batch before.
+const CRASH_BATCH: usize = 1_000;
+const CRASH_RETRIED: usize = 100;
+/// The crash child expires rows older than this many batches, every
+/// `CRASH_EXPIRE_EVERY` batches.
+const CRASH_KEEP: usize = 4;
+const CRASH_EXPIRE_EVERY: usize = 3;
+/// Event time of the crash child's batch 0; batch `b` is `b` seconds later.
+const CRASH_T0: &str = "2024-03-01T10:00:00Z";
+
+/// The first crash-child batch that holds id `e{i}` (its row has that
+/// batch's time: the first row stored wins).
+fn crash_first_batch(i: usize) -> usize {
+    let step = CRASH_BATCH - CRASH_RETRIED;
+    (i + 1).saturating_sub(CRASH_BATCH).div_ceil(step)
+}
+
+fn crash_time(batch: usize) -> UnixNanos {
+    at(CRASH_T0).plus(Duration::from_secs(batch as u64))
+}
 
 /// The child half of the crash test: inserts batches (each one retrying
-/// ten ids of the batch before), flushes, and records how many batches were
-/// flushed, until it is killed. Does nothing when run without the variable.
+/// `CRASH_RETRIED` ids of the batch before) at one second of event time per batch,
+/// flushes, every few batches expires the rows older than `CRASH_KEEP`
+/// batches and flushes again, and records how many batches were flushed
+/// and below which batch rows were expired, until it is killed. Does
+/// nothing when run without the variable.
 #[test]
 #[ignore = "run by a_process_killed_mid_write_keeps_every_flushed_row_once"]
 fn crash_child_writes_until_killed() {
@@ -616,58 +800,126 @@ fn crash_child_writes_until_killed() {
         return;
     };
     let dir = Path::new(&dir);
-    let store = open(&dir.join("db"));
+    let retention = Duration::from_secs(24 * 3600);
+    let store = EventLogStore::open(
+        &dir.join("db"),
+        EventLogConfig {
+            retention,
+            ..EventLogConfig::default()
+        },
+    )
+    .unwrap();
+    let mut expired_below = 0;
     for batch in 0.. {
-        let rows: Vec<EventLogRow> = (batch * (CRASH_BATCH - 10)..)
+        let (seconds, _) = crash_time(batch).to_seconds_nanos();
+        let ts =
+            humantime::format_rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(seconds as u64))
+                .to_string();
+        let rows: Vec<EventLogRow> = (batch * (CRASH_BATCH - CRASH_RETRIED)..)
             .take(CRASH_BATCH)
-            .map(|i| simple(&format!("e{i}"), "2024-03-01T10:00:00Z", "s"))
+            .map(|i| simple(&format!("e{i}"), &ts, "s"))
             .collect();
         store.insert_batch(&rows).unwrap();
         store.flush().unwrap();
+        if batch % CRASH_EXPIRE_EVERY == CRASH_EXPIRE_EVERY - 1 && batch >= CRASH_KEEP {
+            expired_below = batch - CRASH_KEEP;
+            store
+                .expire(crash_time(expired_below).plus(retention))
+                .unwrap();
+            store.flush().unwrap();
+        }
         let tmp = dir.join("acked.tmp");
-        std::fs::write(&tmp, (batch + 1).to_string()).unwrap();
+        std::fs::write(&tmp, format!("{} {expired_below}", batch + 1)).unwrap();
         std::fs::rename(&tmp, dir.join("acked")).unwrap();
     }
 }
 
+/// Kills a child writing rows (and expiring old ones) three times, at
+/// different moments, and checks after each that reopening finds every
+/// flushed row exactly once, nothing that was flushed as expired, the
+/// keys, id entries and count consistent, and the unacknowledged insert's
+/// rows either absent or present in whole sled batches.
 #[test]
 fn a_process_killed_mid_write_keeps_every_flushed_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "event_logs::store_tests::crash_child_writes_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CRASH_DIR_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
+    for delay_ms in [150, 300, 450] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "event_logs::store_tests::crash_child_writes_until_killed",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let acked = dir.path().join("acked");
+        let started = Instant::now();
+        while !acked.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "child never wrote"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let text = std::fs::read_to_string(&acked).unwrap();
+        let (batches, expired_below) = text.split_once(' ').unwrap();
+        let (batches, expired_below): (usize, usize) =
+            (batches.parse().unwrap(), expired_below.parse().unwrap());
+        let store = EventLogStore::open(
+            &dir.path().join("db"),
+            EventLogConfig {
+                retention: Duration::from_secs(24 * 3600),
+                ..EventLogConfig::default()
+            },
+        )
         .unwrap();
-    let acked = dir.path().join("acked");
-    let started = Instant::now();
-    while !acked.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "child never wrote"
+        assert_consistent(&store);
+        // Flushed: every id of the acknowledged batches. An expiry after
+        // the last acknowledgement removes batches below `batches - KEEP`
+        // at most.
+        let flushed_ids = (batches - 1) * (CRASH_BATCH - CRASH_RETRIED) + CRASH_BATCH;
+        let mut kept = 0;
+        for i in 0..flushed_ids {
+            let first = crash_first_batch(i);
+            let row = store.get(&format!("e{i}")).unwrap();
+            if first < expired_below {
+                assert!(
+                    row.is_none(),
+                    "e{i} (batch {first}) was expired and flushed"
+                );
+            } else if first + CRASH_KEEP >= batches {
+                let row = row.unwrap_or_else(|| panic!("e{i} (batch {first}) lost"));
+                let (seconds, _) = crash_time(first).to_seconds_nanos();
+                assert_eq!(
+                    key::parse_timestamp(&row.timestamp).unwrap().seconds,
+                    seconds
+                );
+                kept += 1;
+            }
+        }
+        assert!(kept > 0);
+        // The new rows of the batch in flight when killed: some may have
+        // reached the disk, but only in whole sled batches of BATCH_ROWS.
+        let in_flight: Vec<bool> = (flushed_ids..flushed_ids + CRASH_BATCH - CRASH_RETRIED)
+            .map(|i| store.get(&format!("e{i}")).unwrap().is_some())
+            .collect();
+        for chunk in in_flight.chunks(BATCH_ROWS) {
+            assert!(
+                chunk.iter().all(|&kept| kept) || chunk.iter().all(|&kept| !kept),
+                "a sled batch of the unacknowledged insert survived in part: {in_flight:?}"
+            );
+        }
+        let unflushed = in_flight.iter().filter(|&&kept| kept).count();
+        eprintln!(
+            "crash test (kill after {delay_ms} ms): {batches} batches acknowledged, expired below batch {expired_below}, {} rows after reopen, {unflushed} rows of the unacknowledged batch kept",
+            store.row_count().unwrap(),
         );
-        std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let batches: usize = std::fs::read_to_string(&acked).unwrap().parse().unwrap();
-    let store = open(&dir.path().join("db"));
-    assert_consistent(&store);
-    let flushed_ids = (batches - 1) * (CRASH_BATCH - 10) + CRASH_BATCH;
-    for i in 0..flushed_ids {
-        assert!(store.get(&format!("e{i}")).unwrap().is_some(), "e{i} lost");
-    }
-    assert!(store.row_count().unwrap() >= flushed_ids as u64);
-    eprintln!(
-        "crash test: {batches} batches acknowledged, {} rows after reopen",
-        store.row_count().unwrap()
-    );
 }
 
 /// Indicative only (one run, a temporary directory, whatever else the

@@ -107,7 +107,19 @@ mod tests {
             idx.remove(SegmentId(1)).unwrap();
             idx.flush().unwrap();
         }
-        let mut idx = SledIndex::open(&path).unwrap();
+        // A sled Db dropped a moment ago can hold its lock while its
+        // flusher thread winds down: retry while it says InUse.
+        let started = std::time::Instant::now();
+        let mut idx = loop {
+            match SledIndex::open(&path) {
+                Err(IndexError::InUse { .. })
+                    if started.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let all = idx.load().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].last_id, Some(RecordId(9)));

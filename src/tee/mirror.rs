@@ -2,14 +2,19 @@
 //! ingest dead letters.
 //!
 //! sled's flush costs about as much for one row as for a thousand, so one
-//! thread takes everything submitted since its last turn, writes it with
-//! one batch per store, flushes each store once, and answers every
-//! submitter (a `futures` oneshot, like the queue's writer). A record call
-//! waits for this and for the queue's group commit, which run side by side.
+//! thread takes everything submitted since its last turn, writes it (one
+//! insert call per submitter, so each learns its own duplicates), flushes
+//! each store once, and answers every submitter (a `futures` oneshot, like
+//! the queue's writer). A record call waits for this and for the queue's
+//! group commit, which run side by side.
+//!
+//! The rows arrive encoded ([`EventLogStore::encode_row`], run by
+//! [`super::store::Tee::prepare`] on the callers' threads): this thread only
+//! writes them, which is what keeps it from being the record path's
+//! ceiling (docs/benchmarks.md, "Mirror").
 
 use crate::deadletter::{DeadLetterEntry, DeadLetterStore};
-use crate::event_logs::row::EventLogRow;
-use crate::event_logs::store::EventLogStore;
+use crate::event_logs::store::{EncodedRow, EventLogStore};
 use futures::channel::oneshot;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -41,7 +46,7 @@ pub enum MirrorError {
 }
 
 struct Work {
-    rows: Vec<EventLogRow>,
+    rows: Vec<EncodedRow>,
     dead: Vec<DeadLetterEntry>,
     done: oneshot::Sender<Result<MirrorAck, MirrorError>>,
 }
@@ -98,9 +103,10 @@ impl Mirror {
         })
     }
 
-    /// Submits rows and dead letters; the future resolves once both stores
-    /// are flushed.
-    pub fn submit(&self, rows: Vec<EventLogRow>, dead: Vec<DeadLetterEntry>) -> MirrorPending {
+    /// Submits rows (encoded by the caller, see
+    /// [`EventLogStore::encode_row`]) and dead letters; the future resolves
+    /// once both stores are flushed.
+    pub fn submit(&self, rows: Vec<EncodedRow>, dead: Vec<DeadLetterEntry>) -> MirrorPending {
         use futures::FutureExt;
         if rows.is_empty() && dead.is_empty() {
             return futures::future::ready(Ok(MirrorAck::default())).boxed();
@@ -186,7 +192,7 @@ fn commit(
         let mut ack = MirrorAck::default();
         if !w.rows.is_empty() {
             let out = event_logs
-                .insert_batch(&w.rows)
+                .insert_encoded(&w.rows)
                 .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
             ack.inserted = out.inserted;
             ack.duplicates = out.duplicates;

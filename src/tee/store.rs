@@ -12,8 +12,9 @@
 //!            mirror group commit ◀──────── both awaited ────────▶ queue group commit
 //! ```
 //!
-//! [`Tee::prepare`] does the CPU work (validation, defaults, translation,
-//! redaction, encoding) and says, per event, what will happen to it;
+//! [`Tee::prepare`] does the CPU work (validation, defaults, translation
+//! and encoding of the `event_logs` row, redaction, encoding of the queued
+//! event) and says, per event, what will happen to it;
 //! [`Tee::submit`] hands the queue batch and the mirror rows to their group
 //! committers (it may block briefly on the queue's quota work: call it off
 //! the async runtime); the returned [`Commit`] resolves when the queue holds
@@ -34,8 +35,8 @@ use super::validate::{
 use crate::clock::Clock;
 use crate::config::TeeConfig;
 use crate::deadletter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
-use crate::event_logs::row::{EventLogRow, translate};
-use crate::event_logs::store::EventLogStore;
+use crate::event_logs::row::translate;
+use crate::event_logs::store::{EncodedRow, EventLogStore};
 use crate::log::{AppendAck, Batch, Pending};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::queue::{Queue, QueueError};
@@ -85,7 +86,7 @@ pub enum Outcome {
 pub struct Prepared {
     outcomes: Vec<Outcome>,
     batch: Batch,
-    rows: Vec<EventLogRow>,
+    rows: Vec<EncodedRow>,
     dead: Vec<DeadLetterEntry>,
 }
 
@@ -182,8 +183,10 @@ impl Tee {
         &self.queue
     }
 
-    /// Validates, fills defaults, translates and redacts a request's events.
-    /// Fails as a whole only when there are more events than allowed.
+    /// Validates, fills defaults, translates (and encodes the `event_logs`
+    /// rows) and redacts a request's events. Fails as a whole only when
+    /// there are more events than allowed, or (it cannot happen with
+    /// validated events) when a row does not encode.
     pub fn prepare(
         &self,
         events: Vec<Event>,
@@ -230,12 +233,13 @@ impl Tee {
                 .allowlist
                 .is_allowed(&event)
                 .map(<[String]>::to_vec);
-            p.rows.push(translate(
-                &event,
-                allowed.as_deref(),
-                &self.config.server_version,
-                now,
-            ));
+            // Encoded here, on the caller's thread: the mirror's single
+            // thread only writes.
+            let row = translate(&event, allowed.as_deref(), &self.config.server_version, now);
+            p.rows.push(
+                EventLogStore::encode_row(&row)
+                    .map_err(|e| TeeError::Mirror(MirrorError::EventLogs(e.to_string())))?,
+            );
             let queued = self.config.export_mode.should_queue(&event);
             let id = event.id.clone();
             if queued {
