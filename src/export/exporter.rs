@@ -320,7 +320,9 @@ impl Exporter {
     async fn round(&mut self, stop: &mut watch::Receiver<bool>) -> Result<RoundEnd, RoundError> {
         let mut cursor = RecordId(1);
         let batch_size = self.config.batch_size;
+        let started = Instant::now();
         let first = self.next_payload(&mut cursor, batch_size).await?;
+        let first_read = started.elapsed();
         if first.is_empty() {
             return Ok(RoundEnd::Idle);
         }
@@ -421,11 +423,19 @@ impl Exporter {
         if stopping {
             return Ok(RoundEnd::Stopped);
         }
+        let answered = started.elapsed();
         // Drain until the gateway ends the stream (it answered everything).
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while let Ok(Some(_)) = inbound.message().await {}
         })
         .await;
+        tracing::debug!(
+            events = sent_events,
+            first_read_us = first_read.as_micros() as u64,
+            answered_us = answered.as_micros() as u64,
+            closed_us = started.elapsed().as_micros() as u64,
+            "export stream done"
+        );
         Ok(RoundEnd::Done { left_out })
     }
 

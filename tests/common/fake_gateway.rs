@@ -97,7 +97,12 @@ impl Fake {
                 .add_service(
                     TelemeteryGatewayServiceServer::new(self).max_decoding_message_size(16 << 20),
                 )
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(
+                    // Go's net package (the real gateway) sets TCP_NODELAY on
+                    // every connection; without it small answers wait for
+                    // the peer's delayed ACK (40 ms).
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                )
                 .await
                 .unwrap();
         });
