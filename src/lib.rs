@@ -26,6 +26,7 @@ pub mod log;
 pub mod proto;
 pub mod protojson;
 pub mod queue;
+pub mod sled_db;
 pub mod storage;
 pub mod tasks;
 pub mod tee;

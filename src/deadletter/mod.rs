@@ -154,3 +154,12 @@ pub enum DeadLetterError {
         max: usize,
     },
 }
+
+impl From<crate::sled_db::OpenError> for DeadLetterError {
+    fn from(e: crate::sled_db::OpenError) -> Self {
+        match e {
+            crate::sled_db::OpenError::InUse { path } => DeadLetterError::InUse { path },
+            crate::sled_db::OpenError::Sled(e) => DeadLetterError::Sled(e),
+        }
+    }
+}

@@ -112,20 +112,7 @@ impl DeadLetterStore {
     pub fn open(path: &Path, config: DeadLetterConfig) -> Result<DeadLetterStore, DeadLetterError> {
         config.validate()?;
         let _span = tracing::info_span!("deadletter_open", path = %path.display()).entered();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as a plain I/O error with this text.
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    DeadLetterError::InUse {
-                        path: path.display().to_string(),
-                    }
-                }
-                other => DeadLetterError::Sled(other),
-            })?;
+        let db = crate::sled_db::open(path, config.cache_bytes, FLUSH_EVERY_MS)?;
         let entries = db.open_tree(ENTRIES_TREE)?;
         let meta = db.open_tree(META_TREE)?;
         match meta.get(META_FORMAT)? {

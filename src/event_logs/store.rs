@@ -325,20 +325,7 @@ impl EventLogStore {
     pub fn open(path: &Path, config: EventLogConfig) -> Result<EventLogStore, EventLogError> {
         config.validate()?;
         let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as a plain I/O error with this text.
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    EventLogError::InUse {
-                        path: path.display().to_string(),
-                    }
-                }
-                other => EventLogError::Sled(other),
-            })?;
+        let db = crate::sled_db::open(path, config.cache_bytes, FLUSH_EVERY_MS)?;
         let unsupported = |found| EventLogError::UnsupportedFormat {
             path: path.display().to_string(),
             found,
@@ -655,4 +642,13 @@ fn decode_u64(tree: &'static str, k: &[u8], v: Option<IVec>) -> Result<u64, Even
         len: v.len(),
     })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+impl From<crate::sled_db::OpenError> for EventLogError {
+    fn from(e: crate::sled_db::OpenError) -> Self {
+        match e {
+            crate::sled_db::OpenError::InUse { path } => EventLogError::InUse { path },
+            crate::sled_db::OpenError::Sled(e) => EventLogError::Sled(e),
+        }
+    }
 }

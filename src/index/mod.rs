@@ -74,3 +74,12 @@ pub trait Index: Send + std::fmt::Debug {
     /// Makes every earlier `put` and `remove` survive a crash.
     fn flush(&mut self) -> Result<(), IndexError>;
 }
+
+impl From<crate::sled_db::OpenError> for IndexError {
+    fn from(e: crate::sled_db::OpenError) -> Self {
+        match e {
+            crate::sled_db::OpenError::InUse { path } => IndexError::InUse { path },
+            crate::sled_db::OpenError::Sled(e) => IndexError::Sled(e),
+        }
+    }
+}

@@ -18,20 +18,7 @@ pub struct SledIndex {
 impl SledIndex {
     /// Opens (or creates) the index database at `path`.
     pub fn open(path: &Path) -> Result<SledIndex, IndexError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as a plain I/O error with this text.
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    IndexError::InUse {
-                        path: path.display().to_string(),
-                    }
-                }
-                other => IndexError::Sled(other),
-            })?;
+        let db = crate::sled_db::open(path, CACHE_BYTES, 500)?;
         let segments = db.open_tree("segments")?;
         Ok(SledIndex {
             db,
