@@ -17,7 +17,7 @@ use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::Telem
 use crate::queue::Queue;
 use crate::tee::store::Tee;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -59,18 +59,13 @@ pub enum AppError {
     Export(String),
 }
 
-/// The process-wide Prometheus recorder (installed once; shared by every
-/// sidecar or gateway started in this process).
+/// The process-wide Prometheus recorder ([`crate::prometheus`], installed
+/// once; shared by every sidecar or gateway started in this process).
 pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
-        })
-        .clone()
+    let handle = crate::prometheus::install().ok()?;
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(crate::prometheus::register_sidecar);
+    Some(handle)
 }
 
 /// A running sidecar.

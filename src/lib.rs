@@ -23,6 +23,7 @@ pub mod ids;
 pub mod index;
 pub mod ingest;
 pub mod log;
+pub mod prometheus;
 pub mod proto;
 pub mod protojson;
 pub mod queue;

@@ -434,3 +434,34 @@ async fn the_real_binary_exits_zero_on_sigterm_and_keeps_what_it_acknowledged() 
     assert_redacted_all_sensitive(&queued[20]);
     q.close().unwrap();
 }
+
+/// `/metrics` carries Sourcegraph's exporter series and ours from the
+/// start, histograms with buckets, and counts what was recorded.
+#[tokio::test]
+async fn metrics_show_sourcegraph_and_queue_series_as_prometheus_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sidecar::start(config(dir.path())).await;
+    let e = valid("search", "view");
+    let a = post_json_events(s.http_addr(), &[event_json(&e)]).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let m = get(s.http_addr(), "/metrics").await;
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8_lossy(&m.body).to_string();
+    for name in [
+        "src_telemetrygatewayexporter_queue_size",
+        "src_telemetrygatewayexporter_oldest_unexported_event",
+        "src_telemetrygatewayexporter_exported_events",
+        "src_telemetrygatewayexporter_events_pruned",
+        "telespool_queue_disk_bytes",
+        "telespool_queue_segments",
+        "telespool_queue_dropped_total",
+        "telespool_export_dead_lettered_total",
+        "# TYPE src_telemetrygatewayexporter_batch_size histogram",
+        "telespool_queue_fsync_seconds_bucket{le=\"0.001\"}",
+        "telespool_mirror_commit_seconds_bucket{le=\"0.01\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    assert!(counter("telespool_queue_appended_records_total") >= 1.0);
+    s.stop().await;
+}

@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Events processed.
 pub const EVENTS: &str = "telespool_gateway_events_total";
@@ -34,14 +34,6 @@ pub const STREAMS: &str = "telespool_gateway_streams_total";
 /// Unary calls.
 pub const RECORD_EVENT: &str = "telespool_gateway_record_event_total";
 
-const SECONDS_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-const EVENTS_BUCKETS: &[f64] = &[
-    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,
-];
-
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -53,27 +45,15 @@ pub enum MetricsError {
     },
 }
 
-/// Installs the process-wide Prometheus recorder on first call and returns
-/// its handle (later calls return the same handle).
+/// Installs the process-wide Prometheus recorder ([`crate::prometheus`])
+/// on first call and returns its handle, with the gateway's metrics
+/// described.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
-    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(PAYLOAD_EVENTS.to_owned()),
-                        EVENTS_BUCKETS,
-                    )
-                })
-                .map_err(|e| e.to_string())?;
-            let handle = builder.install_recorder().map_err(|e| e.to_string())?;
-            describe();
-            Ok(handle)
-        })
-        .clone()
-        .map_err(|reason| MetricsError::Install { reason })
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    let handle =
+        crate::prometheus::install().map_err(|e| MetricsError::Install { reason: e.reason })?;
+    DESCRIBED.get_or_init(describe);
+    Ok(handle)
 }
 
 fn describe() {

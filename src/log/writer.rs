@@ -909,6 +909,14 @@ fn syncer(shared: &Shared) {
             None => {
                 apply(ctx, &jobs);
                 let notify: Vec<Notify> = jobs.into_iter().flat_map(|j| j.done).collect();
+                let durable: u64 = notify
+                    .iter()
+                    .map(|n| match n {
+                        Notify::Append(_, ack) => ack.count,
+                        Notify::Barrier(_) => 0,
+                    })
+                    .sum();
+                metrics::counter!("telespool_queue_appended_records_total").increment(durable);
                 shared.complete(notify, None);
             }
         }
