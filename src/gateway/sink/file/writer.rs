@@ -235,6 +235,10 @@ fn cut_partial_line(file: &mut File, path: &Path) -> Result<u64, SinkError> {
         }
         end = start;
     }
+    if end == len {
+        // An empty file: nothing to cut.
+        return Ok(len);
+    }
     tracing::warn!(path = %path.display(), cut = len - end, "cut a partial last line (never confirmed)");
     file.set_len(end).map_err(io)?;
     file.sync_data().map_err(io)?;
