@@ -52,7 +52,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, ContextBuilder};
@@ -80,6 +80,10 @@ pub const WANTED_MAX_PAYLOAD: usize = 10_000_000;
 /// handler task (writing publishes, reading acks) is a serial stage; two
 /// let the two halves of the work run on two cores.
 pub const CONNECTIONS: usize = 2;
+
+/// Attribute names whose parsed header name is kept (attributes are a
+/// small fixed set plus one per `recordsPrivateMetadata*` key).
+const MAX_HEADER_NAMES: usize = 64;
 
 /// Acks the router takes from its subscription per lock of the pending map.
 const ACK_CHUNK: usize = 512;
@@ -179,8 +183,9 @@ pub struct NatsSink {
     /// Bounds acks in flight across connections.
     permits: Arc<Semaphore>,
     max_permits: usize,
-    /// Header names of the attributes every event has, parsed once.
-    known_headers: Vec<(&'static str, HeaderName)>,
+    /// Header names parsed once: the attributes every event has, then the
+    /// others as they come, up to [`MAX_HEADER_NAMES`].
+    header_names: RwLock<Vec<(String, HeaderName)>>,
 }
 
 fn nats_error(op: &'static str, retryable: bool, e: impl std::fmt::Display) -> SinkError {
@@ -358,18 +363,18 @@ impl NatsSink {
                 "the NATS server's max_payload is below 10 MB: larger events will fail (and be retried) until it is raised"
             );
         }
-        let known_headers = [
+        let header_names = [
             ATTR_PUBLISHER_SOURCE,
             ATTR_FEATURE,
             ATTR_ACTION,
             ATTR_HAS_PRIVATE_METADATA,
         ]
         .into_iter()
-        .filter_map(|name| Some((name, HeaderName::from_str(name).ok()?)))
+        .filter_map(|name| Some((name.to_owned(), HeaderName::from_str(name).ok()?)))
         .collect();
         Ok(NatsSink {
             url: url.to_owned(),
-            known_headers,
+            header_names: RwLock::new(header_names),
             connections,
             next: AtomicUsize::new(0),
             jetstream,
@@ -386,28 +391,48 @@ impl NatsSink {
     fn headers(&self, message: Message) -> Result<(HeaderMap, bytes::Bytes), SinkError> {
         let line_break = |s: &str| s.contains(['\r', '\n']);
         let mut headers = HeaderMap::new();
-        for (name, value) in message.attributes {
-            let known = self.known_headers.iter().find(|(k, _)| *k == name);
-            let header = match known {
-                Some((_, header)) => header.clone(),
-                None => match HeaderName::from_str(&name) {
-                    Ok(header) => header,
-                    Err(_) => {
-                        return Err(SinkError::BadAttribute {
-                            name,
-                            reason: "not a valid header name",
-                        });
-                    }
-                },
-            };
-            if line_break(&value) {
-                return Err(SinkError::BadAttribute {
-                    name,
-                    reason: "contains a line break",
-                });
+        let mut learned = Vec::new();
+        {
+            let names = self
+                .header_names
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (name, value) in message.attributes {
+                let header = match names.iter().find(|(k, _)| *k == name) {
+                    Some((_, header)) => header.clone(),
+                    None => match HeaderName::from_str(&name) {
+                        Ok(header) => {
+                            learned.push((name.clone(), header.clone()));
+                            header
+                        }
+                        Err(_) => {
+                            return Err(SinkError::BadAttribute {
+                                name,
+                                reason: "not a valid header name",
+                            });
+                        }
+                    },
+                };
+                if line_break(&value) {
+                    return Err(SinkError::BadAttribute {
+                        name,
+                        reason: "contains a line break",
+                    });
+                }
+                // Checked above: the conversion does not copy, and cannot panic.
+                headers.insert(header, HeaderValue::from(value));
             }
-            // Checked above: the conversion does not copy, and cannot panic.
-            headers.insert(header, HeaderValue::from(value));
+        }
+        if !learned.is_empty() {
+            let mut names = self
+                .header_names
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (name, header) in learned {
+                if names.len() < MAX_HEADER_NAMES && !names.iter().any(|(k, _)| *k == name) {
+                    names.push((name, header));
+                }
+            }
         }
         if line_break(&message.id) {
             return Err(SinkError::BadAttribute {
