@@ -10,8 +10,9 @@
 //!   here on a free loopback port with a temporary file store (skipped,
 //!   with a note, when `nats-server` is not installed).
 //! - `js`: a baseline, async-nats alone publishing gateway-sized messages
-//!   to a JetStream file stream in the gateway's pattern (no gRPC, no
-//!   rendering): the ceiling for `nats` on this machine.
+//!   to a JetStream file stream through `jetstream::Context` (no gRPC, no
+//!   rendering). The sink publishes through the core client instead (see
+//!   `src/gateway/sink/nats.rs`), which costs less per message.
 //! - `render`: the per-event work alone (validate, protojson body,
 //!   attributes) on one core, no I/O.
 //!
@@ -497,9 +498,9 @@ fn start_nats() -> Option<(NatsServer, tempfile::TempDir, u16)> {
 }
 
 /// Baseline: async-nats alone publishing gateway-sized messages (1 KB body,
-/// the gateway's headers, a message id) to a JetStream file stream, in the
-/// gateway's pattern: windows of 250, 16 windows at once, acks awaited per
-/// window. What the NATS sink can at best reach here.
+/// the gateway's headers, a message id) to a JetStream file stream with
+/// `jetstream::Context::send_publish`: windows of 250, 16 windows at once,
+/// acks awaited per window. No gRPC and no rendering.
 async fn jetstream_baseline() {
     use async_nats::jetstream;
     let Some((_server, _store, port)) = start_nats() else {

@@ -203,3 +203,27 @@ async fn custom_stream_and_subject_names_are_used() {
     assert_eq!(info.config.subjects, vec!["custom.subject".to_owned()]);
     assert_eq!(info.state.messages, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_the_stream_refuses_are_left_out_and_the_rest_acknowledged() {
+    let server = NatsServer::start();
+    let js = jetstream(&server).await;
+    // A full stream that discards new messages answers with an error ack.
+    js.create_stream(jetstream::stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec!["telemetry.events".to_owned()],
+        max_messages: 5,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gateway = start_nats_gateway(&server, |_| {}).await;
+    // One batch, published in order on one connection: the first five fit.
+    assert_eq!(send(&gateway, 0..10).await, ids(0..5));
+    assert_eq!(stored(&js).await, 5);
+    // Refusals are retryable: once there is room, the same ids go in.
+    js.get_stream(STREAM).await.unwrap().purge().await.unwrap();
+    assert_eq!(send(&gateway, 5..10).await, ids(5..10));
+    assert_eq!(stored(&js).await, 5);
+}

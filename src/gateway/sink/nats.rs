@@ -17,19 +17,51 @@
 //! - The client reconnects by itself (unbounded, backoff up to 4 s); while
 //!   it is disconnected publishes fail at once instead of queueing.
 //! - Health: connected, and the stream answers an info request.
+//!
+//! ## How acks find their publish
+//!
+//! Publishes go through the core client, not `jetstream::Context::publish`
+//! (which costs a oneshot channel, a formatted inbox, a map entry and a
+//! timer per message, and parses every ack with serde into an untagged
+//! enum). Each connection has one wildcard subscription for its acks, and
+//! each batch one entry in a map:
+//!
+//! ```text
+//! publish  telemetry.events  reply _INBOX.<nuid>.<batch>.<index>   (one per message)
+//!                                      │
+//! SUB _INBOX.<nuid>.*.*  ── ack router task ── pending[batch].results[index] = ack
+//!                                                 └─ last one: wake the batch
+//! ```
+//!
+//! The batch's task registers its entry (with a guard that removes it,
+//! whatever happens) before the first publish, then waits for its wake-up
+//! or `nats_ack_timeout`, and takes the results: a slot still empty is an
+//! ack that did not come (retryable). An ack is read minimally: a body
+//! starting `{"stream":` is a PubAck (JetStream writes the error field
+//! first when there is one); anything else is parsed to find the error's
+//! description. A status instead of a body (503: no responders, the stream
+//! is missing) is a failure. Late acks for a batch that gave up are
+//! dropped.
+//!
+//! Acks in flight are bounded across connections by a semaphore
+//! ([`MAX_ACKS_IN_FLIGHT`]): a batch takes one permit per message before
+//! publishing and returns them when its results are taken. The ack
+//! subscription's channel holds that many messages, so the router never
+//! falls behind far enough for the client to drop an ack.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, ContextBuilder};
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
-use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode, Subject};
 use futures::FutureExt;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
+use tokio::sync::{Semaphore, oneshot};
 
 use super::{Message, PublishResult, Sink, SinkError};
 use crate::gateway::config::NatsConfig;
@@ -45,15 +77,96 @@ pub const MAX_ACKS_IN_FLIGHT: usize = 20_000;
 pub const WANTED_MAX_PAYLOAD: usize = 10_000_000;
 
 /// Connections to the server; batches take turns. One connection's
-/// handler task (writing publishes, routing acks) is a serial stage; two
+/// handler task (writing publishes, reading acks) is a serial stage; two
 /// let the two halves of the work run on two cores.
 pub const CONNECTIONS: usize = 2;
 
-/// One client connection and its JetStream context.
-#[derive(Clone, Debug)]
+/// Attribute names whose parsed header name is kept (attributes are a
+/// small fixed set plus one per `recordsPrivateMetadata*` key).
+const MAX_HEADER_NAMES: usize = 64;
+
+/// Acks the router takes from its subscription per lock of the pending map.
+const ACK_CHUNK: usize = 512;
+
+/// One batch waiting for its acks.
+#[derive(Debug)]
+struct PendingBatch {
+    /// One slot per message of the batch; `None` until answered.
+    results: Vec<Option<PublishResult>>,
+    /// Slots still `None`.
+    remaining: usize,
+    /// Woken when `remaining` reaches 0.
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl PendingBatch {
+    /// Fills a slot once (a second answer for it is ignored); wakes the
+    /// batch on the last one.
+    fn answer(&mut self, index: usize, result: PublishResult) {
+        let Some(slot @ None) = self.results.get_mut(index) else {
+            return;
+        };
+        *slot = Some(result);
+        self.remaining = self.remaining.saturating_sub(1);
+        if self.remaining == 0
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Batches of one connection waiting for acks, by batch number.
+type Pending = Arc<Mutex<HashMap<u64, PendingBatch>>>;
+
+fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<u64, PendingBatch>> {
+    // A panic while holding the lock leaves plain data behind: keep going.
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One client connection, its ack inbox and its pending batches.
+#[derive(Debug)]
 struct Connection {
     client: async_nats::Client,
-    jetstream: Context,
+    /// `_INBOX.<nuid>.`: the acks of batch `b` come to `<inbox>b.<index>`.
+    inbox: String,
+    next_batch: AtomicU64,
+    pending: Pending,
+    /// Routes acks into `pending`; aborted when the sink is dropped (it
+    /// holds the subscription, which keeps the client alive).
+    router: tokio::task::JoinHandle<()>,
+}
+
+/// Removes a batch's entry from the pending map when dropped, so a batch
+/// that gives up (or whose task is cancelled) leaves nothing behind.
+struct Registered<'a> {
+    pending: &'a Pending,
+    batch: u64,
+}
+
+impl Registered<'_> {
+    /// Records a failure for a message that was not sent.
+    fn fail(&self, index: usize, error: SinkError) {
+        if let Some(batch) = lock(self.pending).get_mut(&self.batch) {
+            batch.answer(index, Err(error));
+        }
+    }
+
+    /// Takes the results (empty when the entry is already gone).
+    fn take(self) -> Vec<Option<PublishResult>> {
+        lock(self.pending)
+            .remove(&self.batch)
+            .map(|b| b.results)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.batch);
+    }
 }
 
 /// Publishes to NATS JetStream (see the module docs).
@@ -62,10 +175,17 @@ pub struct NatsSink {
     url: String,
     connections: Vec<Connection>,
     next: AtomicUsize,
+    /// For the stream (creation, health); not used to publish.
+    jetstream: Context,
     stream: String,
-    subject: async_nats::Subject,
-    /// Header names of the attributes every event has, parsed once.
-    known_headers: Vec<(&'static str, HeaderName)>,
+    subject: Subject,
+    ack_timeout: Duration,
+    /// Bounds acks in flight across connections.
+    permits: Arc<Semaphore>,
+    max_permits: usize,
+    /// Header names parsed once: the attributes every event has, then the
+    /// others as they come, up to [`MAX_HEADER_NAMES`].
+    header_names: RwLock<Vec<(String, HeaderName)>>,
 }
 
 fn nats_error(op: &'static str, retryable: bool, e: impl std::fmt::Display) -> SinkError {
@@ -76,6 +196,105 @@ fn nats_error(op: &'static str, retryable: bool, e: impl std::fmt::Display) -> S
     }
 }
 
+/// Reads one message of the ack subscription: `Ok` for a PubAck (a
+/// duplicate included), the server's description otherwise.
+fn ack_result(message: &async_nats::Message) -> PublishResult {
+    if let Some(status) = message.status {
+        if status == StatusCode::NO_RESPONDERS {
+            return Err(nats_error(
+                "publish ack",
+                true,
+                "no responders (the stream is missing)",
+            ));
+        }
+        if !status.is_success() {
+            let description = message.description.as_deref().unwrap_or("");
+            return Err(nats_error(
+                "publish ack",
+                true,
+                format!("status {status}: {description}"),
+            ));
+        }
+    }
+    parse_pub_ack(&message.payload).map_err(|reason| nats_error("publish ack", true, reason))
+}
+
+/// A PubAck body: `Ok` when it acknowledges the publish, else the reason.
+///
+/// JetStream writes `{"stream":…,"seq":…}` (with `"duplicate":true` for a
+/// repeated id) or, when refusing, `{"error":{"code":…,"description":…}}`
+/// with the error first; the common case is recognised by its first bytes.
+pub fn parse_pub_ack(payload: &[u8]) -> Result<(), String> {
+    if payload.starts_with(br#"{"stream":"#) {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        code: Option<u64>,
+        description: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PubAck {
+        error: Option<ApiError>,
+        stream: Option<String>,
+    }
+    match serde_json::from_slice::<PubAck>(payload) {
+        Ok(PubAck {
+            error: Some(error), ..
+        }) => Err(format!(
+            "JetStream refused the publish ({}): {}",
+            error.code.unwrap_or_default(),
+            error.description.as_deref().unwrap_or("no description")
+        )),
+        Ok(PubAck {
+            stream: Some(_), ..
+        }) => Ok(()),
+        Ok(_) => Err("a publish ack without stream or error".to_owned()),
+        Err(e) => Err(format!("an unreadable publish ack: {e}")),
+    }
+}
+
+/// `(batch, index)` of an ack subject `<inbox><batch>.<index>`.
+fn parse_reply(inbox: &str, subject: &str) -> Option<(u64, usize)> {
+    let (batch, index) = subject.strip_prefix(inbox)?.split_once('.')?;
+    Some((batch.parse().ok()?, index.parse().ok()?))
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(at..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
+/// Moves each ack of a connection's subscription into its batch's slot.
+async fn route_acks(inbox: String, subscriber: async_nats::Subscriber, pending: Pending) {
+    let mut chunks = subscriber.ready_chunks(ACK_CHUNK);
+    while let Some(acks) = chunks.next().await {
+        let mut pending = lock(&pending);
+        for ack in acks {
+            let Some((batch, index)) = parse_reply(&inbox, ack.subject.as_str()) else {
+                continue;
+            };
+            if let Some(batch) = pending.get_mut(&batch) {
+                batch.answer(index, ack_result(&ack));
+            }
+        }
+    }
+}
+
 impl NatsSink {
     /// Connects and makes sure the stream exists.
     pub async fn connect(
@@ -83,25 +302,39 @@ impl NatsSink {
         config: &NatsConfig,
         publish_concurrency: usize,
     ) -> Result<NatsSink, SinkError> {
+        let max_permits = MAX_ACKS_IN_FLIGHT.max(publish_concurrency);
         let mut connections = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             let client = async_nats::ConnectOptions::new()
                 .name("telespool-gateway")
                 .connection_timeout(Duration::from_secs(5))
+                // Every ack in flight fits: a full channel drops messages.
+                .subscription_capacity(max_permits + ACK_CHUNK)
                 .connect(url)
                 .await
                 .map_err(|e| nats_error("connect", true, format!("{url}: {e}")))?;
-            let jetstream = ContextBuilder::new()
-                .timeout(config.ack_timeout)
-                .max_ack_inflight(MAX_ACKS_IN_FLIGHT.max(publish_concurrency))
-                .backpressure_on_inflight(true)
-                .build(client.clone());
-            connections.push(Connection { client, jetstream });
+            let inbox = format!("{}.", client.new_inbox());
+            let subscriber = client
+                .subscribe(format!("{inbox}*.*"))
+                .await
+                .map_err(|e| nats_error("subscribe", true, format!("{inbox}*.*: {e}")))?;
+            let pending = Pending::default();
+            let router = tokio::spawn(route_acks(inbox.clone(), subscriber, pending.clone()));
+            connections.push(Connection {
+                client,
+                inbox,
+                next_batch: AtomicU64::new(0),
+                pending,
+                router,
+            });
         }
-        let Some(first) = connections.first().cloned() else {
+        let Some(first) = connections.first() else {
             return Err(nats_error("connect", false, "no connections configured"));
         };
-        let (client, jetstream) = (first.client, first.jetstream);
+        let client = first.client.clone();
+        let jetstream = ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .build(client.clone());
         let stream = jetstream
             .get_or_create_stream(StreamConfig {
                 name: config.stream.clone(),
@@ -130,44 +363,186 @@ impl NatsSink {
                 "the NATS server's max_payload is below 10 MB: larger events will fail (and be retried) until it is raised"
             );
         }
-        let known_headers = [
+        let header_names = [
             ATTR_PUBLISHER_SOURCE,
             ATTR_FEATURE,
             ATTR_ACTION,
             ATTR_HAS_PRIVATE_METADATA,
         ]
         .into_iter()
-        .filter_map(|name| Some((name, HeaderName::from_str(name).ok()?)))
+        .filter_map(|name| Some((name.to_owned(), HeaderName::from_str(name).ok()?)))
         .collect();
         Ok(NatsSink {
             url: url.to_owned(),
-            known_headers,
+            header_names: RwLock::new(header_names),
             connections,
             next: AtomicUsize::new(0),
+            jetstream,
             stream: config.stream.clone(),
-            subject: async_nats::Subject::from(config.subject.as_str()),
+            subject: Subject::from(config.subject.as_str()),
+            ack_timeout: config.ack_timeout,
+            permits: Arc::new(Semaphore::new(max_permits)),
+            max_permits,
         })
     }
 
-    fn publish_message(&self, message: Message) -> Result<PublishMessage, SinkError> {
+    /// The headers of a message (its attributes and `Nats-Msg-Id`), and its
+    /// body; an attribute that cannot be a header fails the message.
+    fn headers(&self, message: Message) -> Result<(HeaderMap, bytes::Bytes), SinkError> {
+        let line_break = |s: &str| s.contains(['\r', '\n']);
         let mut headers = HeaderMap::new();
-        for (name, value) in &message.attributes {
-            let bad = |reason| SinkError::BadAttribute {
-                name: name.clone(),
-                reason,
-            };
-            let known = self.known_headers.iter().find(|(k, _)| k == name);
-            let header = match known {
-                Some((_, header)) => header.clone(),
-                None => HeaderName::from_str(name).map_err(|_| bad("not a valid header name"))?,
-            };
-            let value = HeaderValue::from_str(value).map_err(|_| bad("contains a line break"))?;
-            headers.insert(header, value);
+        let mut learned = Vec::new();
+        {
+            let names = self
+                .header_names
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (name, value) in message.attributes {
+                let header = match names.iter().find(|(k, _)| *k == name) {
+                    Some((_, header)) => header.clone(),
+                    None => match HeaderName::from_str(&name) {
+                        Ok(header) => {
+                            learned.push((name.clone(), header.clone()));
+                            header
+                        }
+                        Err(_) => {
+                            return Err(SinkError::BadAttribute {
+                                name,
+                                reason: "not a valid header name",
+                            });
+                        }
+                    },
+                };
+                if line_break(&value) {
+                    return Err(SinkError::BadAttribute {
+                        name,
+                        reason: "contains a line break",
+                    });
+                }
+                // Checked above: the conversion does not copy, and cannot panic.
+                headers.insert(header, HeaderValue::from(value));
+            }
         }
-        Ok(PublishMessage::build()
-            .payload(message.body)
-            .headers(headers)
-            .message_id(&message.id))
+        if !learned.is_empty() {
+            let mut names = self
+                .header_names
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (name, header) in learned {
+                if names.len() < MAX_HEADER_NAMES && !names.iter().any(|(k, _)| *k == name) {
+                    names.push((name, header));
+                }
+            }
+        }
+        if line_break(&message.id) {
+            return Err(SinkError::BadAttribute {
+                name: async_nats::header::NATS_MESSAGE_ID.to_string(),
+                reason: "contains a line break",
+            });
+        }
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            HeaderValue::from(message.id),
+        );
+        Ok((headers, message.body))
+    }
+
+    /// Publishes a batch on one connection and collects its acks (see the
+    /// module docs).
+    async fn publish_on(&self, connection: &Connection, batch: Vec<Message>) -> Vec<PublishResult> {
+        let mut results: Vec<Option<PublishResult>> = Vec::with_capacity(batch.len());
+        let mut outgoing = Vec::with_capacity(batch.len());
+        for (index, message) in batch.into_iter().enumerate() {
+            match self.headers(message) {
+                Ok((headers, body)) => {
+                    outgoing.push((index, headers, body));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let results = if outgoing.is_empty() {
+            results
+        } else {
+            let wanted = outgoing.len().min(self.max_permits);
+            let permits = u32::try_from(wanted)
+                .ok()
+                .map(|n| self.permits.clone().acquire_many_owned(n));
+            let _permits = match permits {
+                Some(permits) => permits.await.ok(),
+                None => None,
+            };
+            self.send_and_wait(connection, results, outgoing).await
+        };
+        let no_ack = || nats_error("publish ack", true, "no ack within the ack timeout");
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(no_ack())))
+            .collect()
+    }
+
+    async fn send_and_wait(
+        &self,
+        connection: &Connection,
+        results: Vec<Option<PublishResult>>,
+        outgoing: Vec<(usize, HeaderMap, bytes::Bytes)>,
+    ) -> Vec<Option<PublishResult>> {
+        let batch = connection.next_batch.fetch_add(1, Ordering::Relaxed);
+        let (done, answered) = oneshot::channel();
+        let remaining = results.iter().filter(|r| r.is_none()).count();
+        lock(&connection.pending).insert(
+            batch,
+            PendingBatch {
+                results,
+                remaining,
+                done: Some(done),
+            },
+        );
+        let registered = Registered {
+            pending: &connection.pending,
+            batch,
+        };
+        let mut prefix = connection.inbox.clone();
+        push_decimal(&mut prefix, batch);
+        prefix.push('.');
+        let send_deadline = tokio::time::Instant::now() + self.ack_timeout;
+        for (index, headers, body) in outgoing {
+            let mut reply = String::with_capacity(prefix.len() + 6);
+            reply.push_str(&prefix);
+            push_decimal(&mut reply, index as u64);
+            let sent = tokio::time::timeout_at(
+                send_deadline,
+                connection.client.publish_with_reply_and_headers(
+                    self.subject.clone(),
+                    Subject::from(reply),
+                    headers,
+                    body,
+                ),
+            )
+            .await;
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => registered.fail(index, nats_error("publish", true, e)),
+                Err(_) => registered.fail(
+                    index,
+                    nats_error(
+                        "publish",
+                        true,
+                        "the client did not take the message in time",
+                    ),
+                ),
+            }
+        }
+        let _ = tokio::time::timeout(self.ack_timeout, answered).await;
+        registered.take()
+    }
+}
+
+impl Drop for NatsSink {
+    fn drop(&mut self) {
+        for connection in &self.connections {
+            connection.router.abort();
+        }
     }
 }
 
@@ -188,32 +563,7 @@ impl Sink for NatsSink {
                 };
                 return vec![Err(e); batch.len()];
             }
-            let mut results: Vec<PublishResult> = vec![Ok(()); batch.len()];
-            let mut acks = FuturesUnordered::new();
-            for (i, message) in batch.into_iter().enumerate() {
-                let sent = match self.publish_message(message) {
-                    Ok(publish) => connection
-                        .jetstream
-                        .send_publish(self.subject.clone(), publish)
-                        .await
-                        .map_err(|e| nats_error("publish", true, e)),
-                    Err(e) => Err(e),
-                };
-                match sent {
-                    Ok(ack) => acks.push(async move { (i, ack.await) }),
-                    Err(e) => {
-                        if let Some(r) = results.get_mut(i) {
-                            *r = Err(e);
-                        }
-                    }
-                }
-            }
-            while let Some((i, ack)) = acks.next().await {
-                if let (Err(e), Some(r)) = (ack, results.get_mut(i)) {
-                    *r = Err(nats_error("publish ack", true, e));
-                }
-            }
-            results
+            self.publish_on(connection, batch).await
         }
         .boxed()
     }
@@ -228,11 +578,7 @@ impl Sink for NatsSink {
                     url: self.url.clone(),
                 });
             }
-            let Some(connection) = self.connections.first() else {
-                return Err(SinkError::Closed { sink: "nats" });
-            };
-            connection
-                .jetstream
+            self.jetstream
                 .get_stream(&self.stream)
                 .await
                 .map_err(|e| nats_error("stream info", true, format!("{}: {e}", self.stream)))?;
@@ -274,7 +620,9 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_matches;
+    use super::{
+        PendingBatch, nats_error, parse_pub_ack, parse_reply, push_decimal, subject_matches,
+    };
 
     #[test]
     fn stream_subjects_with_wildcards_capture_literal_subjects() {
@@ -285,5 +633,58 @@ mod tests {
         assert!(!subject_matches("telemetry.*", "telemetry.events.x"));
         assert!(!subject_matches("telemetry", "telemetry.events"));
         assert!(!subject_matches("telemetry.events.x", "telemetry.events"));
+    }
+
+    #[test]
+    fn pub_acks_are_read_from_their_first_bytes_and_errors_keep_their_description() {
+        assert!(parse_pub_ack(br#"{"stream":"telemetry-events","seq":7}"#).is_ok());
+        assert!(
+            parse_pub_ack(br#"{"stream":"error","seq":8,"duplicate":true}"#).is_ok(),
+            "a duplicate is in the stream, and a stream may be named error"
+        );
+        assert!(parse_pub_ack(br#"{"seq":9,"stream":"s"}"#).is_ok());
+        let refused =
+            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
+        let reason = parse_pub_ack(refused).unwrap_err();
+        assert!(reason.contains("maximum messages exceeded"), "{reason}");
+        assert!(reason.contains("503"), "{reason}");
+        assert!(parse_pub_ack(b"").is_err());
+        assert!(parse_pub_ack(b"+OK").is_err());
+        assert!(parse_pub_ack(b"{}").is_err());
+    }
+
+    #[test]
+    fn reply_subjects_carry_batch_and_index_and_others_are_ignored() {
+        let mut reply = "_INBOX.abc.".to_owned();
+        push_decimal(&mut reply, 12_345);
+        reply.push('.');
+        push_decimal(&mut reply, 0);
+        assert_eq!(reply, "_INBOX.abc.12345.0");
+        assert_eq!(parse_reply("_INBOX.abc.", &reply), Some((12_345, 0)));
+        let mut max = String::new();
+        push_decimal(&mut max, u64::MAX);
+        assert_eq!(max, u64::MAX.to_string());
+        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.xyz.1.2"), None);
+        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.abc.1"), None);
+        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.abc.x.2"), None);
+    }
+
+    #[test]
+    fn a_batch_wakes_once_every_slot_is_answered_and_keeps_the_first_answer() {
+        let (done, mut answered) = tokio::sync::oneshot::channel();
+        let mut batch = PendingBatch {
+            results: vec![None, Some(Ok(())), None],
+            remaining: 2,
+            done: Some(done),
+        };
+        batch.answer(0, Ok(()));
+        assert!(answered.try_recv().is_err());
+        batch.answer(0, Err(nats_error("publish ack", true, "late")));
+        batch.answer(9, Ok(()));
+        assert!(answered.try_recv().is_err());
+        batch.answer(2, Err(nats_error("publish ack", true, "refused")));
+        assert!(answered.try_recv().is_ok());
+        assert!(matches!(batch.results.first(), Some(Some(Ok(())))));
+        assert!(matches!(batch.results.get(2), Some(Some(Err(_)))));
     }
 }
