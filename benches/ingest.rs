@@ -421,6 +421,10 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
         .unwrap()
         .parse()
         .unwrap();
+    let http: Option<SocketAddr> = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .and_then(|a| a.parse().ok());
     let pid = child.id().to_string();
     let idle = rss_anon_kib(&pid).unwrap_or(0);
     let stop = Arc::new(AtomicBool::new(false));
@@ -435,6 +439,11 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
     let cpu = cpu.end();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap();
+    if std::env::var_os("INGEST_BENCH_METRICS").is_some()
+        && let Some(http) = http
+    {
+        print_latency_histograms(http);
+    }
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let code = child.wait().unwrap().code();
     report(
@@ -448,6 +457,28 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
         "  RssAnon of telespool serve when idle before the load: {:.1} MiB; exit code after SIGTERM: {code:?}",
         idle as f64 / 1024.0
     );
+}
+
+/// With `INGEST_BENCH_METRICS` set: the sidecar's own fsync and mirror
+/// commit latency histograms (cumulative bucket counts from `/metrics`),
+/// to tell which of the two an acknowledgement waited for.
+fn print_latency_histograms(http: SocketAddr) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(http) else {
+        return;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    for line in body.lines() {
+        if (line.starts_with("telespool_queue_fsync_seconds")
+            || line.starts_with("telespool_mirror_commit_seconds")
+            || line.starts_with("telespool_ingest_record_seconds"))
+            && !line.contains("_sum")
+        {
+            println!("  {line}");
+        }
+    }
 }
 
 /// The mirror's share: `event_logs` rows translated from the same events

@@ -170,6 +170,11 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         "Time of one event_logs mirror group commit",
     ),
     (
+        "telespool_ingest_record_seconds",
+        Kind::Histogram,
+        "Time from a decoded ingest request or payload to its events being durable (validation, redaction, queue group commit and mirror flush)",
+    ),
+    (
         "telespool_export_roundtrip_seconds",
         Kind::Histogram,
         "Time from sending a payload to the gateway's answer",

@@ -391,14 +391,26 @@ impl Queue {
             return Err(e.into());
         }
         let needed = batch.encoded_len();
-        // Far from the quota, skip its lock: concurrent submitters can then
-        // overshoot it by at most their own batches, well inside the slack.
-        if self.used_bytes() + needed + QUOTA_SLACK <= self.config.quota_bytes {
+        if self.far_from_quota(needed) {
             return Ok(self.writer.submit(batch));
         }
         let _quota = self.quota.lock().unwrap_or_else(|e| e.into_inner());
         self.make_room(needed)?;
         Ok(self.writer.submit(batch))
+    }
+
+    /// Whether [`Queue::submit`] of this batch returns at once: far from
+    /// the quota it takes no lock but the intake's. Near it, submitting may
+    /// purge segments or drop records first (file and index work), which
+    /// async callers should move off their runtime.
+    pub fn submit_is_quick(&self, batch: &Batch) -> bool {
+        self.far_from_quota(batch.encoded_len())
+    }
+
+    /// Far from the quota, submitters skip its lock: concurrent ones can
+    /// then overshoot it by at most their own batches, well inside the slack.
+    fn far_from_quota(&self, needed: u64) -> bool {
+        self.used_bytes() + needed + QUOTA_SLACK <= self.config.quota_bytes
     }
 
     fn used_bytes(&self) -> u64 {

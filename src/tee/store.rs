@@ -271,6 +271,15 @@ impl Tee {
         })
     }
 
+    /// Whether [`Tee::submit`] of `p` returns at once (see
+    /// [`Queue::submit_is_quick`]); when not, async callers should submit
+    /// from a blocking thread.
+    pub fn submit_is_quick(&self, p: &Prepared) -> bool {
+        p.batch.is_empty()
+            || self.config.export_mode == ExportMode::Disabled
+            || self.queue.submit_is_quick(&p.batch)
+    }
+
     /// Prepares, submits and waits (for synchronous callers and tests).
     pub fn record(
         &self,
