@@ -1,27 +1,12 @@
 //! Group commit for the record path's sled writes: `event_logs` rows and
 //! ingest dead letters.
 //!
-//! sled's flush costs about as much for one row as for a thousand, so the
-//! work is grouped, and pipelined like the queue's writer and syncer:
-//!
-//! ```text
-//!  submit ──▶ intake ──▶ inserter thread ──▶ flusher thread ──▶ answers
-//!                        (sled inserts,      (one flush per store
-//!                         one call per        for every group queued
-//!                         submitter)          behind the last one)
-//! ```
-//!
-//! The inserter takes everything submitted since its last turn and writes
-//! it (one insert call per submitter, so each learns its own duplicates),
-//! then hands the group to the flusher and goes back to the intake: the
-//! next group is inserted while the last one flushes. A sled flush makes
-//! durable everything written before it was called, so one flush covers
-//! every group handed over before it started. The flusher answers every
-//! submitter (a `futures` oneshot, like the queue's writer). A record call
-//! waits for this and for the queue's group commit, which run side by
-//! side. Under a paced 50,000 events/s the single thread that did both was
-//! busy ~80% of the time, and payloads waited behind it
-//! (docs/benchmarks.md, "Ingest").
+//! sled's flush costs about as much for one row as for a thousand, so one
+//! thread takes everything submitted since its last turn, writes it (one
+//! insert call per submitter, so each learns its own duplicates), flushes
+//! each store once, and answers every submitter (a `futures` oneshot, like
+//! the queue's writer). A record call waits for this and for the queue's
+//! group commit, which run side by side.
 //!
 //! The rows arrive encoded ([`EventLogStore::encode_row`], run by
 //! [`super::store::Tee::prepare`] on the callers' threads): this thread only
@@ -72,42 +57,21 @@ struct Intake {
     closed: bool,
 }
 
-/// A group written by the inserter, waiting for the flusher.
-struct Inserted {
-    /// When the inserter took the group: its commit time runs from here
-    /// to the end of the flush that covers it.
-    started: Instant,
-    answers: Vec<(oneshot::Sender<Result<MirrorAck, MirrorError>>, MirrorAck)>,
-    rows: bool,
-    dead: bool,
-}
-
-#[derive(Default)]
-struct Flushes {
-    groups: Vec<Inserted>,
-    closed: bool,
-}
-
 struct Shared {
     intake: Mutex<Intake>,
     cv: Condvar,
-    flushes: Mutex<Flushes>,
-    flush_cv: Condvar,
 }
 
 impl Shared {
     fn intake(&self) -> MutexGuard<'_, Intake> {
         self.intake.lock().unwrap_or_else(|e| e.into_inner())
     }
-    fn flushes(&self) -> MutexGuard<'_, Flushes> {
-        self.flushes.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
-/// The mirror's inserter and flusher threads.
+/// The mirror's committer thread.
 pub struct Mirror {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -128,29 +92,14 @@ impl Mirror {
         let shared = Arc::new(Shared {
             intake: Mutex::new(Intake::default()),
             cv: Condvar::new(),
-            flushes: Mutex::new(Flushes::default()),
-            flush_cv: Condvar::new(),
         });
-        let (s, rows, letters) = (shared.clone(), event_logs.clone(), dead.clone());
-        let flusher = std::thread::Builder::new()
-            .name("telespool-mflush".into())
-            .spawn(move || flusher(&s, &rows, &letters))?;
         let s = shared.clone();
-        let inserter = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("telespool-mirror".into())
-            .spawn(move || inserter(&s, &event_logs, &dead));
-        let inserter = match inserter {
-            Ok(t) => t,
-            Err(e) => {
-                shared.flushes().closed = true;
-                shared.flush_cv.notify_all();
-                let _ = flusher.join();
-                return Err(e);
-            }
-        };
+            .spawn(move || run(&s, &event_logs, &dead))?;
         Ok(Mirror {
             shared,
-            threads: vec![inserter, flusher],
+            thread: Some(thread),
         })
     }
 
@@ -182,12 +131,10 @@ impl Mirror {
     pub fn close(&mut self) {
         self.shared.intake().closed = true;
         self.shared.cv.notify_all();
-        // The inserter closes the flusher's queue once it has handed over
-        // its last group; joined in that order.
-        for t in self.threads.drain(..) {
-            if t.join().is_err() {
-                tracing::error!("an event_logs mirror thread panicked");
-            }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the event_logs mirror thread panicked");
         }
     }
 }
@@ -198,7 +145,7 @@ impl Drop for Mirror {
     }
 }
 
-fn inserter(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
+fn run(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
     loop {
         let work = {
             let mut intake = shared.intake();
@@ -206,23 +153,19 @@ fn inserter(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore)
                 intake = shared.cv.wait(intake).unwrap_or_else(|e| e.into_inner());
             }
             if intake.work.is_empty() {
-                break;
+                return;
             }
             std::mem::take(&mut intake.work)
         };
         let started = Instant::now();
-        match insert(&work, event_logs, dead) {
-            Ok(acks) => {
-                let rows = work.iter().any(|w| !w.rows.is_empty());
-                let dead = work.iter().any(|w| !w.dead.is_empty());
-                let answers = work.into_iter().map(|w| w.done).zip(acks).collect();
-                shared.flushes().groups.push(Inserted {
-                    started,
-                    answers,
-                    rows,
-                    dead,
-                });
-                shared.flush_cv.notify_one();
+        let result = commit(&work, event_logs, dead);
+        metrics::histogram!("telespool_mirror_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(per_work) => {
+                for (w, ack) in work.into_iter().zip(per_work) {
+                    let _ = w.done.send(Ok(ack));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "event_logs mirror commit failed");
@@ -232,46 +175,19 @@ fn inserter(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore)
             }
         }
     }
-    shared.flushes().closed = true;
-    shared.flush_cv.notify_one();
 }
 
-fn flusher(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
-    loop {
-        let groups = {
-            let mut f = shared.flushes();
-            while f.groups.is_empty() && !f.closed {
-                f = shared.flush_cv.wait(f).unwrap_or_else(|e| e.into_inner());
-            }
-            if f.groups.is_empty() {
-                return;
-            }
-            std::mem::take(&mut f.groups)
-        };
-        let rows = groups.iter().any(|g| g.rows);
-        let letters = groups.iter().any(|g| g.dead);
-        let result = flush(rows, letters, event_logs, dead);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "event_logs mirror flush failed");
-        }
-        for g in groups {
-            metrics::histogram!("telespool_mirror_commit_seconds")
-                .record(g.started.elapsed().as_secs_f64());
-            for (done, ack) in g.answers {
-                let _ = done.send(result.clone().map(|()| ack));
-            }
-        }
-    }
-}
-
-/// Writes each submitter's rows and dead letters (one insert call each,
-/// so duplicates are attributed to the submitter whose rows they were).
-fn insert(
+/// One batch per store, one flush per store. Duplicates are attributed to
+/// the submitter whose rows they were by inserting per submitter inside the
+/// same turn (sled batches are cheap; the flush is what costs).
+fn commit(
     work: &[Work],
     event_logs: &EventLogStore,
     dead: &DeadLetterStore,
 ) -> Result<Vec<MirrorAck>, MirrorError> {
     let mut acks = Vec::with_capacity(work.len());
+    let mut rows_written = false;
+    let mut dead_written = false;
     for w in work {
         let mut ack = MirrorAck::default();
         if !w.rows.is_empty() {
@@ -280,32 +196,24 @@ fn insert(
                 .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
             ack.inserted = out.inserted;
             ack.duplicates = out.duplicates;
+            rows_written = true;
         }
         if !w.dead.is_empty() {
             dead.put_batch(&w.dead)
                 .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
             ack.dead_lettered = w.dead.len() as u64;
+            dead_written = true;
         }
         acks.push(ack);
     }
-    Ok(acks)
-}
-
-/// One flush per store written to.
-fn flush(
-    rows: bool,
-    letters: bool,
-    event_logs: &EventLogStore,
-    dead: &DeadLetterStore,
-) -> Result<(), MirrorError> {
-    if rows {
+    if rows_written {
         event_logs
             .flush()
             .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
     }
-    if letters {
+    if dead_written {
         dead.flush()
             .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
     }
-    Ok(())
+    Ok(acks)
 }
