@@ -255,6 +255,12 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
+    /// Require the admin token from loopback clients too (needs --admin-token).
+    #[arg(long, env = "TELESPOOL_ADMIN_REQUIRE_TOKEN")]
+    pub admin_require_token: bool,
+    /// Bytes of POST /v1/events bodies read and decoded at once; past it requests wait up to 10s, then 503 [default: 64MiB].
+    #[arg(long, env = "TELESPOOL_MAX_INGEST_IN_FLIGHT", value_name = "SIZE")]
+    pub max_ingest_in_flight: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and
