@@ -247,6 +247,9 @@ pub async fn start(
             config.listen.max_ingest_in_flight,
         )),
         ingest_budget_bytes: config.listen.max_ingest_in_flight,
+        decode_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
     };
     let app = router(state);
     let mut rx = stopped.clone();

@@ -30,8 +30,10 @@
 //!   first event past `--max-events` the walk stops (413), and an event
 //!   whose JSON is longer than `--max-event-size` is never parsed (it
 //!   fails alone, like an event over that limit once encoded); the others
-//!   are parsed one at a time. Bodies over 64 KiB are decoded on a blocking
-//!   thread, not on the runtime;
+//!   are parsed one at a time, and one over `--max-event-size` once encoded
+//!   is dropped at once. Bodies over 64 KiB are decoded on a blocking
+//!   thread, not on the runtime, one per core at a time (parsing an event
+//!   costs up to ~130 times its JSON at the peak, see [`super::body`]);
 //! - requests share a budget of `--max-ingest-in-flight` bytes (default
 //!   64 MiB): each holds its `Content-Length` (`--max-body-size` when the
 //!   body is chunked; at most the whole budget, so one body larger than
@@ -98,6 +100,9 @@ pub struct HttpState {
     pub ingest_budget: Arc<Semaphore>,
     /// The budget's size.
     pub ingest_budget_bytes: usize,
+    /// Large bodies decoded at once (one per core): parsing an event costs
+    /// up to ~130 times its JSON at the peak (see [`super::body`]).
+    pub decode_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -200,12 +205,19 @@ fn body_error(e: &BodyError) -> Response {
     error(status, e.to_string())
 }
 
-/// Decodes a body: on the runtime when it is small, else on a blocking
-/// thread.
-async fn decode(bytes: Vec<u8>, limits: Limits) -> Result<Decoded, Response> {
+/// Decodes a body: on the runtime when it is small (as many at once as
+/// there are runtime workers), else on a blocking thread once a decode slot
+/// is free.
+async fn decode(slots: &Semaphore, bytes: Vec<u8>, limits: Limits) -> Result<Decoded, Response> {
     let decoded = if bytes.len() <= INLINE_DECODE_BYTES {
         body::decode(&bytes, &limits)
     } else {
+        let _slot = slots.acquire().await.map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("decoding the request failed: {e}"),
+            )
+        })?;
         tokio::task::spawn_blocking(move || body::decode(&bytes, &limits))
             .await
             .map_err(|e| {
@@ -268,7 +280,7 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
         events,
         index_of,
         unreadable,
-    } = match decode(bytes, s.tee.config().limits).await {
+    } = match decode(&s.decode_slots, bytes, s.tee.config().limits).await {
         Ok(d) => d,
         Err(r) => return r,
     };
