@@ -1,4 +1,8 @@
 //! Who the sidecar exports as.
+//!
+//! The generated instance id is kept in `<data dir>/instance_id`, written
+//! `0600` through a temporary file that is never a followed link
+//! ([`crate::storage::owner_only`]).
 
 use crate::config::ExportConfig;
 use crate::proto::telemetrygateway::v1::identifier::{
@@ -25,8 +29,17 @@ pub fn instance_id(config: &ExportConfig, data_dir: &Path) -> std::io::Result<St
     }
     let id = uuid::Uuid::new_v4().to_string();
     let tmp = data_dir.join(format!("{INSTANCE_ID_FILE}.tmp"));
-    std::fs::write(&tmp, &id)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    // Owner-only, and a link planted at the temporary name is refused, not
+    // followed (and truncated).
+    let mut file = crate::storage::owner_only::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| crate::storage::owner_only::explain(&tmp, e))?;
+    std::io::Write::write_all(&mut file, id.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     tracing::info!(instance_id = %id, "generated the instance id");
