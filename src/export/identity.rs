@@ -105,6 +105,26 @@ mod tests {
     }
 
     #[test]
+    fn the_instance_id_file_is_owner_only_and_a_planted_link_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        instance_id(&config(), dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(INSTANCE_ID_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let other = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, other.path().join("instance_id.tmp")).unwrap();
+        let e = instance_id(&config(), other.path()).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
     fn a_license_key_makes_a_licensed_identifier() {
         let mut c = config();
         assert!(matches!(
