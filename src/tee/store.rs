@@ -25,6 +25,12 @@
 //! event, encoded once here. A retried event id never produces a second
 //! `event_logs` row (the mirror is keyed by event id), but it is queued again
 //! (the gateway acknowledges by id; at-least-once).
+//!
+//! An invalid event on the dead-letter path keeps its reason and only the
+//! first [`INGEST_EVENT_PREFIX_BYTES`] (64 KiB) of its encoding, with its
+//! original size: an event refused for its size can be up to the 16 MiB
+//! message limit. It is logged with its feature and action escaped
+//! ([`crate::untrusted`]): they are the sender's text.
 
 use super::export_mode::ExportMode;
 use super::mirror::{Mirror, MirrorError, MirrorPending};
