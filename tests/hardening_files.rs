@@ -284,8 +284,7 @@ async fn a_symbolic_link_planted_where_a_segment_is_created_is_refused_not_follo
     let first = telespool::log::segment::file_name(telespool::SegmentId(1));
     std::os::unix::fs::symlink(&victim, queue.join(&first)).unwrap();
     let err = telespool::Queue::open_dir(&data, telespool::QueueConfig::default())
-        .err()
-        .expect("the open must fail")
+        .expect_err("the open must fail")
         .to_string();
     assert!(
         err.contains(&first) && err.contains("symbolic link"),
