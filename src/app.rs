@@ -1,6 +1,10 @@
 //! Wiring of `telespool serve`: open the stores, start the servers and the
 //! background tasks, and shut down gracefully.
 //!
+//! The data directory is created `0700`, and anything in it with group or
+//! other access is tightened (and logged) before the stores open; every
+//! file the stores create is `0600` ([`crate::storage::owner_only`]).
+//!
 //! Shutdown (SIGTERM or ctrl-c): the servers stop accepting and finish the
 //! requests they hold (each acknowledged only once durable), the background
 //! tasks stop, the mirror writes what it was given, the queue syncs and
@@ -8,7 +12,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
-use crate::deadletter::{DeadLetterConfig, DeadLetterStore};
+use crate::deadletter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::ingest::admin::Admin;
 use crate::ingest::grpc::IngestService;
@@ -148,10 +152,13 @@ pub async fn start(
 ) -> Result<Running, AppError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| AppError::Io {
+    crate::storage::owner_only::create_dir_all(&data_dir).map_err(|source| AppError::Io {
         what: "creating the data directory",
         source,
     })?;
+    // Data left with looser modes (an older telespool, a copy made under
+    // umask 022) is tightened, and each change logged at warn.
+    crate::storage::owner_only::tighten(&data_dir).log("data directory", true);
     let qc = config.queue.clone();
     let dd = data_dir.clone();
     let (queue, report) = tokio::task::spawn_blocking(move || Queue::open_dir(&dd, qc))
@@ -171,7 +178,7 @@ pub async fn start(
     )?);
     let dead_letters = Arc::new(DeadLetterStore::open(
         &data_dir.join("dead_letters"),
-        DeadLetterConfig::default(),
+        config.dead_letters.clone(),
     )?);
     let tee = Arc::new(
         Tee::new(
@@ -281,6 +288,11 @@ pub async fn start(
     ];
     if let Some(exporter) = exporter(&config, &queue, &dead_letters, &clock, &wake)? {
         tasks.push(tokio::spawn(exporter.run(stopped.clone())));
+    }
+    if config.tee.dotcom {
+        tracing::warn!(
+            "--dotcom is on: exported events are NOT redacted (private metadata and marketing tracking are exported as recorded); use it only for Sourcegraph.com"
+        );
     }
     if config.export.addr.is_none() {
         tracing::warn!(

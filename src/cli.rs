@@ -255,6 +255,9 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
+    /// Byte quota of the dead-letter store; the oldest entries go first past it, at least 1MiB [default: 256MiB].
+    #[arg(long, env = "TELESPOOL_DEAD_LETTER_QUOTA", value_name = "SIZE")]
+    pub dead_letter_quota: Option<String>,
     /// Require the admin token from loopback clients too (needs --admin-token).
     #[arg(long, env = "TELESPOOL_ADMIN_REQUIRE_TOKEN")]
     pub admin_require_token: bool,
@@ -337,4 +340,17 @@ pub struct GatewayArgs {
         value_name = "DURATION"
     )]
     pub shutdown_timeout: Option<String>,
+    /// Rotated JSONL files kept; older ones are deleted, 1..=1000000 [default: 10].
+    #[arg(long, env = "TELESPOOL_GATEWAY_FILE_KEEP", value_name = "N")]
+    pub file_keep: Option<u64>,
+    /// Delete rotated JSONL files last modified longer ago than this, at least 1s [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_FILE_MAX_AGE", value_name = "DURATION")]
+    pub file_max_age: Option<String>,
+    /// License key in published JSON: raw | sha256 | omit [default: sha256].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_PUBLISH_LICENSE_KEY",
+        value_name = "MODE"
+    )]
+    pub publish_license_key: Option<String>,
 }

@@ -8,6 +8,7 @@
 //! fills what neither set.
 
 use crate::cli::ServeArgs;
+use crate::deadletter::DeadLetterConfig;
 use crate::event_logs::store::EventLogConfig;
 use crate::log::SyncPolicy;
 use crate::queue::{FullPolicy, QueueConfig};
@@ -162,6 +163,8 @@ pub struct FileConfig {
     pub export_insecure: Option<bool>,
     /// See `--export-gzip`.
     pub export_gzip: Option<bool>,
+    /// See `--dead-letter-quota`.
+    pub dead_letter_quota: Option<String>,
     /// See `--admin-require-token`.
     pub admin_require_token: Option<bool>,
     /// See `--max-ingest-in-flight`.
@@ -173,7 +176,10 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))
+        // The error names the line and key, never the value (which may be
+        // a secret): see `crate::config_file`.
+        crate::config_file::parse(&text)
+            .map_err(|e| bad("--config", format!("{}: {e}", path.display())))
     }
 }
 
@@ -265,6 +271,8 @@ pub struct ServeConfig {
     pub export: ExportConfig,
     /// Cleanup.
     pub cleanup: CleanupConfig,
+    /// The dead-letter store (its byte quota; the rest at defaults).
+    pub dead_letters: DeadLetterConfig,
 }
 
 fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
@@ -503,6 +511,21 @@ impl ServeConfig {
             ));
         }
 
+        let dead_letters = DeadLetterConfig {
+            quota_bytes: bytes(
+                "--dead-letter-quota (TELESPOOL_DEAD_LETTER_QUOTA)",
+                pick(&a.dead_letter_quota, &f.dead_letter_quota),
+                crate::deadletter::store::DEFAULT_QUOTA_BYTES,
+            )?,
+            ..DeadLetterConfig::default()
+        };
+        dead_letters.validate().map_err(|e| {
+            bad(
+                "--dead-letter-quota (TELESPOOL_DEAD_LETTER_QUOTA)",
+                e.to_string(),
+            )
+        })?;
+
         Ok(ServeConfig {
             data_dir: pick(&a.data_dir, &f.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
@@ -512,6 +535,7 @@ impl ServeConfig {
             event_logs,
             export,
             cleanup,
+            dead_letters,
         })
     }
 }
@@ -551,6 +575,7 @@ mod tests {
         assert_eq!(c.cleanup.interval, Duration::from_secs(1800));
         assert_eq!(c.event_logs.retention, Duration::from_secs(93 * 86_400));
         assert_eq!(c.listen.max_body_bytes, 16 << 20);
+        assert_eq!(c.dead_letters.quota_bytes, 256 << 20);
         assert!(!c.listen.admin_require_token);
         assert_eq!(c.listen.max_ingest_in_flight, 64 << 20);
     }
@@ -601,6 +626,13 @@ mod tests {
         assert!(e.to_string().contains("missing allowlisted fields"), "{e}");
         let e = resolve(&["--export-addr", "gateway:443"]).unwrap_err();
         assert!(e.to_string().contains("https://"), "{e}");
+        let e = resolve(&["--dead-letter-quota", "64KiB"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--dead-letter-quota") && e.to_string().contains("1048576"),
+            "{e}"
+        );
+        let c = resolve(&["--dead-letter-quota", "8MiB"]).unwrap();
+        assert_eq!(c.dead_letters.quota_bytes, 8 << 20);
     }
 
     #[test]
@@ -625,5 +657,28 @@ mod tests {
         std::fs::write(&p, "data_dri = \"/typo\"\n").unwrap();
         let e = resolve(&["--config", p.to_str().unwrap()]).unwrap_err();
         assert!(e.to_string().contains("data_dri"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_on_a_bad_line_of_the_file_is_not_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("telespool.toml");
+        let secret = "adm-tok-0123456789-very-secret";
+        for text in [
+            // A string where a boolean belongs: serde would quote it.
+            format!("data_dir = \"/d\"\ndotcom = \"{secret}\"\n"),
+            // An unterminated string: toml would quote the line.
+            format!("admin_token = \"{secret}\n"),
+            // A number where a string belongs.
+            "license_key = 1234567890123\n".to_owned(),
+        ] {
+            std::fs::write(&p, &text).unwrap();
+            let e = resolve(&["--config", p.to_str().unwrap()])
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains(secret) && !e.contains("very-secret"), "{e}");
+            assert!(!e.contains("1234567890123"), "{e}");
+            assert!(e.contains("--config") && e.contains("line "), "{e}");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod config_file;
 pub mod deadletter;
 pub mod event_logs;
 pub mod export;
@@ -31,6 +32,7 @@ pub mod sled_db;
 pub mod storage;
 pub mod tasks;
 pub mod tee;
+pub mod untrusted;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};
 pub use ids::{RecordId, SegmentId};

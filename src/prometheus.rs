@@ -194,6 +194,16 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Events moved to the dead-letter store after too many attempts",
     ),
+    (
+        crate::deadletter::store::TRIMMED_METRIC,
+        Kind::Counter,
+        "Dead letters removed, oldest first, to stay within the entry bound and the byte quota (--dead-letter-quota)",
+    ),
+    (
+        crate::deadletter::store::BYTES_METRIC,
+        Kind::Gauge,
+        "Bytes of the dead letters stored (headers and events), as counted against --dead-letter-quota",
+    ),
 ];
 
 /// A series' kind.

@@ -8,6 +8,10 @@
 //! reports that as a plain I/O error; [`open`] turns it into
 //! [`OpenError::InUse`], which each store maps to its own `InUse` error so
 //! the CLI can say "a running sidecar holds this directory; use --addr".
+//!
+//! sled creates its files with the process umask. [`open`] creates the
+//! directory `0700` first and makes what sled created owner-only right
+//! after the open (see [`crate::storage::owner_only`]).
 
 use std::path::Path;
 
@@ -28,7 +32,8 @@ pub enum OpenError {
 /// Opens (or creates) the database in the directory `path` with a page
 /// cache of `cache_bytes` and sled's flusher every `flush_every_ms`.
 pub fn open(path: &Path, cache_bytes: u64, flush_every_ms: u64) -> Result<sled::Db, OpenError> {
-    sled::Config::new()
+    crate::storage::owner_only::create_dir_all(path).map_err(sled::Error::Io)?;
+    let db = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes)
         .flush_every_ms(Some(flush_every_ms))
@@ -41,5 +46,7 @@ pub fn open(path: &Path, cache_bytes: u64, flush_every_ms: u64) -> Result<sled::
                 }
             }
             other => OpenError::Sled(other),
-        })
+        })?;
+    crate::storage::owner_only::tighten(path).log("sled database", false);
+    Ok(db)
 }

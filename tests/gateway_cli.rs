@@ -54,6 +54,12 @@ fn help_lists_every_setting_with_its_environment_variable() {
             "TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY",
         ),
         ("--shutdown-timeout", "TELESPOOL_GATEWAY_SHUTDOWN_TIMEOUT"),
+        ("--file-keep", "TELESPOOL_GATEWAY_FILE_KEEP"),
+        ("--file-max-age", "TELESPOOL_GATEWAY_FILE_MAX_AGE"),
+        (
+            "--publish-license-key",
+            "TELESPOOL_GATEWAY_PUBLISH_LICENSE_KEY",
+        ),
     ] {
         assert!(out.contains(flag), "{flag} missing:\n{out}");
         assert!(out.contains(env), "{env} missing:\n{out}");
@@ -119,6 +125,18 @@ fn config_file_errors_name_the_file_and_the_key() {
     assert_eq!(code, 1);
     assert!(
         err.contains("gateway.toml") && err.contains("sinc"),
+        "{err}"
+    );
+    // A bad line holding a secret: the error names line and key, not it.
+    std::fs::write(
+        &file,
+        "sink = \"log\"\nfile_keep = \"s3cr3t-license-key\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = gateway(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("line 2") && err.contains("file_keep") && !err.contains("s3cr3t"),
         "{err}"
     );
     let (code, _, err) = gateway(&["--config", "/nonexistent/gateway.toml"], &[]);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use gateway_support::*;
 use serde_json::Value;
-use telespool::gateway::config::SinkSpec;
+use telespool::gateway::config::{DEFAULT_PUBLISH_LICENSE_KEY, PublishLicenseKey, SinkSpec};
 use telespool::gateway::render::{self, PublisherSource};
 use telespool::gateway::{Gateway, GatewayConfig};
 use telespool::proto::telemetrygateway::v1::{Event, EventParameters, RecordEventsRequestMetadata};
@@ -69,11 +69,21 @@ fn by_id(lines: &[Value]) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// The line the gateway must write for `event` on a stream with `metadata`.
-fn expected_line(mut event: Event, metadata: &RecordEventsRequestMetadata) -> Value {
+/// The line the gateway must write for `event` on a stream with `metadata`
+/// (the license key published as by default: its SHA-256).
+fn expected_line(event: Event, metadata: &RecordEventsRequestMetadata) -> Value {
+    expected_line_with(event, metadata, DEFAULT_PUBLISH_LICENSE_KEY)
+}
+
+/// [`expected_line`] with the license key published as `mode` says.
+fn expected_line_with(
+    mut event: Event,
+    metadata: &RecordEventsRequestMetadata,
+    mode: PublishLicenseKey,
+) -> Value {
     render::migrate_legacy_metadata(&mut event);
     let source = render::publisher_source(metadata);
-    let body = render::message_body(&event, metadata).unwrap();
+    let body = render::message_body(&event, &render::published_metadata(metadata, mode)).unwrap();
     serde_json::json!({
         "attributes": render::attributes(&event, &source),
         "data": serde_json::from_slice::<Value>(&body).unwrap(),
@@ -121,8 +131,55 @@ async fn every_valid_event_appears_in_the_jsonl_file_exactly_as_rendered() {
     );
     assert_eq!(
         written["event-0"]["data"]["metadata"]["identifier"]["licensedInstance"]["licenseKey"],
-        LICENSE_KEY
+        render::license_key_hash(LICENSE_KEY)
     );
+}
+
+#[tokio::test]
+async fn the_license_key_is_published_raw_hashed_or_not_at_all_as_configured() {
+    for (mode, expected) in [
+        (PublishLicenseKey::Raw, Some(LICENSE_KEY.to_owned())),
+        (
+            PublishLicenseKey::Sha256,
+            Some(render::license_key_hash(LICENSE_KEY)),
+        ),
+        (PublishLicenseKey::Omit, None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let gateway = start_file(&path, |config| config.publish_license_key = mode).await;
+        let mut client = gateway.client().await;
+        let result = record(
+            &mut client,
+            vec![metadata_request(licensed()), events_request(events(0..3))],
+        )
+        .await;
+        assert_eq!(result.succeeded(), ids(0..3), "{mode}");
+        gateway.stop().await.unwrap();
+        let written = by_id(&lines(&path));
+        assert_eq!(written.len(), 3, "{mode}");
+        for (i, event) in events(0..3).into_iter().enumerate() {
+            let line = &written[&format!("event-{i}")];
+            assert_eq!(
+                line,
+                &expected_line_with(event, &licensed(), mode),
+                "{mode}"
+            );
+            let licensed = &line["data"]["metadata"]["identifier"]["licensedInstance"];
+            assert_eq!(
+                licensed.get("licenseKey").and_then(Value::as_str),
+                expected.as_deref(),
+                "{mode}"
+            );
+            assert_eq!(licensed["instanceId"], "instance-1", "{mode}");
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.contains(LICENSE_KEY),
+            mode == PublishLicenseKey::Raw,
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -182,6 +239,7 @@ async fn the_file_rotates_with_numeric_suffixes_and_no_line_is_lost_or_split() {
     let path = dir.path().join("events.jsonl");
     let gateway = start_file(&path, |config| {
         config.file.rotate_bytes = 8192;
+        config.file.keep = 1000;
         config.publish_concurrency = 3;
     })
     .await;
@@ -203,6 +261,44 @@ async fn the_file_rotates_with_numeric_suffixes_and_no_line_is_lost_or_split() {
         let len = std::fs::metadata(file).unwrap().len();
         assert!(len <= 8192, "{} is {len} bytes", file.display());
     }
+}
+
+#[tokio::test]
+async fn rotated_files_past_the_count_are_deleted_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let gateway = start_file(&path, |config| {
+        config.file.rotate_bytes = 8192;
+        config.file.keep = 2;
+        config.publish_concurrency = 3;
+    })
+    .await;
+    let mut client = gateway.client().await;
+    let mut requests = vec![metadata_request(licensed())];
+    for p in 0..5 {
+        requests.push(events_request(events(p * 20..p * 20 + 20)));
+    }
+    let result = record(&mut client, requests).await;
+    assert_eq!(result.succeeded(), ids(0..100));
+    gateway.stop().await.unwrap();
+    let mut rotated: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("events.jsonl.")?.parse().ok()
+        })
+        .collect();
+    rotated.sort();
+    assert_eq!(rotated.len(), 2, "{rotated:?}");
+    // The newest two: the highest numbers, consecutive.
+    assert!(
+        rotated[0] >= 3 && rotated[1] == rotated[0] + 1,
+        "{rotated:?}"
+    );
+    // What is left is the newest events: the last one written is there.
+    let written = by_id(&lines(&path));
+    assert!(written.contains_key("event-99"), "{:?}", written.keys());
+    assert!(!written.contains_key("event-0"));
 }
 
 #[tokio::test]

@@ -89,7 +89,12 @@ async fn published_events_can_be_read_back_from_the_stream_with_headers_and_msg_
     for i in 0..50 {
         let event = event(i);
         let (headers, payload) = &seen[&event.id];
-        let body = render::message_body(&event, &licensed()).unwrap();
+        // The license key published as by default: its SHA-256.
+        let published = render::published_metadata(
+            &licensed(),
+            telespool::gateway::config::DEFAULT_PUBLISH_LICENSE_KEY,
+        );
+        let body = render::message_body(&event, &published).unwrap();
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(payload).unwrap(),
             serde_json::from_slice::<serde_json::Value>(&body).unwrap()

@@ -25,6 +25,9 @@ pub fn settings_from_args(args: GatewayArgs) -> GatewaySettings {
         accept_any_license: args.accept_any_license,
         publish_concurrency: args.publish_concurrency,
         shutdown_timeout: args.shutdown_timeout,
+        file_keep: args.file_keep,
+        file_max_age: args.file_max_age,
+        publish_license_key: args.publish_license_key,
     }
 }
 

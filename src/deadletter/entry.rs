@@ -4,12 +4,19 @@
 //! key    [seq: u64 BE]
 //! value  [header_len: u32 LE][header: JSON, header_len bytes][event bytes, to the end]
 //! header {"event_id": "…" | null, "reason": "…", "source": "ingest" | "export",
-//!         "attempts": 3, "recorded_at": <unix nanos>, "last_error": "…" | null}
+//!         "attempts": 3, "recorded_at": <unix nanos>, "last_error": "…" | null,
+//!         "original_size": <bytes>}          (only when the event was cut)
 //! ```
 //!
-//! The event bytes (protobuf, up to the 1 MiB event limit and beyond for an
-//! event refused for its size) stay raw after the header: as a JSON array
-//! of numbers they would take about 3.6 times the space.
+//! The event bytes (protobuf) stay raw after the header: as a JSON array of
+//! numbers they would take about 3.6 times the space. Export dead letters
+//! keep the whole event (at most the 1 MiB event limit: it was queued).
+//! Invalid ingest events can be up to the 16 MiB message limit (an event
+//! refused for its size), so they keep only their first
+//! [`INGEST_EVENT_PREFIX_BYTES`] (64 KiB), with `original_size` saying how
+//! large they were ([`DeadLetterEntry::truncate_event`]); a cut event no
+//! longer decodes, and only its reason and prefix are left to inspect
+//! (ingest dead letters are never requeued).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,6 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::DeadLetterError;
 use crate::clock::UnixNanos;
+
+/// Bytes of an invalid ingest event kept in its dead letter: 64 KiB.
+pub const INGEST_EVENT_PREFIX_BYTES: usize = 64 * 1024;
 
 /// Bytes of a stored key.
 pub(super) const KEY_LEN: usize = 8;
@@ -86,6 +96,23 @@ pub struct DeadLetterEntry {
     pub recorded_at: UnixNanos,
     /// The last export error seen for it, if any.
     pub last_error: Option<String>,
+    /// The event's size in bytes when `event` holds only a prefix of it
+    /// ([`DeadLetterEntry::truncate_event`]); `None` when whole.
+    pub original_size: Option<u64>,
+}
+
+impl DeadLetterEntry {
+    /// Keeps only the first `max` bytes of the event, noting its original
+    /// size in [`DeadLetterEntry::original_size`]; nothing changes when it
+    /// is not longer than that.
+    pub fn truncate_event(&mut self, max: usize) {
+        if self.event.len() > max {
+            self.original_size
+                .get_or_insert(u64::try_from(self.event.len()).unwrap_or(u64::MAX));
+            self.event.truncate(max);
+            self.event.shrink_to_fit();
+        }
+    }
 }
 
 /// A stored dead letter.
@@ -106,6 +133,8 @@ struct Header<'a> {
     attempts: u32,
     recorded_at: i64,
     last_error: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    original_size: Option<u64>,
 }
 
 /// The stored value of `entry`.
@@ -117,6 +146,7 @@ pub(super) fn encode(entry: &DeadLetterEntry) -> Result<Vec<u8>, serde_json::Err
         attempts: entry.attempts,
         recorded_at: entry.recorded_at.0,
         last_error: entry.last_error.as_deref().map(Cow::Borrowed),
+        original_size: entry.original_size,
     })?;
     // A header is a few hundred bytes unless a reason is absurdly long;
     // the u32 prefix caps it at 4 GiB, which serde_json would not reach.
@@ -154,6 +184,7 @@ pub(super) fn decode(seq: DeadLetterSeq, value: &[u8]) -> Result<DeadLetterEntry
         attempts: h.attempts,
         recorded_at: UnixNanos(h.recorded_at),
         last_error: h.last_error.map(Cow::into_owned),
+        original_size: h.original_size,
     })
 }
 
@@ -170,6 +201,7 @@ mod tests {
             attempts: 10,
             recorded_at: UnixNanos(-5),
             last_error: Some("stream reset".into()),
+            original_size: None,
         }
     }
 
@@ -187,6 +219,26 @@ mod tests {
         assert_eq!(
             decode(DeadLetterSeq(1), &encode(&unreadable).unwrap()).unwrap(),
             unreadable
+        );
+    }
+
+    #[test]
+    fn a_truncated_event_keeps_its_prefix_and_original_size() {
+        let mut e = entry();
+        e.event = vec![7; 1000];
+        e.truncate_event(1000);
+        assert_eq!((e.event.len(), e.original_size), (1000, None));
+        e.truncate_event(10);
+        assert_eq!((e.event.len(), e.original_size), (10, Some(1000)));
+        let back = decode(DeadLetterSeq(1), &encode(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        // Headers written before `original_size` existed still decode.
+        let old = br#"{"event_id":null,"reason":"r","source":"ingest","attempts":0,"recorded_at":1,"last_error":null}"#;
+        let mut value = (old.len() as u32).to_le_bytes().to_vec();
+        value.extend_from_slice(old);
+        assert_eq!(
+            decode(DeadLetterSeq(2), &value).unwrap().original_size,
+            None
         );
     }
 

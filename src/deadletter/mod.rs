@@ -24,8 +24,12 @@
 //!
 //! meta     "format"  → u64 BE (1)
 //!          "count"   → u64 BE  entries stored
-//!          "trimmed" → u64 BE  entries ever removed by the max-entries bound
+//!          "bytes"   → u64 BE  bytes of the stored values (headers + events)
+//!          "trimmed" → u64 BE  entries ever removed by the bounds
 //! ```
+//!
+//! `bytes` was added after `count`: a store without it gets it computed
+//! from its entries on open.
 //!
 //! Seqs come from sled's `generate_id`: monotonic across restarts (after a
 //! crash it skips ahead), never reused, not contiguous.
@@ -54,14 +58,20 @@
 //! A crash between the append and the removal leaves the entries here as
 //! well: they may be requeued twice (at-least-once, like every export).
 //!
-//! # Bound
+//! # Bounds
 //!
-//! At most [`DeadLetterConfig::max_entries`] (default 1,000,000) entries are
-//! kept. A batch that would pass the bound removes the oldest entries in the
-//! same transaction; they are counted ([`PutOutcome::trimmed`],
-//! [`DeadLetterStore::trimmed_total`]) and logged at warn, never dropped
-//! silently. The bound is on entries, not bytes: with events up to 1 MiB,
-//! size the disk accordingly.
+//! At most [`DeadLetterConfig::max_entries`] (default 1,000,000) entries and
+//! [`DeadLetterConfig::quota_bytes`] (default 256 MiB, `--dead-letter-quota`)
+//! bytes of stored values are kept. A batch that would pass either bound
+//! removes the oldest entries in the same transaction (and, when the batch
+//! alone is over a bound, its own first entries); they are counted
+//! ([`PutOutcome::trimmed`], [`DeadLetterStore::trimmed_total`], the
+//! `telespool_dead_letters_trimmed_total` metric) and logged at warn, never
+//! dropped silently. Entries are small: invalid ingest events keep a 64 KiB
+//! prefix of themselves ([`INGEST_EVENT_PREFIX_BYTES`]) and export dead
+//! letters are at most the 1 MiB event limit. The quota counts the values
+//! stored; sled's files take more on disk (its log keeps replaced pages
+//! until it reclaims their segments).
 //!
 //! # Memory
 //!
@@ -75,7 +85,9 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{DeadLetter, DeadLetterEntry, DeadLetterSeq, DeadLetterSource};
+pub use entry::{
+    DeadLetter, DeadLetterEntry, DeadLetterSeq, DeadLetterSource, INGEST_EVENT_PREFIX_BYTES,
+};
 pub use store::{DeadLetterConfig, DeadLetterStore, PutOutcome, Selection};
 
 /// Errors of the dead-letter store.
@@ -111,6 +123,16 @@ pub enum DeadLetterError {
     /// `max_entries` is zero.
     #[error("dead-letter max_entries must be at least 1")]
     ZeroMaxEntries,
+    /// `quota_bytes` is below the minimum.
+    #[error(
+        "dead-letter quota of {quota_bytes} bytes is below the minimum of {min} (--dead-letter-quota)"
+    )]
+    QuotaTooSmall {
+        /// The configured quota.
+        quota_bytes: u64,
+        /// The smallest accepted quota.
+        min: u64,
+    },
     /// An entry of a batch could not be encoded.
     #[error("dead-letter entry {index} of the batch does not encode: {source}")]
     Encode {

@@ -17,6 +17,14 @@ pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 /// Default [`DeadLetterConfig::max_entries`]: 1,000,000.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+/// Default [`DeadLetterConfig::quota_bytes`]: 256 MiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
+/// Smallest accepted [`DeadLetterConfig::quota_bytes`]: 1 MiB.
+pub const MIN_QUOTA_BYTES: u64 = 1024 * 1024;
+/// Counter of entries removed by the bounds.
+pub const TRIMMED_METRIC: &str = "telespool_dead_letters_trimmed_total";
+/// Gauge of the bytes of stored values.
+pub const BYTES_METRIC: &str = "telespool_dead_letters_bytes";
 /// Largest `limit` of [`DeadLetterStore::list`], [`DeadLetterStore::peek`]
 /// and [`DeadLetterStore::take`].
 pub const MAX_LIST_LIMIT: usize = 10_000;
@@ -33,6 +41,7 @@ const META_TREE: &str = "meta";
 const META_FORMAT: &[u8] = b"format";
 const META_COUNT: &[u8] = b"count";
 const META_TRIMMED: &[u8] = b"trimmed";
+const META_BYTES: &[u8] = b"bytes";
 
 /// Settings of the dead-letter store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +53,10 @@ pub struct DeadLetterConfig {
     /// are removed, counted and logged. Default [`DEFAULT_MAX_ENTRIES`]
     /// (1,000,000); at least 1.
     pub max_entries: u64,
+    /// Most bytes of stored values (headers and events); past it, the
+    /// oldest entries are removed, counted and logged. Default
+    /// [`DEFAULT_QUOTA_BYTES`] (256 MiB); at least [`MIN_QUOTA_BYTES`].
+    pub quota_bytes: u64,
 }
 
 impl Default for DeadLetterConfig {
@@ -51,6 +64,7 @@ impl Default for DeadLetterConfig {
         DeadLetterConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             max_entries: DEFAULT_MAX_ENTRIES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 }
@@ -67,6 +81,12 @@ impl DeadLetterConfig {
         if self.max_entries == 0 {
             return Err(DeadLetterError::ZeroMaxEntries);
         }
+        if self.quota_bytes < MIN_QUOTA_BYTES {
+            return Err(DeadLetterError::QuotaTooSmall {
+                quota_bytes: self.quota_bytes,
+                min: MIN_QUOTA_BYTES,
+            });
+        }
         Ok(())
     }
 }
@@ -76,10 +96,13 @@ impl DeadLetterConfig {
 pub struct PutOutcome {
     /// The seq given to each entry, in batch order.
     pub seqs: Vec<DeadLetterSeq>,
-    /// Entries removed to stay within `max_entries`: the oldest first, and
-    /// then, when the batch alone is larger than the bound, the batch's own
-    /// first entries (their seqs are in `seqs` but they are not stored).
+    /// Entries removed to stay within `max_entries` and `quota_bytes`: the
+    /// oldest first, and then, when the batch alone is over a bound, the
+    /// batch's own first entries (their seqs are in `seqs` but they are not
+    /// stored).
     pub trimmed: u64,
+    /// Bytes of the values those entries held.
+    pub trimmed_bytes: u64,
 }
 
 /// Which entries [`DeadLetterStore::take`] removes.
@@ -134,6 +157,15 @@ impl DeadLetterStore {
             let n = entries.len() as u64;
             meta.insert(META_COUNT, &n.to_be_bytes())?;
         }
+        if meta.get(META_BYTES)?.is_none() {
+            // A store from before the byte quota: count once.
+            let mut bytes = 0u64;
+            for kv in entries.iter() {
+                let (_, v) = kv?;
+                bytes = bytes.saturating_add(v.len() as u64);
+            }
+            meta.insert(META_BYTES, &bytes.to_be_bytes())?;
+        }
         let store = DeadLetterStore {
             db,
             entries,
@@ -143,8 +175,13 @@ impl DeadLetterStore {
             writes: Mutex::new(()),
         };
         let count = store.count()?;
+        store.publish_bytes();
         if count > 0 {
-            tracing::warn!(count, "dead-letter store holds entries");
+            tracing::warn!(
+                count,
+                bytes = store.bytes()?,
+                "dead-letter store holds entries"
+            );
         } else {
             tracing::info!("dead-letter store open");
         }
@@ -186,32 +223,48 @@ impl DeadLetterStore {
             writes.push((IVec::from(&seq.key()), IVec::from(value)));
         }
         let added = batch.len() as u64;
-        let count = self.count()?;
-        let over = count
-            .saturating_add(added)
-            .saturating_sub(self.config.max_entries);
-        let old_victims = self
-            .entries
-            .iter()
-            .keys()
-            .take(usize::try_from(over.min(count)).unwrap_or(usize::MAX))
-            .collect::<Result<Vec<IVec>, sled::Error>>()?;
-        let own_victims =
-            usize::try_from(over.saturating_sub(old_victims.len() as u64)).unwrap_or(usize::MAX);
-        let trimmed = (&self.entries, &self.meta)
+        let added_bytes: u64 = writes.iter().map(|(_, v)| v.len() as u64).sum();
+        let (max_entries, quota) = (self.config.max_entries, self.config.quota_bytes);
+        // What is left after removing victims, and whether it fits.
+        let mut count = self.count()?.saturating_add(added);
+        let mut bytes = self.bytes()?.saturating_add(added_bytes);
+        let fits = |count: u64, bytes: u64| count <= max_entries && bytes <= quota;
+        let mut old_victims = Vec::new();
+        for kv in self.entries.iter() {
+            if fits(count, bytes) {
+                break;
+            }
+            let (k, v) = kv?;
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(v.len() as u64);
+            old_victims.push(k);
+        }
+        let mut own_victims = 0;
+        for (_, v) in &writes {
+            if fits(count, bytes) {
+                break;
+            }
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(v.len() as u64);
+            own_victims += 1;
+        }
+        let (trimmed, trimmed_bytes) = (&self.entries, &self.meta)
             .transaction(|(entries, meta)| {
+                let mut removed = 0u64;
+                let mut removed_bytes = 0u64;
                 for (k, v) in &writes {
                     entries.insert(k.clone(), v.clone())?;
                 }
-                let mut removed = 0u64;
                 for k in &old_victims {
-                    if entries.remove(k.clone())?.is_some() {
+                    if let Some(old) = entries.remove(k.clone())? {
                         removed += 1;
+                        removed_bytes += old.len() as u64;
                     }
                 }
-                for (k, _) in writes.iter().take(own_victims) {
+                for (k, v) in writes.iter().take(own_victims) {
                     entries.remove(k.clone())?;
                     removed += 1;
+                    removed_bytes += v.len() as u64;
                 }
                 let count = tx_u64(meta, META_COUNT)?;
                 meta.insert(
@@ -221,21 +274,37 @@ impl DeadLetterStore {
                         .saturating_sub(removed)
                         .to_be_bytes(),
                 )?;
+                let bytes = tx_u64(meta, META_BYTES)?;
+                meta.insert(
+                    META_BYTES,
+                    &bytes
+                        .saturating_add(added_bytes)
+                        .saturating_sub(removed_bytes)
+                        .to_be_bytes(),
+                )?;
                 if removed > 0 {
                     let total = tx_u64(meta, META_TRIMMED)?;
                     meta.insert(META_TRIMMED, &total.saturating_add(removed).to_be_bytes())?;
                 }
-                Ok(removed)
+                Ok((removed, removed_bytes))
             })
             .map_err(from_tx)?;
         if trimmed > 0 {
+            metrics::counter!(TRIMMED_METRIC).increment(trimmed);
             tracing::warn!(
                 trimmed,
-                max_entries = self.config.max_entries,
+                trimmed_bytes,
+                max_entries,
+                quota_bytes = quota,
                 "dead-letter store full: removed the oldest entries"
             );
         }
-        Ok(PutOutcome { seqs, trimmed })
+        self.publish_bytes();
+        Ok(PutOutcome {
+            seqs,
+            trimmed,
+            trimmed_bytes,
+        })
     }
 
     /// Writes every earlier change out of sled's buffers
@@ -295,21 +364,30 @@ impl DeadLetterStore {
     pub fn remove(&self, seqs: &[DeadLetterSeq]) -> Result<u64, DeadLetterError> {
         let _guard = self.lock();
         let keys: Vec<IVec> = seqs.iter().map(|s| IVec::from(&s.key())).collect();
-        (&self.entries, &self.meta)
+        let removed = (&self.entries, &self.meta)
             .transaction(|(entries, meta)| {
                 let mut removed = 0u64;
+                let mut removed_bytes = 0u64;
                 for k in &keys {
-                    if entries.remove(k.clone())?.is_some() {
+                    if let Some(old) = entries.remove(k.clone())? {
                         removed += 1;
+                        removed_bytes += old.len() as u64;
                     }
                 }
                 if removed > 0 {
                     let count = tx_u64(meta, META_COUNT)?;
                     meta.insert(META_COUNT, &count.saturating_sub(removed).to_be_bytes())?;
+                    let bytes = tx_u64(meta, META_BYTES)?;
+                    meta.insert(
+                        META_BYTES,
+                        &bytes.saturating_sub(removed_bytes).to_be_bytes(),
+                    )?;
                 }
                 Ok(removed)
             })
-            .map_err(from_tx)
+            .map_err(from_tx);
+        self.publish_bytes();
+        removed
     }
 
     /// Removes and returns entries in one transaction: the oldest
@@ -342,14 +420,16 @@ impl DeadLetterStore {
                 seqs.iter().map(|s| IVec::from(&s.key())).collect()
             }
         };
-        (&self.entries, &self.meta)
+        let taken = (&self.entries, &self.meta)
             .transaction(|(entries, meta)| {
                 let mut out = Vec::new();
                 let mut bytes = 0usize;
+                let mut removed_bytes = 0u64;
                 for k in &keys {
                     let Some(v) = entries.remove(k.clone())? else {
                         continue;
                     };
+                    removed_bytes += v.len() as u64;
                     let letter = decode_kv(k, &v).map_err(ConflictableTransactionError::Abort)?;
                     bytes = bytes.saturating_add(letter.entry.event.len());
                     out.push(letter);
@@ -363,10 +443,17 @@ impl DeadLetterStore {
                         META_COUNT,
                         &count.saturating_sub(out.len() as u64).to_be_bytes(),
                     )?;
+                    let stored = tx_u64(meta, META_BYTES)?;
+                    meta.insert(
+                        META_BYTES,
+                        &stored.saturating_sub(removed_bytes).to_be_bytes(),
+                    )?;
                 }
                 Ok(out)
             })
-            .map_err(from_tx)
+            .map_err(from_tx);
+        self.publish_bytes();
+        taken
     }
 
     /// Entries stored (a counter kept with the entries: O(1)).
@@ -374,10 +461,24 @@ impl DeadLetterStore {
         decode_u64(META_COUNT, self.meta.get(META_COUNT)?)
     }
 
-    /// Entries removed by the `max_entries` bound since the store was
-    /// created.
+    /// Bytes of the stored values (headers and events), as counted against
+    /// `quota_bytes` (O(1)).
+    pub fn bytes(&self) -> Result<u64, DeadLetterError> {
+        decode_u64(META_BYTES, self.meta.get(META_BYTES)?)
+    }
+
+    /// Entries removed by the `max_entries` and `quota_bytes` bounds since
+    /// the store was created.
     pub fn trimmed_total(&self) -> Result<u64, DeadLetterError> {
         decode_u64(META_TRIMMED, self.meta.get(META_TRIMMED)?)
+    }
+
+    /// Sets the bytes gauge to the stored count.
+    fn publish_bytes(&self) {
+        if let Ok(bytes) = self.bytes() {
+            #[allow(clippy::cast_precision_loss)] // a gauge
+            metrics::gauge!(BYTES_METRIC).set(bytes as f64);
+        }
     }
 }
 

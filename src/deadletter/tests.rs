@@ -16,6 +16,7 @@ fn letter(n: u32) -> DeadLetterEntry {
         attempts: n,
         recorded_at: UnixNanos(1_700_000_000_000_000_000 + i64::from(n)),
         last_error: Some("stream reset".into()),
+        original_size: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn put_list_peek_remove_and_count_keep_entries_whole() {
         attempts: 0,
         recorded_at: UnixNanos(5),
         last_error: None,
+        original_size: None,
     };
     let batch = [letter(1), unreadable.clone(), letter(3)];
     let put = store.put_batch(&batch).unwrap();
@@ -153,6 +155,80 @@ fn a_full_store_removes_the_oldest_entries_and_counts_them() {
     assert_eq!(store.trimmed_total().unwrap(), 2);
 }
 
+fn open_with_quota(path: &Path, quota_bytes: u64) -> DeadLetterStore {
+    let config = DeadLetterConfig {
+        quota_bytes,
+        ..DeadLetterConfig::default()
+    };
+    DeadLetterStore::open(path, config).unwrap()
+}
+
+/// A letter whose event is `len` bytes.
+fn sized(n: u32, len: usize) -> DeadLetterEntry {
+    DeadLetterEntry {
+        event: vec![n as u8; len],
+        ..letter(n)
+    }
+}
+
+#[test]
+fn past_the_byte_quota_the_oldest_entries_go_first_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota = store::MIN_QUOTA_BYTES;
+    let store = open_with_quota(dir.path(), quota);
+    // Four entries of 300 KiB fit in 1 MiB only three at a time.
+    for n in 1..=3 {
+        let put = store.put_batch(&[sized(n, 300 * 1024)]).unwrap();
+        assert_eq!(put.trimmed, 0);
+    }
+    let before = store.bytes().unwrap();
+    assert!(before > 900 * 1024 && before <= quota, "{before}");
+    let put = store.put_batch(&[sized(4, 300 * 1024)]).unwrap();
+    assert_eq!(put.trimmed, 1);
+    assert!(put.trimmed_bytes > 300 * 1024, "{}", put.trimmed_bytes);
+    assert_eq!(attempts(&store.peek(10).unwrap()), [2, 3, 4]);
+    assert_eq!(store.count().unwrap(), 3);
+    assert_eq!(store.trimmed_total().unwrap(), 1);
+    assert!(store.bytes().unwrap() <= quota);
+    // Two large ones at once push out two more.
+    let put = store
+        .put_batch(&[sized(5, 350 * 1024), sized(6, 350 * 1024)])
+        .unwrap();
+    assert_eq!(put.trimmed, 2);
+    assert_eq!(attempts(&store.peek(10).unwrap()), [4, 5, 6]);
+    assert_eq!(store.trimmed_total().unwrap(), 3);
+    assert!(store.bytes().unwrap() <= quota);
+}
+
+#[test]
+fn the_byte_count_follows_removals_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let seqs;
+    let after_put;
+    {
+        let store = open(dir.path());
+        assert_eq!(store.bytes().unwrap(), 0);
+        seqs = store
+            .put_batch(&[sized(1, 1000), sized(2, 2000), sized(3, 3000)])
+            .unwrap()
+            .seqs;
+        after_put = store.bytes().unwrap();
+        assert!(after_put > 6000, "{after_put}");
+        store.remove(&seqs[..1]).unwrap();
+        let taken = store.take(Selection::Seqs(&seqs[1..2]), 10).unwrap();
+        assert_eq!(taken.len(), 1);
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let left = store.bytes().unwrap();
+    assert!(
+        left > 3000 && left < after_put - 3000,
+        "{left} of {after_put}"
+    );
+    store.remove(&seqs[2..]).unwrap();
+    assert_eq!(store.bytes().unwrap(), 0);
+}
+
 #[test]
 fn a_batch_larger_than_the_bound_keeps_only_its_newest_entries() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,6 +327,26 @@ fn a_second_open_of_the_same_path_says_it_is_in_use() {
     let _first = open(dir.path());
     let e = DeadLetterStore::open(dir.path(), DeadLetterConfig::default()).unwrap_err();
     assert!(matches!(e, DeadLetterError::InUse { .. }), "{e}");
+}
+
+#[test]
+fn a_quota_below_the_minimum_is_refused_naming_the_setting() {
+    let config = DeadLetterConfig {
+        quota_bytes: 1000,
+        ..DeadLetterConfig::default()
+    };
+    let e = config.validate().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DeadLetterError::QuotaTooSmall {
+                quota_bytes: 1000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--dead-letter-quota"), "{e}");
 }
 
 #[test]

@@ -223,7 +223,7 @@ impl Exporter {
                     metrics::counter!("telespool_export_errors_total", "kind" => e.kind())
                         .increment(1);
                     let d = self.backoff.delay(failures);
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "export round failed");
+                    tracing::warn!(error = %crate::untrusted::Escaped(&e), retry_in_ms = d.as_millis() as u64, "export round failed");
                     Some(d)
                 }
             };
@@ -575,6 +575,7 @@ impl Exporter {
                     attempts: self.retries.get(id).map_or(0, |r| r.attempts),
                     recorded_at: now,
                     last_error: self.last_error.get(id).cloned(),
+                    original_size: None,
                 }
             })
             .collect();

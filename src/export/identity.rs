@@ -1,4 +1,8 @@
 //! Who the sidecar exports as.
+//!
+//! The generated instance id is kept in `<data dir>/instance_id`, written
+//! `0600` through a temporary file that is never a followed link
+//! ([`crate::storage::owner_only`]).
 
 use crate::config::ExportConfig;
 use crate::proto::telemetrygateway::v1::identifier::{
@@ -25,8 +29,17 @@ pub fn instance_id(config: &ExportConfig, data_dir: &Path) -> std::io::Result<St
     }
     let id = uuid::Uuid::new_v4().to_string();
     let tmp = data_dir.join(format!("{INSTANCE_ID_FILE}.tmp"));
-    std::fs::write(&tmp, &id)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    // Owner-only, and a link planted at the temporary name is refused, not
+    // followed (and truncated).
+    let mut file = crate::storage::owner_only::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| crate::storage::owner_only::explain(&tmp, e))?;
+    std::io::Write::write_all(&mut file, id.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     tracing::info!(instance_id = %id, "generated the instance id");
@@ -89,6 +102,26 @@ mod tests {
         let mut c = config();
         c.instance_id = Some("fixed".into());
         assert_eq!(instance_id(&c, dir.path()).unwrap(), "fixed");
+    }
+
+    #[test]
+    fn the_instance_id_file_is_owner_only_and_a_planted_link_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        instance_id(&config(), dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(INSTANCE_ID_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let other = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, other.path().join("instance_id.tmp")).unwrap();
+        let e = instance_id(&config(), other.path()).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     #[test]

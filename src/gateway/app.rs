@@ -126,7 +126,8 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         let (trigger, stopping) = shutdown::channel();
         let (http_trigger, mut http_stop) = shutdown::channel();
-        let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency);
+        let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency)
+            .with_license_key(self.config.publish_license_key);
         let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
         let mut grpc_stop = stopping.clone();
         let mut grpc_task = tokio::spawn(server::serve(grpc, service, async move {

@@ -35,6 +35,16 @@ pub const MAX_PUBLISH_CONCURRENCY: usize = 10_000;
 pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
 /// Smallest accepted rotation size: 4 KiB.
 pub const MIN_FILE_ROTATE_BYTES: u64 = 4096;
+/// Default number of rotated JSONL files kept (older ones are deleted):
+/// with the default rotation size, about 2.5 GiB.
+pub const DEFAULT_FILE_KEEP: u64 = 10;
+/// Largest accepted `file_keep`.
+pub const MAX_FILE_KEEP: u64 = 1_000_000;
+/// Smallest accepted `file_max_age`.
+pub const MIN_FILE_MAX_AGE: Duration = Duration::from_secs(1);
+/// Default treatment of the license key in published JSON: its SHA-256
+/// (see [`PublishLicenseKey`]).
+pub const DEFAULT_PUBLISH_LICENSE_KEY: PublishLicenseKey = PublishLicenseKey::Sha256;
 /// Default time in-flight work gets to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest gRPC message the gateway accepts: 16 MiB, so that the event
@@ -98,6 +108,53 @@ impl fmt::Display for SinkSpec {
     }
 }
 
+/// What the published JSON carries in `metadata.identifier.licensedInstance.licenseKey`.
+///
+/// Sourcegraph's gateway publishes the key as sent. A license key is a
+/// credential (the gateway accepts a stream on it), and the published
+/// events go to files and streams that more people and systems read than
+/// the gateway's own configuration, which keeps only hashes
+/// (`--license-keys`). The default is therefore [`PublishLicenseKey::Sha256`]:
+/// consumers can still group and join events by license (the hash is
+/// stable, and is the form `--license-keys` accepts), but cannot reuse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublishLicenseKey {
+    /// The key as sent (Sourcegraph's behaviour; byte-compatible output).
+    Raw,
+    /// `sha256:` and the lowercase hex SHA-256 of the key.
+    Sha256,
+    /// No `licenseKey` field at all.
+    Omit,
+}
+
+/// A `publish_license_key` value that is none of the three.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected raw, sha256 or omit")]
+pub struct PublishLicenseKeyError;
+
+impl FromStr for PublishLicenseKey {
+    type Err = PublishLicenseKeyError;
+
+    fn from_str(s: &str) -> Result<PublishLicenseKey, PublishLicenseKeyError> {
+        match s {
+            "raw" => Ok(PublishLicenseKey::Raw),
+            "sha256" => Ok(PublishLicenseKey::Sha256),
+            "omit" => Ok(PublishLicenseKey::Omit),
+            _ => Err(PublishLicenseKeyError),
+        }
+    }
+}
+
+impl fmt::Display for PublishLicenseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublishLicenseKey::Raw => "raw",
+            PublishLicenseKey::Sha256 => "sha256",
+            PublishLicenseKey::Omit => "omit",
+        })
+    }
+}
+
 /// NATS JetStream settings (used when the sink is `nats://…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsConfig {
@@ -121,6 +178,13 @@ pub struct FileConfig {
     /// The file is rotated (renamed with a numeric suffix) before it would
     /// grow past this many bytes. Default [`DEFAULT_FILE_ROTATE_BYTES`].
     pub rotate_bytes: u64,
+    /// Rotated files kept; the oldest beyond this are deleted (at start and
+    /// after each rotation). Default [`DEFAULT_FILE_KEEP`] (10);
+    /// 1..=[`MAX_FILE_KEEP`].
+    pub keep: u64,
+    /// Rotated files last modified longer ago than this are deleted. Default
+    /// none; at least [`MIN_FILE_MAX_AGE`].
+    pub max_age: Option<Duration>,
 }
 
 /// Everything `telespool gateway` runs with.
@@ -151,6 +215,9 @@ pub struct GatewayConfig {
     /// Time in-flight payloads get to finish after SIGTERM or ctrl-c.
     /// Default [`DEFAULT_SHUTDOWN_TIMEOUT`] (30 s).
     pub shutdown_timeout: Duration,
+    /// The license key in published JSON. Default
+    /// [`DEFAULT_PUBLISH_LICENSE_KEY`] (`sha256`).
+    pub publish_license_key: PublishLicenseKey,
 }
 
 /// A setting's name as a TOML key (the flag is the same with dashes, the
@@ -173,8 +240,9 @@ pub enum ConfigError {
     ParseFile {
         /// The file.
         path: PathBuf,
-        /// The parser's complaint (with line and column).
-        source: Box<toml::de::Error>,
+        /// The parser's complaint: line, column, key and reason, never the
+        /// value (it may be a secret).
+        source: crate::config_file::TomlError,
     },
     /// An address that does not parse as `IP:PORT`.
     #[error("{setting} = {value:?} is not an IP:PORT address: {source}")]
@@ -185,6 +253,14 @@ pub enum ConfigError {
         value: String,
         /// The parser's complaint.
         source: std::net::AddrParseError,
+    },
+    /// A `publish_license_key` that does not parse.
+    #[error("publish_license_key = {value:?} is invalid: {source}")]
+    BadPublishLicenseKey {
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        source: PublishLicenseKeyError,
     },
     /// A sink that does not parse.
     #[error("sink = {value:?} is invalid: {source}")]
@@ -266,6 +342,12 @@ pub struct GatewaySettings {
     pub publish_concurrency: Option<u64>,
     /// `shutdown_timeout` (duration).
     pub shutdown_timeout: Option<String>,
+    /// `file_keep`.
+    pub file_keep: Option<u64>,
+    /// `file_max_age` (duration).
+    pub file_max_age: Option<String>,
+    /// `publish_license_key` (`raw`, `sha256` or `omit`).
+    pub publish_license_key: Option<String>,
 }
 
 impl GatewaySettings {
@@ -280,9 +362,9 @@ impl GatewaySettings {
 
     /// Parses TOML text; `path` is only for error messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<GatewaySettings, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::ParseFile {
+        crate::config_file::parse(text).map_err(|source| ConfigError::ParseFile {
             path: path.to_owned(),
-            source: Box::new(source),
+            source,
         })
     }
 
@@ -302,6 +384,9 @@ impl GatewaySettings {
             accept_any_license: self.accept_any_license.or(lower.accept_any_license),
             publish_concurrency: self.publish_concurrency.or(lower.publish_concurrency),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            file_keep: self.file_keep.or(lower.file_keep),
+            file_max_age: self.file_max_age.or(lower.file_max_age),
+            publish_license_key: self.publish_license_key.or(lower.publish_license_key),
         }
     }
 }
@@ -320,12 +405,15 @@ impl Default for GatewayConfig {
             },
             file: FileConfig {
                 rotate_bytes: DEFAULT_FILE_ROTATE_BYTES,
+                keep: DEFAULT_FILE_KEEP,
+                max_age: None,
             },
             license_keys: None,
             service_tokens: None,
             accept_any_license: false,
             publish_concurrency: DEFAULT_PUBLISH_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            publish_license_key: DEFAULT_PUBLISH_LICENSE_KEY,
         }
     }
 }
@@ -359,6 +447,11 @@ impl GatewayConfig {
             },
             file: FileConfig {
                 rotate_bytes: settings.file_rotate_bytes.unwrap_or(d.file.rotate_bytes),
+                keep: settings.file_keep.unwrap_or(d.file.keep),
+                max_age: match settings.file_max_age {
+                    None => None,
+                    Some(value) => Some(duration("file_max_age", Some(value), Duration::ZERO)?),
+                },
             },
             license_keys: settings.license_keys,
             service_tokens: settings.service_tokens,
@@ -372,6 +465,12 @@ impl GatewayConfig {
                 settings.shutdown_timeout,
                 d.shutdown_timeout,
             )?,
+            publish_license_key: match settings.publish_license_key {
+                None => d.publish_license_key,
+                Some(value) => value
+                    .parse()
+                    .map_err(|source| ConfigError::BadPublishLicenseKey { value, source })?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -391,6 +490,16 @@ impl GatewayConfig {
             MIN_FILE_ROTATE_BYTES,
             u64::MAX,
         )?;
+        in_range("file_keep", self.file.keep, 1, MAX_FILE_KEEP)?;
+        if let Some(age) = self.file.max_age
+            && age < MIN_FILE_MAX_AGE
+        {
+            return Err(ConfigError::BadName {
+                setting: "file_max_age",
+                value: humantime::format_duration(age).to_string(),
+                reason: "must be at least 1s",
+            });
+        }
         for (setting, value) in [
             ("nats_ack_timeout", self.nats.ack_timeout),
             ("nats_duplicate_window", self.nats.duplicate_window),
@@ -521,6 +630,9 @@ mod tests {
         assert_eq!(config.sink.to_string(), DEFAULT_SINK);
         assert_eq!(config.publish_concurrency, 250);
         assert_eq!(config.file.rotate_bytes, 256 * 1024 * 1024);
+        assert_eq!(config.file.keep, 10);
+        assert_eq!(config.file.max_age, None);
+        assert_eq!(config.publish_license_key, PublishLicenseKey::Sha256);
     }
 
     #[test]
@@ -555,6 +667,9 @@ mod tests {
             accept_any_license = true
             publish_concurrency = 7
             shutdown_timeout = "1m"
+            file_keep = 3
+            file_max_age = "7d"
+            publish_license_key = "omit"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
@@ -563,6 +678,9 @@ mod tests {
         assert_eq!(config.nats.duplicate_window, Duration::from_secs(600));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(60));
         assert!(config.accept_any_license);
+        assert_eq!(config.file.keep, 3);
+        assert_eq!(config.file.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(config.publish_license_key, PublishLicenseKey::Omit);
         let err = GatewaySettings::from_toml("grpc_lsten = \"x\"", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
@@ -597,7 +715,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: [(GatewaySettings, &str); 6] = [
+        let cases: [(GatewaySettings, &str); 9] = [
+            (
+                GatewaySettings {
+                    file_keep: Some(0),
+                    ..Default::default()
+                },
+                "file_keep = 0 is outside 1..=1000000",
+            ),
+            (
+                GatewaySettings {
+                    file_max_age: Some("10ms".into()),
+                    ..Default::default()
+                },
+                "file_max_age",
+            ),
+            (
+                GatewaySettings {
+                    publish_license_key: Some("md5".into()),
+                    ..Default::default()
+                },
+                "publish_license_key = \"md5\" is invalid: expected raw, sha256 or omit",
+            ),
             (
                 GatewaySettings {
                     grpc_listen: Some("nope".into()),
@@ -656,5 +795,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(err, ConfigError::SameAddress { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_secret_on_a_bad_line_of_the_file_is_not_in_the_error() {
+        let secret = "lk-0123456789-very-secret";
+        for text in [
+            format!("license_keys = \"keys.txt\"\nfile_keep = \"{secret}\"\n"),
+            format!("sink = \"{secret}\n"),
+            format!("accept_any_license = \"{secret}\"\n"),
+        ] {
+            let err = GatewaySettings::from_toml(&text, Path::new("gw.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains(secret), "{err}");
+            assert!(!err.contains("very-secret"), "{err}");
+            assert!(err.contains("gw.toml") && err.contains("line "), "{err}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! **License-keys file**: one key per line; blank lines and lines starting
-//! with `#` are ignored; a line may also be the key's SHA-256 as 64 hex
+//! with `#` are ignored (a file with no keys loads, with a warning: it
+//! accepts no licensed instance); a line may also be the key's SHA-256 as 64 hex
 //! digits (optionally written `sha256:HEX`), so the file need not hold the
 //! keys themselves. **Service-tokens file**: one token per line, or
 //! `SERVICE_ID TOKEN` to allow the token for that service only; tokens may
@@ -158,6 +159,17 @@ impl LicenseVerifier {
         }
         hashes.sort_unstable();
         hashes.dedup();
+        if hashes.is_empty() {
+            // Not refused: a gateway may serve only unlicensed instances and
+            // managed services, and a file being filled in by a deploy is
+            // better loaded (and fixed by the next load) than fatal. But a
+            // file with no keys accepts nobody, so it is said loudly, on
+            // every load.
+            tracing::warn!(
+                path = ?path,
+                "the license-keys file holds no keys: every licensed instance will be refused"
+            );
+        }
         Ok(LicenseVerifier::Keys(hashes))
     }
 

@@ -9,11 +9,23 @@
 //! | `telespool_gateway_publish_seconds` | histogram | `sink` | time for the sink to confirm one batch |
 //! | `telespool_gateway_sink_errors_total` | counter | `sink`, `retryable` | messages the sink failed |
 //! | `telespool_gateway_file_sync_seconds` | histogram | | `fdatasync` time of one group commit |
+//! | `telespool_gateway_file_rotated_deleted_total` | counter | `reason` | rotated JSONL files deleted by the retention: `count` (past `file_keep`) or `age` (past `file_max_age`) |
 //! | `telespool_gateway_streams_total` | counter | `result` | `RecordEvents` streams ended: `ok` or the gRPC code |
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
+//!
+//! The `source` label is bounded ([`source_label`]): `licensed_instance`,
+//! `unlicensed_instance`, `unknown`, the first [`MAX_SERVICE_LABELS`]
+//! distinct managed-service ids this process sees (each at most
+//! [`MAX_SERVICE_LABEL_BYTES`] bytes of `[A-Za-z0-9_.-]`), and `other` for
+//! every later or unusual one. A service id is chosen by the caller (a
+//! token not bound to one service accepts any), so without the bound each
+//! new id would add series to `/metrics` forever.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use super::render::PublisherSource;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -29,10 +41,51 @@ pub const PUBLISH_SECONDS: &str = "telespool_gateway_publish_seconds";
 pub const SINK_ERRORS: &str = "telespool_gateway_sink_errors_total";
 /// File sink sync latency.
 pub const FILE_SYNC_SECONDS: &str = "telespool_gateway_file_sync_seconds";
+/// Rotated JSONL files deleted by the retention.
+pub const FILE_ROTATED_DELETED: &str = "telespool_gateway_file_rotated_deleted_total";
 /// Streams ended.
 pub const STREAMS: &str = "telespool_gateway_streams_total";
 /// Unary calls.
 pub const RECORD_EVENT: &str = "telespool_gateway_record_event_total";
+
+/// Most distinct managed-service ids used as `source` label values.
+pub const MAX_SERVICE_LABELS: usize = 32;
+/// Longest managed-service id used as a `source` label value.
+pub const MAX_SERVICE_LABEL_BYTES: usize = 64;
+/// The `source` label of managed services past the bound.
+pub const OTHER_SOURCE: &str = "other";
+
+/// The `source` label value for `source` (see the module docs for the
+/// bound).
+pub fn source_label(source: &PublisherSource) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let PublisherSource::ManagedService { service_id } = source else {
+        return source.as_str().to_owned();
+    };
+    let plain = !service_id.is_empty()
+        && service_id.len() <= MAX_SERVICE_LABEL_BYTES
+        && service_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    // Instance kinds and `other` are never service ids here.
+    let reserved = matches!(
+        service_id.as_str(),
+        "licensed_instance" | "unlicensed_instance" | "unknown" | OTHER_SOURCE
+    );
+    if !plain || reserved {
+        return OTHER_SOURCE.to_owned();
+    }
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if seen.contains(service_id) || seen.len() < MAX_SERVICE_LABELS {
+        seen.insert(service_id.clone());
+        service_id.clone()
+    } else {
+        OTHER_SOURCE.to_owned()
+    }
+}
 
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +130,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "fdatasync time of one file-sink group commit"
     );
+    metrics::describe_counter!(
+        FILE_ROTATED_DELETED,
+        "Rotated JSONL files deleted by the retention (file_keep, file_max_age)"
+    );
     metrics::describe_counter!(STREAMS, "RecordEvents streams ended, by result");
     metrics::describe_counter!(RECORD_EVENT, "RecordEvent calls, by result");
 }
@@ -84,6 +141,11 @@ fn describe() {
 /// Records one group-commit sync.
 pub fn record_file_sync(took: Duration) {
     metrics::histogram!(FILE_SYNC_SECONDS).record(took.as_secs_f64());
+}
+
+/// Counts one rotated file deleted by the retention (`count` or `age`).
+pub fn record_file_deleted(reason: &'static str) {
+    metrics::counter!(FILE_ROTATED_DELETED, "reason" => reason).increment(1);
 }
 
 /// Records how a stream or call ended (`ok` or a gRPC code name).
@@ -94,4 +156,37 @@ pub fn record_call(name: &'static str, code: tonic::Code) {
         format!("{code:?}")
     };
     metrics::counter!(name, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str) -> PublisherSource {
+        PublisherSource::ManagedService {
+            service_id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn source_label_values_are_bounded() {
+        assert_eq!(
+            source_label(&PublisherSource::LicensedInstance),
+            "licensed_instance"
+        );
+        assert_eq!(source_label(&PublisherSource::Unknown), "unknown");
+        assert_eq!(source_label(&service("line\nbreak")), OTHER_SOURCE);
+        assert_eq!(source_label(&service(&"x".repeat(65))), OTHER_SOURCE);
+        assert_eq!(source_label(&service("licensed_instance")), OTHER_SOURCE);
+        // Thousands of distinct ids yield at most the bound plus `other`
+        // (other tests of this process may have used a few slots).
+        let labels: HashSet<String> = (0..5_000)
+            .map(|i| source_label(&service(&format!("svc-{i}"))))
+            .collect();
+        assert!(labels.len() <= MAX_SERVICE_LABELS + 1, "{}", labels.len());
+        assert!(labels.contains(OTHER_SOURCE));
+        // A label once given stays given.
+        let first = labels.iter().find(|l| *l != OTHER_SOURCE).unwrap().clone();
+        assert_eq!(source_label(&service(&first)), first);
+    }
 }

@@ -31,12 +31,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::config::{DEFAULT_PUBLISH_LICENSE_KEY, PublishLicenseKey};
 use super::metrics;
 use super::render::{self, PublisherSource, RenderedMetadata};
 use super::sink::{Message, Sink, SinkError};
 use crate::proto::telemetrygateway::v1::{Event, RecordEventsRequestMetadata};
 use crate::protojson::ProtojsonError;
 use crate::tee::validate::{self, Limits, ValidationError};
+use crate::untrusted::Escaped;
 
 /// Bodies this large or larger are not published (Pub/Sub's maximum publish
 /// request size, 10 MB, which Sourcegraph's gateway enforces).
@@ -62,19 +64,34 @@ pub struct StreamContext {
     /// Who publishes.
     pub source: PublisherSource,
     rendered: RenderedMetadata,
+    /// The bounded `source` metric label ([`metrics::source_label`]).
+    source_label: String,
 }
 
 impl StreamContext {
-    /// Renders the metadata once for every event of the stream.
+    /// Renders the metadata once for every event of the stream, the license
+    /// key as sent ([`PublishLicenseKey::Raw`]).
     pub fn new(
         metadata: RecordEventsRequestMetadata,
         source: PublisherSource,
     ) -> Result<StreamContext, ProtojsonError> {
-        let rendered = RenderedMetadata::new(&metadata)?;
+        Self::with_license_key(metadata, source, PublishLicenseKey::Raw)
+    }
+
+    /// Renders the metadata once for every event of the stream, the license
+    /// key as `mode` says ([`render::published_metadata`]).
+    pub fn with_license_key(
+        metadata: RecordEventsRequestMetadata,
+        source: PublisherSource,
+        mode: PublishLicenseKey,
+    ) -> Result<StreamContext, ProtojsonError> {
+        let rendered = RenderedMetadata::with_license_key(&metadata, mode)?;
+        let source_label = metrics::source_label(&source);
         Ok(StreamContext {
             metadata,
             source,
             rendered,
+            source_label,
         })
     }
 }
@@ -156,6 +173,7 @@ pub struct Publisher {
     sink: Arc<dyn Sink>,
     concurrency: usize,
     limits: Limits,
+    license_key: PublishLicenseKey,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -163,18 +181,38 @@ impl std::fmt::Debug for Publisher {
         f.debug_struct("Publisher")
             .field("sink", &self.sink.name())
             .field("concurrency", &self.concurrency)
+            .field("license_key", &self.license_key)
             .finish()
     }
 }
 
 impl Publisher {
-    /// A publisher with at most `concurrency` events of a payload in flight.
+    /// A publisher with at most `concurrency` events of a payload in
+    /// flight, publishing license keys as [`DEFAULT_PUBLISH_LICENSE_KEY`]
+    /// says.
     pub fn new(sink: Arc<dyn Sink>, concurrency: usize) -> Publisher {
         Publisher {
             sink,
             concurrency: concurrency.max(1),
             limits: gateway_limits(),
+            license_key: DEFAULT_PUBLISH_LICENSE_KEY,
         }
+    }
+
+    /// The same publisher, publishing license keys as `mode` says.
+    pub fn with_license_key(mut self, mode: PublishLicenseKey) -> Publisher {
+        self.license_key = mode;
+        self
+    }
+
+    /// The context of a stream (or unary call) whose identifier passed:
+    /// its metadata rendered once, the license key as configured.
+    pub fn context(
+        &self,
+        metadata: RecordEventsRequestMetadata,
+        source: PublisherSource,
+    ) -> Result<StreamContext, ProtojsonError> {
+        StreamContext::with_license_key(metadata, source, self.license_key)
     }
 
     /// The sink.
@@ -216,14 +254,14 @@ impl Publisher {
                 Ok(()) => summary.published += 1,
                 Err(e) if acknowledged => {
                     summary.dropped += 1;
-                    tracing::error!(event_id = %id, source = %ctx.source, error = %e, "dropping an event that can never be published (reported as succeeded)");
-                    ::metrics::counter!(metrics::EVENTS_DROPPED, "reason" => e.label(), "source" => ctx.source.to_string()).increment(1);
+                    tracing::error!(event_id = ?id, source = ?ctx.source.as_str(), error = %Escaped(e), "dropping an event that can never be published (reported as succeeded)");
+                    ::metrics::counter!(metrics::EVENTS_DROPPED, "reason" => e.label(), "source" => ctx.source_label.clone()).increment(1);
                 }
                 Err(e) if e.is_retryable() => {
-                    tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "event not published; the sender will retry it");
+                    tracing::warn!(event_id = ?id, source = ?ctx.source.as_str(), error = %Escaped(e), "event not published; the sender will retry it");
                 }
                 Err(e) => {
-                    tracing::warn!(event_id = %id, source = %ctx.source, error = %e, "refusing an event that can never be published");
+                    tracing::warn!(event_id = ?id, source = ?ctx.source.as_str(), error = %Escaped(e), "refusing an event that can never be published");
                 }
             }
             if acknowledged && !id.is_empty() {
@@ -231,9 +269,9 @@ impl Publisher {
             }
         }
         for ((result, acknowledged), n) in counts {
-            ::metrics::counter!(metrics::EVENTS, "result" => result, "acknowledged" => acknowledged.to_string(), "source" => ctx.source.to_string()).increment(n);
+            ::metrics::counter!(metrics::EVENTS, "result" => result, "acknowledged" => acknowledged.to_string(), "source" => ctx.source_label.clone()).increment(n);
         }
-        ::metrics::histogram!(metrics::PAYLOAD_EVENTS, "result" => summary.result(), "source" => ctx.source.to_string())
+        ::metrics::histogram!(metrics::PAYLOAD_EVENTS, "result" => summary.result(), "source" => ctx.source_label.clone())
             .record(summary.events as f64);
         summary
     }
@@ -256,7 +294,7 @@ impl Publisher {
             Ok(()) => "published",
             Err(e) => e.label(),
         };
-        ::metrics::counter!(metrics::EVENTS, "result" => label, "acknowledged" => outcome.is_ok().to_string(), "source" => ctx.source.to_string()).increment(1);
+        ::metrics::counter!(metrics::EVENTS, "result" => label, "acknowledged" => outcome.is_ok().to_string(), "source" => ctx.source_label.clone()).increment(1);
         outcome
     }
 

@@ -4,7 +4,10 @@
 //! ```text
 //! body       = {"event":<protojson Event>,"metadata":<protojson RecordEventsRequestMetadata>}
 //!              compact, keys in that order; the metadata is the stream's as sent
-//!              (license key, instance id, external URL, request id included)
+//!              (instance id, external URL, request id included), except the
+//!              license key, which `publish_license_key` decides: `raw` (as sent,
+//!              Sourcegraph's behaviour), `sha256` (the default:
+//!              "sha256:<64 lowercase hex>") or `omit` (no `licenseKey`)
 //! attributes = publisher.source          licensed_instance | unlicensed_instance
 //!                                        | <service_id> | unknown
 //!              event.feature, event.action
@@ -22,6 +25,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
+use super::config::PublishLicenseKey;
 use crate::proto::telemetrygateway::v1::identifier::Identifier as IdentifierKind;
 use crate::proto::telemetrygateway::v1::{Event, RecordEventsRequestMetadata};
 use crate::protojson::{self, ProtojsonError};
@@ -133,6 +139,43 @@ pub fn message_body(
     Ok(body)
 }
 
+/// The metadata as published: `metadata` with its license key (if any)
+/// kept, replaced by `sha256:` and its lowercase hex SHA-256, or emptied
+/// (protojson then omits `licenseKey`), as `mode` says.
+pub fn published_metadata(
+    metadata: &RecordEventsRequestMetadata,
+    mode: PublishLicenseKey,
+) -> RecordEventsRequestMetadata {
+    let mut published = metadata.clone();
+    if let Some(IdentifierKind::LicensedInstance(licensed)) = published
+        .identifier
+        .as_mut()
+        .and_then(|identifier| identifier.identifier.as_mut())
+    {
+        match mode {
+            PublishLicenseKey::Raw => {}
+            PublishLicenseKey::Sha256 => {
+                licensed.license_key = license_key_hash(&licensed.license_key);
+            }
+            PublishLicenseKey::Omit => licensed.license_key.clear(),
+        }
+    }
+    published
+}
+
+/// `sha256:` and the lowercase hex SHA-256 of `key` (the form a
+/// `--license-keys` file accepts).
+pub fn license_key_hash(key: &str) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in digest {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 /// A stream's metadata rendered once as protojson (reference path), so
 /// that each event's body ([`message_body_with`]) only renders the event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +188,14 @@ impl RenderedMetadata {
         Ok(RenderedMetadata(
             protojson::render_metadata(metadata)?.to_string(),
         ))
+    }
+
+    /// Renders the metadata as published with `mode` ([`published_metadata`]).
+    pub fn with_license_key(
+        metadata: &RecordEventsRequestMetadata,
+        mode: PublishLicenseKey,
+    ) -> Result<Self, ProtojsonError> {
+        Self::new(&published_metadata(metadata, mode))
     }
 
     /// The compact JSON text.

@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::config::MAX_MESSAGE_BYTES;
 use super::identity::Identity;
 use super::metrics;
-use super::publish::{Publisher, StreamContext};
+use super::publish::Publisher;
 use super::shutdown::Shutdown;
 use super::stream::{PAYLOADS_IN_FLIGHT, StreamTask};
 use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::{
@@ -86,7 +86,9 @@ impl GatewayService {
         let event = request
             .event
             .ok_or_else(|| Status::invalid_argument(EVENT_REQUIRED))?;
-        let ctx = StreamContext::new(metadata, source)
+        let ctx = self
+            .publisher
+            .context(metadata, source)
             .map_err(|e| Status::internal(format!("failed to publish event: {e}")))?;
         self.publisher
             .publish_event(&ctx, event)

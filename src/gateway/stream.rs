@@ -97,8 +97,8 @@ impl StreamTask {
                                 Ok(source) => source,
                                 Err(e) => break Err(e.to_status()),
                             };
-                            tracing::debug!(request_id = %metadata.request_id, source = %source, "stream opened");
-                            match StreamContext::new(metadata, source) {
+                            tracing::debug!(request_id = ?metadata.request_id, source = ?source.as_str(), "stream opened");
+                            match self.publisher.context(metadata, source) {
                                 Ok(c) => ctx = Some(Arc::new(c)),
                                 Err(e) => break Err(Status::internal(format!("rendering the stream metadata: {e}"))),
                             }

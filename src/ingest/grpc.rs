@@ -128,7 +128,7 @@ impl TelemeteryGatewayService for IngestService {
                         // nobody hears the answer.
                         match status.code() {
                             tonic::Code::Cancelled | tonic::Code::Unknown => {
-                                tracing::debug!(%status, "ingest stream ended by the client");
+                                tracing::debug!(status = %crate::untrusted::Escaped(&status), "ingest stream ended by the client");
                             }
                             _ => {
                                 tracing::warn!(code = ?status.code(), message = status.message(), "unreadable message on an ingest stream");

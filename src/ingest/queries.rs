@@ -166,6 +166,7 @@ pub fn dead_letter_json(d: &DeadLetter) -> Value {
         "last_error": d.entry.last_error,
         "event": event,
         "event_bytes": d.entry.event.len(),
+        "original_size": d.entry.original_size,
     })
 }
 
@@ -182,6 +183,7 @@ pub fn dead_letters(store: &DeadLetterStore, p: &DeadLetterParams) -> Result<Val
         .map_err(store_err)?;
     Ok(json!({
         "count": store.count().map_err(store_err)?,
+        "bytes": store.bytes().map_err(store_err)?,
         "dead_letters": list.iter().map(dead_letter_json).collect::<Vec<_>>(),
     }))
 }

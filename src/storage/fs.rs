@@ -1,9 +1,14 @@
 //! Real files. `pread`/`pwrite` through `std::os::unix::fs::FileExt`,
 //! `fdatasync` through `File::sync_data`, directory fsync by opening the
 //! directory, advisory locks through `File::try_lock`, and `memmap2` maps.
+//!
+//! Directories are created `0700` and files `0600`, and no symbolic link is
+//! followed where a file is created, opened for writing or locked
+//! ([`super::owner_only`]).
 
+use super::owner_only::{self, file_options};
 use super::{LockGuard, Mapped, Storage, StorageFile};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -27,7 +32,7 @@ impl LockGuard for FsLock {}
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        owner_only::create_dir_all(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -43,16 +48,21 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = file_options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| owner_only::explain(path, e))?;
         Ok(Arc::new(FsFile { file }))
     }
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = OpenOptions::new()
+        let file = file_options()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(path)?;
+            .open(path)
+            .map_err(|e| owner_only::explain(path, e))?;
         Ok(Arc::new(FsFile { file }))
     }
 
@@ -65,12 +75,13 @@ impl Storage for FsStorage {
     }
 
     fn lock(&self, path: &Path, owner: &str) -> io::Result<Box<dyn LockGuard>> {
-        let mut file = OpenOptions::new()
+        let mut file = file_options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
+            .open(path)
+            .map_err(|e| owner_only::explain(path, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {

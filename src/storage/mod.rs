@@ -15,12 +15,16 @@
 //!   failed writes, short writes, failed fsyncs and ENOSPC, either at random
 //!   (a probability per operation) or on demand ("fail the next fsync").
 //!
+//! [`owner_only`] holds the file-mode rules every file telespool creates
+//! follows (directories `0700`, files `0600`, no symbolic link followed).
+//!
 //! The traits are object safe and small on purpose: a new backend (or a new
 //! fault) is a few dozen lines.
 
 mod faulty;
 mod fs;
 mod mem;
+pub mod owner_only;
 
 pub use faulty::{FaultConfig, FaultyStorage};
 pub use fs::FsStorage;

@@ -86,6 +86,7 @@ mod tests {
             attempts: 10,
             recorded_at: UnixNanos(0),
             last_error: None,
+            original_size: None,
         }
     }
 

@@ -25,6 +25,12 @@
 //! event, encoded once here. A retried event id never produces a second
 //! `event_logs` row (the mirror is keyed by event id), but it is queued again
 //! (the gateway acknowledges by id; at-least-once).
+//!
+//! An invalid event on the dead-letter path keeps its reason and only the
+//! first [`INGEST_EVENT_PREFIX_BYTES`] (64 KiB) of its encoding, with its
+//! original size: an event refused for its size can be up to the 16 MiB
+//! message limit. It is logged with its feature and action escaped
+//! ([`crate::untrusted`]): they are the sender's text.
 
 use super::export_mode::ExportMode;
 use super::mirror::{Mirror, MirrorError, MirrorPending};
@@ -34,12 +40,15 @@ use super::validate::{
 };
 use crate::clock::Clock;
 use crate::config::TeeConfig;
-use crate::deadletter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
+use crate::deadletter::{
+    DeadLetterEntry, DeadLetterSource, DeadLetterStore, INGEST_EVENT_PREFIX_BYTES,
+};
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
 use crate::log::{AppendAck, Batch, Pending};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::queue::{Queue, QueueError};
+use crate::untrusted::Escaped;
 use prost::Message;
 use std::sync::Arc;
 
@@ -214,8 +223,8 @@ impl Tee {
                 let id = (!event.id.is_empty()).then(|| event.id.clone());
                 metrics::counter!("telespool_ingest_invalid_events_total").increment(1);
                 if invalid == InvalidPolicy::DeadLetter {
-                    tracing::warn!(event_id = id.as_deref().unwrap_or(""), feature = %event.feature, action = %event.action, %error, "invalid event dead-lettered");
-                    p.dead.push(DeadLetterEntry {
+                    tracing::warn!(event_id = ?id.as_deref().unwrap_or(""), feature = ?event.feature, action = ?event.action, error = %Escaped(&error), "invalid event dead-lettered");
+                    let mut dead = DeadLetterEntry {
                         event_id: id.clone(),
                         event: event.encode_to_vec(),
                         reason: error.to_string(),
@@ -223,7 +232,12 @@ impl Tee {
                         attempts: 0,
                         recorded_at: now,
                         last_error: None,
-                    });
+                        original_size: None,
+                    };
+                    // An invalid event may be up to the message limit
+                    // (16 MiB): only a prefix is kept, with its size.
+                    dead.truncate_event(INGEST_EVENT_PREFIX_BYTES);
+                    p.dead.push(dead);
                 }
                 p.outcomes.push(Outcome::Invalid { id, error });
                 continue;

@@ -277,6 +277,97 @@ fn message_body_is_compact_json_with_event_then_metadata() {
     assert_eq!(parsed.as_object().unwrap().len(), 2);
 }
 
+/// The published metadata of `licensed()` with `mode`, through the fast
+/// path, checked byte for byte against the reference renderer.
+fn published_metadata_json(mode: PublishLicenseKey) -> serde_json::Value {
+    let mut event = full_event();
+    migrate_legacy_metadata(&mut event);
+    let metadata = licensed();
+    let fast = message_body_with(
+        &event,
+        &RenderedMetadata::with_license_key(&metadata, mode).unwrap(),
+    )
+    .unwrap();
+    let reference = message_body(&event, &published_metadata(&metadata, mode)).unwrap();
+    assert_eq!(
+        String::from_utf8(fast.clone()).unwrap(),
+        String::from_utf8(reference).unwrap()
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&fast).unwrap();
+    parsed["metadata"].clone()
+}
+
+#[test]
+fn raw_publishes_the_license_key_as_sent_byte_for_byte() {
+    let mut event = full_event();
+    migrate_legacy_metadata(&mut event);
+    let metadata = licensed();
+    assert_eq!(
+        message_body_with(
+            &event,
+            &RenderedMetadata::with_license_key(&metadata, PublishLicenseKey::Raw).unwrap()
+        )
+        .unwrap(),
+        message_body(&event, &metadata).unwrap()
+    );
+    assert_eq!(
+        published_metadata_json(PublishLicenseKey::Raw)["identifier"]["licensedInstance"]["licenseKey"],
+        "key"
+    );
+}
+
+#[test]
+fn sha256_publishes_the_hash_of_the_license_key() {
+    let metadata = published_metadata_json(PublishLicenseKey::Sha256);
+    // sha256("key"), as `sha256sum` prints it.
+    assert_eq!(
+        metadata,
+        json!({
+            "requestId": "request-1",
+            "identifier": { "licensedInstance": {
+                "externalUrl": "https://sourcegraph.example.com",
+                "instanceId": "instance",
+                "licenseKey": "sha256:2c70e12b7a0646f92279f427c7b38e7334d8e5389cff167a1dc30e73f826b683"
+            } }
+        })
+    );
+    assert_eq!(
+        license_key_hash("key"),
+        "sha256:2c70e12b7a0646f92279f427c7b38e7334d8e5389cff167a1dc30e73f826b683"
+    );
+}
+
+#[test]
+fn omit_publishes_no_license_key_field() {
+    assert_eq!(
+        published_metadata_json(PublishLicenseKey::Omit),
+        json!({
+            "requestId": "request-1",
+            "identifier": { "licensedInstance": {
+                "externalUrl": "https://sourcegraph.example.com",
+                "instanceId": "instance"
+            } }
+        })
+    );
+}
+
+#[test]
+fn the_license_key_setting_leaves_other_identifiers_alone() {
+    let unlicensed = metadata_with(Some(IdentifierKind::UnlicensedInstance(
+        UnlicensedInstanceIdentifier {
+            instance_id: "i".to_owned(),
+            external_url: "u".to_owned(),
+        },
+    )));
+    for mode in [
+        PublishLicenseKey::Raw,
+        PublishLicenseKey::Sha256,
+        PublishLicenseKey::Omit,
+    ] {
+        assert_eq!(published_metadata(&unlicensed, mode), unlicensed);
+    }
+}
+
 #[test]
 fn message_body_event_decodes_back_to_the_published_event() {
     let mut event = full_event();

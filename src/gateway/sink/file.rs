@@ -21,6 +21,19 @@
 //! keep their names) and a new `PATH` is started. A batch is never split
 //! across files. On open, a partial last line (a write cut by a crash, never
 //! confirmed) is cut off.
+//!
+//! Retention: rotated files are deleted oldest first (lowest number) past
+//! `file_keep` (default 10), and those last modified more than
+//! `file_max_age` ago (off by default), at start, after each rotation, and
+//! (with `file_max_age`) at most once a minute while events are written.
+//! Each deletion is logged and counted in
+//! `telespool_gateway_file_rotated_deleted_total{reason="count"|"age"}`.
+//! Anything that ships the rotated files elsewhere must keep up with that.
+//!
+//! Permissions: the file (and every rotated one) is `0600`, tightened at
+//! start if it was looser; its directory is created `0700` when missing
+//! (an existing one is left alone); a symbolic link at the file's path is
+//! refused, never followed ([`crate::storage::owner_only`]).
 
 mod writer;
 
@@ -63,7 +76,7 @@ impl FileSink {
     /// path when the directory or file cannot be written.
     pub fn open(path: &Path, config: &FileConfig) -> Result<FileSink, SinkError> {
         let shared = Arc::new(Shared::default());
-        let writer = Writer::open(path, config.rotate_bytes, shared.clone())?;
+        let writer = Writer::open(path, config, shared.clone())?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("gateway-file-sink".to_owned())

@@ -22,9 +22,9 @@ impl Sink for LogSink {
             .iter()
             .map(|message| {
                 tracing::info!(
-                    id = %message.id,
+                    id = ?message.id,
                     attributes = ?message.attributes,
-                    body = %String::from_utf8_lossy(&message.body),
+                    body = ?String::from_utf8_lossy(&message.body),
                     "publish"
                 );
                 Ok(())

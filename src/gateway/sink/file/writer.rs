@@ -1,16 +1,23 @@
-//! The file sink's writer thread: group commit and rotation.
+//! The file sink's writer thread: group commit, rotation and retention of
+//! rotated files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{MAX_GROUP_BYTES, Shared};
+use crate::gateway::config::FileConfig;
 use crate::gateway::metrics;
 use crate::gateway::sink::SinkError;
+use crate::storage::owner_only;
+
+/// While events are written, rotated files past `file_max_age` are looked
+/// for at most this often (besides at start and after each rotation).
+pub(super) const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the writer thread is asked to do.
 #[derive(Debug)]
@@ -41,34 +48,121 @@ pub(super) struct Writer {
     rotate_bytes: u64,
     next_suffix: u64,
     shared: Arc<Shared>,
+    /// Rotated files kept, at most.
+    keep: u64,
+    /// Rotated files older than this are deleted.
+    max_age: Option<Duration>,
+    /// When rotated files were last looked at for age.
+    last_age_check: Instant,
 }
 
 impl Writer {
-    /// Opens `path` for appending (creating its directory), cuts a partial
-    /// last line, and finds the next rotation suffix.
+    /// Opens `path` for appending (creating its directory `0700` if
+    /// missing; the file `0600`, tightened if it was looser), cuts a partial
+    /// last line, finds the next rotation suffix, and applies the retention
+    /// of rotated files.
     pub(super) fn open(
         path: &Path,
-        rotate_bytes: u64,
+        config: &FileConfig,
         shared: Arc<Shared>,
     ) -> Result<Writer, SinkError> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| SinkError::io("creating directory", &dir, e))?;
+        owner_only::create_dir_all(&dir)
+            .map_err(|e| SinkError::io("creating directory", &dir, e))?;
         let mut file = open_append(path)?;
+        match owner_only::tighten_open(&file, path) {
+            Ok(Some(c)) => {
+                tracing::warn!(path = ?c.path, from = format!("{:o}", c.from), to = format!("{:o}", c.to), "events file had group or other access; tightened");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = ?path, error = %e, "could not make the events file owner-only");
+            }
+        }
         let len = cut_partial_line(&mut file, path)?;
         sync_dir(&dir)?;
-        let next_suffix = last_suffix(&dir, path)? + 1;
-        Ok(Writer {
+        let rotated = rotated_files(&dir, path)?;
+        for (_, old) in &rotated {
+            match owner_only::tighten_file(old) {
+                Ok(Some(c)) => {
+                    tracing::warn!(path = ?c.path, from = format!("{:o}", c.from), to = format!("{:o}", c.to), "rotated events file had group or other access; tightened");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = ?old, error = %e, "could not make a rotated events file owner-only");
+                }
+            }
+        }
+        let next_suffix = rotated.last().map_or(0, |(n, _)| *n) + 1;
+        let writer = Writer {
             path: path.to_owned(),
             dir,
             file,
             len,
-            rotate_bytes,
+            rotate_bytes: config.rotate_bytes,
             next_suffix,
             shared,
-        })
+            keep: config.keep,
+            max_age: config.max_age,
+            last_age_check: Instant::now(),
+        };
+        writer.apply_retention(rotated);
+        Ok(writer)
+    }
+
+    /// Deletes rotated files past `keep` (the oldest, by suffix, first) and
+    /// those older than `max_age`; counts and logs each. Returns how many
+    /// were deleted. A file that cannot be deleted is logged and kept.
+    fn apply_retention(&self, rotated: Vec<(u64, PathBuf)>) -> usize {
+        let over = rotated
+            .len()
+            .saturating_sub(usize::try_from(self.keep).unwrap_or(usize::MAX));
+        let cutoff = self
+            .max_age
+            .and_then(|age| SystemTime::now().checked_sub(age));
+        let mut deleted = 0;
+        for (i, (_, old)) in rotated.iter().enumerate() {
+            let reason = if i < over {
+                "count"
+            } else {
+                let modified = std::fs::symlink_metadata(old).and_then(|m| m.modified());
+                match (cutoff, modified) {
+                    (Some(cutoff), Ok(modified)) if modified < cutoff => "age",
+                    _ => continue,
+                }
+            };
+            match std::fs::remove_file(old) {
+                Ok(()) => {
+                    deleted += 1;
+                    metrics::record_file_deleted(reason);
+                    tracing::info!(path = ?old, reason, keep = self.keep, max_age = ?self.max_age, "deleted a rotated events file");
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = ?old, error = %e, "could not delete a rotated events file");
+                }
+            }
+        }
+        if deleted > 0
+            && let Err(e) = sync_dir(&self.dir)
+        {
+            tracing::warn!(error = %e, "syncing the directory after deleting rotated files failed");
+        }
+        deleted
+    }
+
+    /// Applies the retention to the rotated files on disk now.
+    fn prune(&mut self) {
+        self.last_age_check = Instant::now();
+        match rotated_files(&self.dir, &self.path) {
+            Ok(rotated) => {
+                self.apply_retention(rotated);
+            }
+            Err(e) => tracing::warn!(error = %e, "listing rotated events files failed"),
+        }
     }
 
     /// Serves commands until `Close` or until every sender is gone.
@@ -125,6 +219,9 @@ impl Writer {
     fn commit(&mut self, group: &[Pending]) -> Vec<Result<(), SinkError>> {
         if let Some(e) = self.poisoned() {
             return vec![Err(e); group.len()];
+        }
+        if self.max_age.is_some() && self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL {
+            self.prune();
         }
         let mut results = Vec::with_capacity(group.len());
         for (lines, _) in group {
@@ -192,18 +289,21 @@ impl Writer {
         }
         self.len = 0;
         sync_dir(&self.dir)?;
-        tracing::info!(rotated = %target.display(), "rotated the events file");
+        tracing::info!(rotated = ?target, "rotated the events file");
+        self.prune();
         Ok(())
     }
 }
 
+/// Opens the events file for appending: created `0600`, and a symbolic
+/// link at its path is refused, not followed.
 fn open_append(path: &Path) -> Result<File, SinkError> {
-    OpenOptions::new()
+    owner_only::file_options()
         .create(true)
         .append(true)
         .read(true)
         .open(path)
-        .map_err(|e| SinkError::io("opening for append", path, e))
+        .map_err(|e| SinkError::io("opening for append", path, owner_only::explain(path, e)))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SinkError> {
@@ -245,22 +345,23 @@ fn cut_partial_line(file: &mut File, path: &Path) -> Result<u64, SinkError> {
     Ok(end)
 }
 
-/// The highest `N` among `PATH.N` files in `dir` (0 when none).
-fn last_suffix(dir: &Path, path: &Path) -> Result<u64, SinkError> {
+/// The rotated files `PATH.N` in `dir`, oldest (lowest `N`) first.
+fn rotated_files(dir: &Path, path: &Path) -> Result<Vec<(u64, PathBuf)>, SinkError> {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
     let prefix = format!("{name}.");
     let entries = std::fs::read_dir(dir).map_err(|e| SinkError::io("listing", dir, e))?;
-    Ok(entries
+    let mut rotated: Vec<(u64, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let file = entry.file_name();
-            let suffix = file.to_str()?.strip_prefix(&prefix)?.to_owned();
-            suffix.parse::<u64>().ok()
+            let suffix = file.to_str()?.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((suffix, entry.path()))
         })
-        .max()
-        .unwrap_or(0))
+        .collect();
+    rotated.sort_unstable();
+    Ok(rotated)
 }
 
 #[cfg(test)]
@@ -268,12 +369,29 @@ mod tests {
     use super::*;
 
     fn writer(dir: &Path, rotate: u64) -> Writer {
+        writer_keeping(dir, rotate, u64::from(u32::MAX), None)
+    }
+
+    fn writer_keeping(dir: &Path, rotate: u64, keep: u64, max_age: Option<Duration>) -> Writer {
         Writer::open(
             &dir.join("events.jsonl"),
-            rotate,
+            &FileConfig {
+                rotate_bytes: rotate,
+                keep,
+                max_age,
+            },
             Arc::new(Shared::default()),
         )
         .unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
     }
 
     fn group(batches: &[&str]) -> Vec<Pending> {
@@ -317,5 +435,101 @@ mod tests {
         let results = w.commit(&group(&["0123456789\n"]));
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(w.len, 11);
+    }
+
+    #[test]
+    fn rotation_deletes_the_oldest_rotated_files_past_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer_keeping(dir.path(), 10, 2, None);
+        for batch in [
+            "aaaaaaaa\n",
+            "bbbbbbbb\n",
+            "cccccccc\n",
+            "dddddddd\n",
+            "eeee\n",
+        ] {
+            let results = w.commit(&group(&[batch]));
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        // Four rotations (.1 to .4): the two newest are kept.
+        assert_eq!(
+            names(dir.path()),
+            ["events.jsonl", "events.jsonl.3", "events.jsonl.4"]
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("events.jsonl.4"), "dddddddd\n");
+        assert_eq!(read("events.jsonl"), "eeee\n");
+    }
+
+    #[test]
+    fn retention_applies_at_start_by_count_and_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [1, 2, 3, 10] {
+            std::fs::write(dir.path().join(format!("events.jsonl.{n}")), "old\n").unwrap();
+        }
+        std::fs::write(dir.path().join("events.jsonl.notanumber"), "x\n").unwrap();
+        let w = writer_keeping(dir.path(), 1 << 20, 3, None);
+        assert_eq!(w.next_suffix, 11);
+        assert_eq!(
+            names(dir.path()),
+            [
+                "events.jsonl",
+                "events.jsonl.10",
+                "events.jsonl.2",
+                "events.jsonl.3",
+                "events.jsonl.notanumber"
+            ]
+        );
+        drop(w);
+        // Everything rotated is older than a nanosecond by now.
+        std::thread::sleep(Duration::from_millis(20));
+        let _w = writer_keeping(dir.path(), 1 << 20, 3, Some(Duration::from_millis(1)));
+        assert_eq!(
+            names(dir.path()),
+            ["events.jsonl", "events.jsonl.notanumber"]
+        );
+    }
+
+    #[test]
+    fn the_events_file_is_owner_only_and_a_planted_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("new/dir");
+        let path = nested.join("events.jsonl");
+        let mut w = Writer::open(
+            &path,
+            &FileConfig {
+                rotate_bytes: 10,
+                keep: 5,
+                max_age: None,
+            },
+            Arc::new(Shared::default()),
+        )
+        .unwrap();
+        let results = w.commit(&group(&["aaaaaaaa\n", "bbbbbbbb\n"]));
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&nested.join("events.jsonl.1")), 0o600);
+        drop(w);
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = Writer::open(
+            &path,
+            &FileConfig {
+                rotate_bytes: 10,
+                keep: 5,
+                max_age: None,
+            },
+            Arc::new(Shared::default()),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 }
