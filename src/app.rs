@@ -245,9 +245,18 @@ pub async fn start(
             dead_letters: dead_letters.clone(),
             token: config.listen.admin_token.clone(),
             clock: clock.clone(),
+            require_token: config.listen.admin_require_token,
+            listen: config.listen.http.ip(),
         }),
         max_body_bytes: config.listen.max_body_bytes,
         metrics: metrics_handle(),
+        ingest_budget: Arc::new(tokio::sync::Semaphore::new(
+            config.listen.max_ingest_in_flight,
+        )),
+        ingest_budget_bytes: config.listen.max_ingest_in_flight,
+        decode_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
     };
     let app = router(state);
     let mut rx = stopped.clone();

@@ -258,6 +258,12 @@ pub struct ServeArgs {
     /// Byte quota of the dead-letter store; the oldest entries go first past it, at least 1MiB [default: 256MiB].
     #[arg(long, env = "TELESPOOL_DEAD_LETTER_QUOTA", value_name = "SIZE")]
     pub dead_letter_quota: Option<String>,
+    /// Require the admin token from loopback clients too (needs --admin-token).
+    #[arg(long, env = "TELESPOOL_ADMIN_REQUIRE_TOKEN")]
+    pub admin_require_token: bool,
+    /// Bytes of POST /v1/events bodies read and decoded at once; past it requests wait up to 10s, then 503 [default: 64MiB].
+    #[arg(long, env = "TELESPOOL_MAX_INGEST_IN_FLIGHT", value_name = "SIZE")]
+    pub max_ingest_in_flight: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and

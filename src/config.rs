@@ -37,6 +37,9 @@ pub const GRPC_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub const GRPC_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 /// HTTP/2 connection receive window of our gRPC servers and clients.
 pub const GRPC_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Default budget of HTTP ingest bodies being read and decoded at once
+/// (`--max-ingest-in-flight`): four bodies of the default largest size.
+pub const DEFAULT_MAX_INGEST_IN_FLIGHT: usize = 64 * 1024 * 1024;
 /// Default export interval when idle (Sourcegraph's).
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Longest export interval allowed (Sourcegraph's).
@@ -162,6 +165,10 @@ pub struct FileConfig {
     pub export_gzip: Option<bool>,
     /// See `--dead-letter-quota`.
     pub dead_letter_quota: Option<String>,
+    /// See `--admin-require-token`.
+    pub admin_require_token: Option<bool>,
+    /// See `--max-ingest-in-flight`.
+    pub max_ingest_in_flight: Option<String>,
 }
 
 impl FileConfig {
@@ -188,6 +195,13 @@ pub struct ListenConfig {
     pub admin_token: Option<String>,
     /// Largest HTTP body. Default 16 MiB.
     pub max_body_bytes: usize,
+    /// Require the admin token from loopback clients too. Default off.
+    pub admin_require_token: bool,
+    /// Bytes of `POST /v1/events` bodies read and decoded at once: a request
+    /// holds its `Content-Length` (the largest body when unknown, at most the
+    /// whole budget) from before its body is read until it is answered.
+    /// Default 64 MiB ([`DEFAULT_MAX_INGEST_IN_FLIGHT`]).
+    pub max_ingest_in_flight: usize,
 }
 
 /// What the tee does to each event.
@@ -306,7 +320,25 @@ impl ServeConfig {
                 pick(&a.max_body_size, &f.max_body_size),
                 DEFAULT_MAX_BODY_BYTES as u64,
             )? as usize,
+            admin_require_token: a.admin_require_token || f.admin_require_token.unwrap_or(false),
+            max_ingest_in_flight: bytes(
+                "--max-ingest-in-flight (TELESPOOL_MAX_INGEST_IN_FLIGHT)",
+                pick(&a.max_ingest_in_flight, &f.max_ingest_in_flight),
+                DEFAULT_MAX_INGEST_IN_FLIGHT as u64,
+            )? as usize,
         };
+        if listen.admin_require_token && listen.admin_token.is_none() {
+            return Err(bad(
+                "--admin-require-token (TELESPOOL_ADMIN_REQUIRE_TOKEN)",
+                "needs a token: set --admin-token (TELESPOOL_ADMIN_TOKEN) too",
+            ));
+        }
+        if listen.max_ingest_in_flight == 0 || listen.max_ingest_in_flight > u32::MAX as usize {
+            return Err(bad(
+                "--max-ingest-in-flight (TELESPOOL_MAX_INGEST_IN_FLIGHT)",
+                format!("must be between 1 byte and {} bytes", u32::MAX),
+            ));
+        }
 
         let defaults = QueueConfig::default();
         let queue = QueueConfig {
@@ -544,6 +576,22 @@ mod tests {
         assert_eq!(c.event_logs.retention, Duration::from_secs(93 * 86_400));
         assert_eq!(c.listen.max_body_bytes, 16 << 20);
         assert_eq!(c.dead_letters.quota_bytes, 256 << 20);
+        assert!(!c.listen.admin_require_token);
+        assert_eq!(c.listen.max_ingest_in_flight, 64 << 20);
+    }
+
+    #[test]
+    fn admin_require_token_without_a_token_is_refused_at_start() {
+        let e = resolve(&["--admin-require-token"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--admin-require-token")
+                && e.to_string().contains("--admin-token"),
+            "{e}"
+        );
+        let c = resolve(&["--admin-require-token", "--admin-token", "t"]).unwrap();
+        assert!(c.listen.admin_require_token);
+        let e = resolve(&["--max-ingest-in-flight", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--max-ingest-in-flight"), "{e}");
     }
 
     #[test]

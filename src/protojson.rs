@@ -440,6 +440,14 @@ pub fn parse_event(json: &[u8]) -> Result<Event, ProtojsonError> {
     parse_text(event_descriptor()?, EVENT_MESSAGE, json)
 }
 
+/// Parses a protojson `Event` from JSON text known to be UTF-8: HTTP ingest
+/// parses each event of a request through this, from the event's own raw
+/// JSON (so positions in errors are relative to the event's text). Errors
+/// carry the JSON path and the line and column.
+pub fn parse_event_str(json: &str) -> Result<Event, ProtojsonError> {
+    parse_str(event_descriptor()?, EVENT_MESSAGE, json)
+}
+
 /// Parses a protojson `Event` from an already parsed JSON value. Errors
 /// carry the JSON path (there are no lines and columns).
 pub fn parse_event_value(json: &serde_json::Value) -> Result<Event, ProtojsonError> {
@@ -459,6 +467,14 @@ fn parse_text<M: prost::Message + Default>(
     let text = std::str::from_utf8(json).map_err(|err| ProtojsonError::InvalidUtf8 {
         offset: err.valid_up_to(),
     })?;
+    parse_str(desc, message_type, text)
+}
+
+fn parse_str<M: prost::Message + Default>(
+    desc: &MessageDescriptor,
+    message_type: &'static str,
+    text: &str,
+) -> Result<M, ProtojsonError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut track = serde_path_to_error::Track::new();
     let parsed = DynamicMessage::deserialize_with_options(

@@ -9,7 +9,7 @@
 //!
 //! | Query | Reads | Memory |
 //! |---|---|---|
-//! | [`EventLogStore::recent`] | newest first from `min(to, cursor)` until `limit` rows match or the range ends; one full decode per row returned (rows a filter refuses: only their head, without allocating) | `limit` rows |
+//! | [`EventLogStore::recent`] | newest first from `min(to, cursor)` until `limit` rows match, their JSON reaches `max_bytes` (8 MiB by default), or the range ends; one full decode per row returned (rows a filter refuses: only their head, without allocating) | `limit` rows, at most `max_bytes` of JSON plus one row |
 //! | [`EventLogStore::counts_by_name_per_day`] | every row in the range, only its head decoded | one day's distinct names, plus the output |
 //! | [`EventLogStore::distinct_users_per_day`] | every row in the range, only its head decoded | one day's distinct users, plus the output |
 //!
@@ -44,6 +44,10 @@ use crate::event_logs::EventLogRow;
 pub const DEFAULT_RECENT_LIMIT: usize = 100;
 /// Largest [`RecentQuery::limit`].
 pub const MAX_RECENT_LIMIT: usize = 10_000;
+/// Default [`RecentQuery::max_bytes`]: a page ends once its rows pass
+/// 8 MiB of JSON (rows can hold up to an event's size of private metadata,
+/// so 10,000 of them are not a bounded answer).
+pub const DEFAULT_RECENT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// A query for the most recent rows in a time range, newest first. Filters
 /// combine with "and".
@@ -68,6 +72,10 @@ pub struct RecentQuery {
     pub limit: usize,
     /// Continue after the page that returned this cursor.
     pub before_cursor: Option<RecentCursor>,
+    /// The page ends (with a cursor) after the row that takes its rows'
+    /// JSON to this many bytes or more; a page holds at least one row.
+    /// Default [`DEFAULT_RECENT_MAX_BYTES`].
+    pub max_bytes: usize,
 }
 
 impl RecentQuery {
@@ -83,6 +91,7 @@ impl RecentQuery {
             source: None,
             limit: DEFAULT_RECENT_LIMIT,
             before_cursor: None,
+            max_bytes: DEFAULT_RECENT_MAX_BYTES,
         }
     }
 
@@ -161,9 +170,29 @@ impl<'de> Deserialize<'de> for RecentCursor {
 pub struct RecentPage {
     /// Matching rows, newest first.
     pub rows: Vec<EventLogRow>,
-    /// Set when the page is full: pass it as [`RecentQuery::before_cursor`] for the
-    /// next page (which may turn out empty). `None` means no more rows.
+    /// Set when the page is full (`limit` rows, or `max_bytes` of them): pass
+    /// it as [`RecentQuery::before_cursor`] for the next page (which may turn
+    /// out empty). `None` means no more rows.
     pub next_cursor: Option<RecentCursor>,
+}
+
+/// Length of a row's JSON, counted without keeping it.
+fn json_len(row: &EventLogRow) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail; a row that could not be
+    // serialized would fail the answer anyway.
+    let _ = serde_json::to_writer(&mut count, row);
+    count.0
 }
 
 /// Rows with one name on one UTC day.
@@ -217,6 +246,7 @@ impl EventLogStore {
             return Ok(page);
         }
         let filtered = q.has_filter();
+        let mut bytes = 0usize;
         let (lo, hi) = (key::spaced(ROWS, &lo), key::spaced(ROWS, &hi));
         for kv in self.rows_range(&lo, &hi).rev() {
             let (k, v) = kv?;
@@ -224,8 +254,10 @@ impl EventLogStore {
             if filtered && !q.matches(&decode_head(row_key, &v)?) {
                 continue;
             }
-            page.rows.push(decode_row(row_key, &v)?);
-            if page.rows.len() == q.limit {
+            let row = decode_row(row_key, &v)?;
+            bytes = bytes.saturating_add(json_len(&row));
+            page.rows.push(row);
+            if page.rows.len() == q.limit || bytes >= q.max_bytes {
                 page.next_cursor = Some(RecentCursor(row_key.to_vec()));
                 break;
             }

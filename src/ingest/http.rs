@@ -9,33 +9,78 @@
 //! | `GET /v1/event-logs/counts` | rows by name per UTC day (admin) |
 //! | `GET /v1/event-logs/users` | distinct users per UTC day (admin) |
 //! | `GET /v1/dead-letter` | dead letters (admin) |
+//! | `POST /v1/dead-letter/requeue` | export dead letters again (admin) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (queue not poisoned) |
+//!
+//! # Ingest
 //!
 //! Ingest answers 200 for any well-formed request, even when some or all
 //! events fail: `failed` lists each one with its index and reason, `ids`
 //! gives every event's id by index (generated ones included, `null` where
-//! an event could not be read). Body over the limit or too many events:
-//! 413; malformed JSON: 400 with the line and column; queue full: 507 with
-//! `Retry-After`; store poisoned: 503.
+//! an event could not be read). Body over `--max-body-size` (by its
+//! `Content-Length` before reading, or while reading) or more events than
+//! `--max-events`: 413; malformed JSON: 400 with the line and column; queue
+//! full: 507 with `Retry-After`; store poisoned: 503.
 //!
-//! The admin routes expose unredacted data: they answer loopback clients,
-//! and others only with `Authorization: Bearer <--admin-token>`.
+//! Memory is bounded before anything is decoded:
+//!
+//! - the body is read into one buffer of at most `--max-body-size`;
+//! - it is walked without building a tree of it ([`super::body`]): at the
+//!   first event past `--max-events` the walk stops (413), and an event
+//!   whose JSON is longer than `--max-event-size` is never parsed (it
+//!   fails alone, like an event over that limit once encoded); the others
+//!   are parsed one at a time, and one over `--max-event-size` once encoded
+//!   is dropped at once. Bodies over 64 KiB are decoded on a blocking
+//!   thread, not on the runtime, one per core at a time (parsing an event
+//!   costs up to ~130 times its JSON at the peak, see [`super::body`]);
+//! - requests share a budget of `--max-ingest-in-flight` bytes (default
+//!   64 MiB): each holds its `Content-Length` (`--max-body-size` when the
+//!   body is chunked; at most the whole budget, so one body larger than
+//!   the budget runs alone) from before its body is read until it is
+//!   answered. A request that finds the budget spent waits, in order, up
+//!   to [`INGEST_WAIT`]; then it is answered 503 with `Retry-After: 1`
+//!   (counted in `telespool_ingest_http_busy_total`). Waiting absorbs
+//!   bursts; the bound keeps a flood of large bodies from taking the
+//!   process's memory.
+//!
+//! Ingest refuses cross-site browser requests (403, see
+//! [`super::guard`]): an `Origin` that is not this server's, or a
+//! `Sec-Fetch-Site` other than `same-origin`/`none`. The content type is
+//! not checked, so `curl -d` keeps working.
+//!
+//! # Admin
+//!
+//! The admin routes expose unredacted data: they answer loopback clients
+//! that name this host in `Host`, and others only with
+//! `Authorization: Bearer <--admin-token>` ([`super::admin`]).
 
 use super::admin;
+use super::body::{self, BodyError, Decoded};
 use super::grpc::record;
+use super::guard;
 use super::status::{RETRY_AFTER_SECS, http_status};
-use crate::protojson;
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee};
+use crate::tee::validate::Limits;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How long a request waits for room in the ingest budget
+/// (`--max-ingest-in-flight`) before it is answered 503.
+pub const INGEST_WAIT: Duration = Duration::from_secs(10);
+/// Bodies up to this size are decoded on the runtime; larger ones on a
+/// blocking thread (a hop costs more than decoding a small body).
+pub const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -50,12 +95,21 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Bytes of ingest bodies in flight: one permit a byte
+    /// (`--max-ingest-in-flight`).
+    pub ingest_budget: Arc<Semaphore>,
+    /// The budget's size.
+    pub ingest_budget_bytes: usize,
+    /// Large bodies decoded at once (one per core): parsing an event costs
+    /// up to ~130 times its JSON at the peak (see [`super::body`]).
+    pub decode_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for HttpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpState")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("ingest_budget_bytes", &self.ingest_budget_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -63,7 +117,10 @@ impl std::fmt::Debug for HttpState {
 /// The router.
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/v1/events", post(post_events))
+        .route(
+            "/v1/events",
+            post(post_events).route_layer(middleware::from_fn(guard::refuse_cross_site)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -100,110 +157,137 @@ async fn render_metrics(State(s): State<HttpState>) -> Response {
     }
 }
 
-/// One event of a request that could not even be parsed.
-struct Unreadable {
-    index: usize,
-    id: Option<String>,
-    error: String,
+/// Why a body could not be read off the connection.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("request body exceeds the limit of {limit} bytes (--max-body-size)")]
+    TooLarge { limit: usize },
+    #[error("request body could not be read (cut short?): {0}")]
+    Cut(#[source] axum::Error),
 }
 
-async fn post_events(
-    State(s): State<HttpState>,
-    ConnectInfo(_peer): ConnectInfo<SocketAddr>,
-    _headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let bytes = match axum::body::to_bytes(body, s.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => {
-            let too_big = std::error::Error::source(&e)
-                .is_some_and(|src| src.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            return if too_big {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "request body exceeds the limit of {} bytes (--max-body-size)",
-                        s.max_body_bytes
-                    ),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("request body could not be read (cut short?): {e}"),
-                )
-            };
+/// Reads a body into one buffer of at most `limit` bytes, sized from the
+/// `Content-Length` when there is one.
+async fn read_body(body: Body, limit: usize, length: Option<usize>) -> Result<Vec<u8>, ReadError> {
+    let mut body = body;
+    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadError::Cut)?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit - buf.len() {
+                return Err(ReadError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
         }
-    };
-    if let Err(e) = std::str::from_utf8(&bytes) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "request body is not valid UTF-8 (at byte {})",
-                e.valid_up_to()
-            ),
-        );
     }
-    let v: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "malformed JSON at line {} column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            );
-        }
+    Ok(buf)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn body_error(e: &BodyError) -> Response {
+    let status = match e {
+        BodyError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::InvalidUtf8 { .. }
+        | BodyError::Malformed { .. }
+        | BodyError::NotAnObject
+        | BodyError::EventsNotArray
+        | BodyError::EventsTwice => StatusCode::BAD_REQUEST,
     };
-    let events = match v.get("events") {
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "\"events\" must be an array of events",
-            );
-        }
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "the body must be a JSON object with an \"events\" array",
-            );
-        }
+    error(status, e.to_string())
+}
+
+/// Decodes a body: on the runtime when it is small (as many at once as
+/// there are runtime workers), else on a blocking thread once a decode slot
+/// is free.
+async fn decode(slots: &Semaphore, bytes: Vec<u8>, limits: Limits) -> Result<Decoded, Response> {
+    let decoded = if bytes.len() <= INLINE_DECODE_BYTES {
+        body::decode(&bytes, &limits)
+    } else {
+        let _slot = slots.acquire().await.map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("decoding the request failed: {e}"),
+            )
+        })?;
+        tokio::task::spawn_blocking(move || body::decode(&bytes, &limits))
+            .await
+            .map_err(|e| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("decoding the request failed: {e}"),
+                )
+            })?
     };
-    let limits = s.tee.config().limits;
-    if events.len() > limits.max_events {
+    decoded.map_err(|e| body_error(&e))
+}
+
+async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let length = content_length(&headers);
+    if length.is_some_and(|l| l > s.max_body_bytes) {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} events exceed the limit of {} per request (--max-events)",
-                events.len(),
-                limits.max_events
-            ),
+            ReadError::TooLarge {
+                limit: s.max_body_bytes,
+            }
+            .to_string(),
         );
     }
-    // Parse each event on its own: one bad event must not fail the rest.
-    let mut parsed = Vec::with_capacity(events.len());
-    let mut index_of = Vec::with_capacity(events.len());
-    let mut unreadable = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
-        match protojson::parse_event_value(ev) {
-            Ok(e) => {
-                parsed.push(e);
-                index_of.push(i);
-            }
-            Err(e) => unreadable.push(Unreadable {
-                index: i,
-                id: ev.get("id").and_then(Value::as_str).map(str::to_string),
-                error: format!("event {i}: {e}"),
-            }),
+    // Held until the request is answered.
+    let charge = length
+        .unwrap_or(s.max_body_bytes)
+        .min(s.ingest_budget_bytes);
+    let charge = u32::try_from(charge).unwrap_or(u32::MAX);
+    let _permit = match tokio::time::timeout(
+        INGEST_WAIT,
+        s.ingest_budget.clone().acquire_many_owned(charge),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) | Err(_) => {
+            metrics::counter!("telespool_ingest_http_busy_total").increment(1);
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "HTTP ingest is busy: {} bytes of request bodies are already being decoded or recorded (--max-ingest-in-flight) and none freed up within {}s; retry",
+                    s.ingest_budget_bytes,
+                    INGEST_WAIT.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
         }
-    }
+    };
+    let bytes = match read_body(body, s.max_body_bytes, length).await {
+        Ok(b) => b,
+        Err(e @ ReadError::TooLarge { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
+        Err(e @ ReadError::Cut(_)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let Decoded {
+        total,
+        events,
+        index_of,
+        unreadable,
+    } = match decode(&s.decode_slots, bytes, s.tee.config().limits).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
     let outcomes = match record(
         &s.tee,
         &s.wake,
-        parsed,
+        events,
         Ids::Generate,
         InvalidPolicy::Report,
     )
@@ -221,8 +305,8 @@ async fn post_events(
         }
     };
     metrics::counter!("telespool_ingest_events_total", "transport" => "http")
-        .increment(events.len() as u64);
-    let mut ids: Vec<Value> = vec![Value::Null; events.len()];
+        .increment(total as u64);
+    let mut ids: Vec<Value> = vec![Value::Null; total];
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
     for (o, &i) in outcomes.iter().zip(&index_of) {
@@ -245,7 +329,7 @@ async fn post_events(
         }
         failed.push((
             u.index,
-            json!({"index": u.index, "id": u.id, "error": u.error}),
+            json!({"index": u.index, "id": u.id, "error": format!("event {}: {}", u.index, u.error)}),
         ));
     }
     failed.sort_by_key(|(i, _)| *i);

@@ -1,9 +1,12 @@
 //! Ingest: the sidecar's gRPC and HTTP servers (tokio, tonic, axum) in front
 //! of the tee. Errors map to gRPC statuses and HTTP answers in one place
-//! ([`status`]).
+//! ([`status`]); what browsers could do to a server on localhost is kept out
+//! by [`guard`].
 
 pub mod admin;
+pub mod body;
 pub mod grpc;
+pub mod guard;
 pub mod http;
 pub mod queries;
 pub mod status;
