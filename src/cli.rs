@@ -255,6 +255,21 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
+    /// PEM CA bundle trusted for the gateway's certificate, instead of the public roots; reloaded on SIGHUP [default: none: public roots].
+    #[arg(long, env = "TELESPOOL_EXPORT_CA_FILE", value_name = "FILE")]
+    pub export_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS with the gateway; reloaded on SIGHUP [default: none].
+    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_CERT", value_name = "FILE")]
+    pub export_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --export-client-cert [default: none].
+    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_KEY", value_name = "FILE")]
+    pub export_client_key: Option<PathBuf>,
+    /// File holding the license key (kept out of `ps`); instead of --license-key [default: none].
+    #[arg(long, env = "TELESPOOL_LICENSE_KEY_FILE", value_name = "FILE")]
+    pub license_key_file: Option<PathBuf>,
+    /// File holding the admin token (kept out of `ps`); instead of --admin-token [default: none].
+    #[arg(long, env = "TELESPOOL_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and

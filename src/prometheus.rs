@@ -194,6 +194,11 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Events moved to the dead-letter store after too many attempts",
     ),
+    (
+        "telespool_export_tls_reloads_total",
+        Kind::LabeledCounter,
+        "Reloads of the export TLS files on SIGHUP, by result (ok, error)",
+    ),
 ];
 
 /// A series' kind.
