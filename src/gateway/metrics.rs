@@ -11,6 +11,8 @@
 //! | `telespool_gateway_file_sync_seconds` | histogram | | `fdatasync` time of one group commit |
 //! | `telespool_gateway_streams_total` | counter | `result` | `RecordEvents` streams ended: `ok` or the gRPC code |
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
+//! | `telespool_gateway_reloads_total` | counter | `result` | SIGHUP reloads ([`super::reload`]): `ok`, or `error` when a part kept its previous files |
+//! | `telespool_gateway_tls_handshake_failures_total` | counter | `reason` | TLS handshakes of the gRPC listener that failed: `error` or `timeout` |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub const FILE_SYNC_SECONDS: &str = "telespool_gateway_file_sync_seconds";
 pub const STREAMS: &str = "telespool_gateway_streams_total";
 /// Unary calls.
 pub const RECORD_EVENT: &str = "telespool_gateway_record_event_total";
+/// SIGHUP reloads.
+pub const RELOADS: &str = "telespool_gateway_reloads_total";
 
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,20 @@ fn describe() {
     );
     metrics::describe_counter!(STREAMS, "RecordEvents streams ended, by result");
     metrics::describe_counter!(RECORD_EVENT, "RecordEvent calls, by result");
+    metrics::describe_counter!(
+        RELOADS,
+        "SIGHUP reloads of certificates, license keys and service tokens, by result"
+    );
+    metrics::describe_counter!(
+        crate::tls::server::HANDSHAKE_FAILURES,
+        "TLS handshakes of the gRPC listener that failed, by reason"
+    );
+}
+
+/// Records one SIGHUP reload.
+pub fn record_reload(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!(RELOADS, "result" => result).increment(1);
 }
 
 /// Records one group-commit sync.

@@ -35,6 +35,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod publish;
+pub mod reload;
 pub mod render;
 pub mod server;
 pub mod shutdown;

@@ -124,20 +124,8 @@ pub enum TlsError {
     },
     /// The certificate and key do not go together (or the key type is not
     /// supported).
-    #[error("{cert_setting} {cert} and {key_setting} {key}: {source}")]
-    CertKey {
-        /// The certificate's setting.
-        cert_setting: &'static str,
-        /// The certificate file.
-        cert: PathBuf,
-        /// The key's setting.
-        key_setting: &'static str,
-        /// The key file.
-        key: PathBuf,
-        /// rustls' complaint.
-        #[source]
-        source: rustls::Error,
-    },
+    #[error(transparent)]
+    CertKey(Box<CertKeyError>),
     /// The client-certificate verifier could not be built from the CA file.
     #[error("{setting}: {path}: {source}")]
     ClientVerifier {
@@ -154,6 +142,19 @@ pub enum TlsError {
     Config(#[source] rustls::Error),
 }
 
+/// A certificate and key that rustls refuses together.
+#[derive(Debug, thiserror::Error)]
+#[error("{} {} and {} {}: {source}", cert.setting, cert.path.display(), key.setting, key.path.display())]
+pub struct CertKeyError {
+    /// The certificate chain.
+    pub cert: PemFile,
+    /// The key.
+    pub key: PemFile,
+    /// rustls' complaint.
+    #[source]
+    pub source: rustls::Error,
+}
+
 impl TlsError {
     /// The file the error is about (the certificate for a pair).
     pub fn path(&self) -> Option<&Path> {
@@ -165,7 +166,7 @@ impl TlsError {
             | TlsError::NoKey { path, .. }
             | TlsError::BadCa { path, .. }
             | TlsError::ClientVerifier { path, .. } => Some(path),
-            TlsError::CertKey { cert, .. } => Some(cert),
+            TlsError::CertKey(e) => Some(&e.cert.path),
             TlsError::Config(_) => None,
         }
     }
@@ -258,19 +259,8 @@ fn load_pair(
 }
 
 fn cert_key_error(cert: &PemFile, key: &PemFile) -> impl FnOnce(rustls::Error) -> TlsError {
-    let (cert_setting, cert_path, key_setting, key_path) = (
-        cert.setting,
-        cert.path.clone(),
-        key.setting,
-        key.path.clone(),
-    );
-    move |source| TlsError::CertKey {
-        cert_setting,
-        cert: cert_path,
-        key_setting,
-        key: key_path,
-        source,
-    }
+    let (cert, key) = (cert.clone(), key.clone());
+    move |source| TlsError::CertKey(Box::new(CertKeyError { cert, key, source }))
 }
 
 #[cfg(test)]
