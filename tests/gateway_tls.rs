@@ -344,3 +344,48 @@ async fn sighup_reloads_license_keys_and_service_tokens_and_a_bad_file_keeps_the
         "the error names the file:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_reloads_its_ca_file_on_sighup_and_its_next_connection_uses_it() {
+    let pki = Pki::new("private ca");
+    let gateway = tls_gateway(&pki, &[]);
+    let wrong = Pki::new("wrong ca");
+    let ca = pki.write("export-ca.pem", &wrong.ca_pem());
+    let data = tempfile::tempdir().unwrap();
+    let addr = format!("https://localhost:{}", gateway.grpc.port());
+    let mut sidecar = process::sidecar(
+        data.path(),
+        &["--export-addr", &addr, "--export-ca-file", path(&ca)],
+    );
+    post_events(sidecar.http, &["hup-1"]).await;
+    sidecar
+        .proc
+        .wait_for_line("export round failed", EXPORTED_WITHIN);
+
+    // A bad file keeps the previous config (and says so).
+    std::fs::write(&ca, "garbage").unwrap();
+    sidecar.proc.signal("HUP");
+    let line = sidecar
+        .proc
+        .wait_for_line("reloading the export TLS files failed", EXPORTED_WITHIN);
+    assert!(line.contains("--export-ca-file"), "{line}");
+
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    sidecar.proc.signal("HUP");
+    sidecar
+        .proc
+        .wait_for_line("export TLS files reloaded", EXPORTED_WITHIN);
+    process::wait_for_ids(
+        &pki.dir.path().join("events.jsonl"),
+        &["hup-1"],
+        EXPORTED_WITHIN,
+        || sidecar.proc.stderr(),
+    );
+    let (_, metrics) = http_get(sidecar.http, "/metrics").await;
+    for line in [
+        "telespool_export_tls_reloads_total{result=\"ok\"} 1",
+        "telespool_export_tls_reloads_total{result=\"error\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}

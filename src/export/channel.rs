@@ -124,7 +124,13 @@ pub fn export_channel(config: &ExportConfig) -> Result<ExportChannel, ChannelErr
             // tonic refuses an https:// endpoint with a connector of its
             // own: the connector is given http://HOST:PORT and does TLS
             // itself, and the requests carry the https:// origin.
-            let origin: Uri = format!("https://{host}:{port}")
+            // The origin as written (a port only if given): proxies route on
+            // the :authority, and some match "host" but not "host:443".
+            let origin = match uri.port_u16() {
+                Some(port) => format!("https://{host}:{port}"),
+                None => format!("https://{host}"),
+            };
+            let origin: Uri = origin
                 .parse()
                 .map_err(|e: tonic::codegen::http::uri::InvalidUri| invalid(e.to_string()))?;
             let channel = endpoint(format!("http://{host}:{port}"))?
