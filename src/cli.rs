@@ -286,7 +286,7 @@ pub struct GatewayArgs {
     /// HTTP listen address for /healthz, /readyz, /metrics [default: 0.0.0.0:10081].
     #[arg(long, env = "TELESPOOL_GATEWAY_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<String>,
-    /// Where events go: file:PATH, nats://[USER[:PASSWORD]@]HOST:PORT or log [default: file:./telespool-gateway/events.jsonl].
+    /// Where events go: file:PATH, nats://HOST:PORT (or nats://USER:PASSWORD@HOST:PORT, nats://TOKEN@HOST:PORT) or log [default: file:./telespool-gateway/events.jsonl].
     #[arg(
         long,
         env = "TELESPOOL_GATEWAY_SINK",
