@@ -207,7 +207,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_takes_the_sidecar
 async fn sighup_shows_new_connections_the_new_certificate_and_keeps_open_streams() {
     let pki = Pki::new("private ca");
     let first = pki.server(1);
-    let gateway = tls_gateway_with(&pki, &first, &[]);
+    let mut gateway = tls_gateway_with(&pki, &first, &[]);
     assert_eq!(
         server_certificate(gateway.grpc, &pki.ca_pem()).await,
         first.der()
@@ -242,11 +242,11 @@ async fn sighup_shows_new_connections_the_new_certificate_and_keeps_open_streams
         "telespool_gateway_reloads_total{result=\"error\"} 1",
     )
     .await;
-    let log = gateway.proc.stderr();
-    let error = log
-        .lines()
-        .find(|l| l.contains("reloading the TLS files failed"))
-        .unwrap_or_else(|| panic!("no reload error logged:\n{log}"));
+    // The log line comes before the metric, but the pipe's reader thread
+    // may not have read it yet.
+    let error = gateway
+        .proc
+        .wait_for_line("reloading the TLS files failed", EXPORTED_WITHIN);
     assert!(
         error.contains("tls_cert") && error.contains(path(&bad)),
         "the error names the setting and the file: {error}"
@@ -278,7 +278,7 @@ async fn sighup_reloads_license_keys_and_service_tokens_and_a_bad_file_keeps_the
     std::fs::write(&keys, "key-one\n").unwrap();
     let tokens = files.path().join("service-tokens");
     std::fs::write(&tokens, "token-one\n").unwrap();
-    let gateway = process::gateway(
+    let mut gateway = process::gateway(
         &[
             "--sink",
             "log",
@@ -337,11 +337,12 @@ async fn sighup_reloads_license_keys_and_service_tokens_and_a_bad_file_keeps_the
         record(&mut client, stream("key-two")).await.end.is_ok(),
         "the previous keys stay in force"
     );
-    let log = gateway.proc.stderr();
+    let error = gateway
+        .proc
+        .wait_for_line("reloading the identity files failed", EXPORTED_WITHIN);
     assert!(
-        log.lines()
-            .any(|l| l.contains("reloading the identity files failed") && l.contains(path(&keys))),
-        "the error names the file:\n{log}"
+        error.contains(path(&keys)),
+        "the error names the file: {error}"
     );
 }
 

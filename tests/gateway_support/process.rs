@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_telespool");
 pub struct Proc {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until the pipe closes; joined once the process exits.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -27,7 +29,7 @@ impl Proc {
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 let mut text = sink.lock().unwrap();
@@ -35,7 +37,11 @@ impl Proc {
                 text.push('\n');
             }
         });
-        Proc { child, stderr }
+        Proc {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
     }
 
     /// Everything logged so far.
@@ -66,7 +72,7 @@ impl Proc {
                 return line.to_owned();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
+                self.drain();
                 panic!(
                     "exited ({status}) before logging {needle:?}:\n{}",
                     self.stderr()
@@ -87,13 +93,19 @@ impl Proc {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader thread drain the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                self.drain();
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         None
+    }
+
+    /// After the exit: waits until every line the process wrote is read.
+    fn drain(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 
     /// SIGTERM, then wait (SIGKILL after 30 s).
