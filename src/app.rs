@@ -91,13 +91,19 @@ pub struct Running {
 /// The exporter, when a gateway address is configured and the export mode
 /// is not `disabled` (which stops the exporter as well as queueing, as in
 /// Sourcegraph; the backlog stays).
+/// Also returns the channel's TLS config, reloaded on SIGHUP.
+type ExporterAndTls = (
+    crate::export::exporter::Exporter,
+    Option<Arc<crate::tls::client::ClientTls>>,
+);
+
 fn exporter(
     config: &ServeConfig,
     queue: &Arc<Queue>,
     dead_letters: &Arc<DeadLetterStore>,
     clock: &Arc<dyn Clock>,
     wake: &Arc<tokio::sync::Notify>,
-) -> Result<Option<crate::export::exporter::Exporter>, AppError> {
+) -> Result<Option<ExporterAndTls>, AppError> {
     if config.export.addr.is_none() {
         return Ok(None);
     }
@@ -107,15 +113,16 @@ fn exporter(
         );
         return Ok(None);
     }
-    let channel = crate::export::channel::channel(&config.export)
-        .map_err(|e| AppError::Export(e.to_string()))?;
+    let crate::export::channel::ExportChannel { channel, tls } =
+        crate::export::channel::export_channel(&config.export)
+            .map_err(|e| AppError::Export(e.to_string()))?;
     let instance_id = crate::export::identity::instance_id(&config.export, &config.data_dir)
         .map_err(|source| AppError::Io {
             what: "reading or creating the instance id",
             source,
         })?;
     let identifier = crate::export::identity::identifier(&config.export, &instance_id);
-    Ok(Some(crate::export::exporter::Exporter::new(
+    let exporter = crate::export::exporter::Exporter::new(
         queue.clone(),
         dead_letters.clone(),
         clock.clone(),
@@ -124,7 +131,8 @@ fn exporter(
         channel,
         wake.clone(),
         Arc::new(crate::export::exporter::ExportStats::default()),
-    )))
+    );
+    Ok(Some((exporter, tls)))
 }
 
 /// Binds the configured listeners.
@@ -286,14 +294,20 @@ pub async fn start(
             stopped.clone(),
         )),
     ];
-    if let Some(exporter) = exporter(&config, &queue, &dead_letters, &clock, &wake)? {
+    let mut export_tls = None;
+    if let Some((exporter, tls)) = exporter(&config, &queue, &dead_letters, &clock, &wake)? {
         tasks.push(tokio::spawn(exporter.run(stopped.clone())));
+        export_tls = tls;
     }
     if config.tee.dotcom {
         tracing::warn!(
             "--dotcom is on: exported events are NOT redacted (private metadata and marketing tracking are exported as recorded); use it only for Sourcegraph.com"
         );
     }
+    tasks.push(tokio::spawn(crate::export::channel::reload_on_sighup(
+        export_tls,
+        stopped.clone(),
+    )));
     if config.export.addr.is_none() {
         tracing::warn!(
             quota_bytes = config.queue.quota_bytes,

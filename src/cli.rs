@@ -264,6 +264,21 @@ pub struct ServeArgs {
     /// Bytes of POST /v1/events bodies read and decoded at once; past it requests wait up to 10s, then 503 [default: 64MiB].
     #[arg(long, env = "TELESPOOL_MAX_INGEST_IN_FLIGHT", value_name = "SIZE")]
     pub max_ingest_in_flight: Option<String>,
+    /// PEM CA bundle trusted for the gateway's certificate, instead of the public roots; reloaded on SIGHUP [default: none: public roots].
+    #[arg(long, env = "TELESPOOL_EXPORT_CA_FILE", value_name = "FILE")]
+    pub export_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS with the gateway; reloaded on SIGHUP [default: none].
+    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_CERT", value_name = "FILE")]
+    pub export_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --export-client-cert [default: none].
+    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_KEY", value_name = "FILE")]
+    pub export_client_key: Option<PathBuf>,
+    /// File holding the license key (kept out of `ps`); instead of --license-key [default: none].
+    #[arg(long, env = "TELESPOOL_LICENSE_KEY_FILE", value_name = "FILE")]
+    pub license_key_file: Option<PathBuf>,
+    /// File holding the admin token (kept out of `ps`); instead of --admin-token [default: none].
+    #[arg(long, env = "TELESPOOL_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and
@@ -280,8 +295,13 @@ pub struct GatewayArgs {
     /// HTTP listen address for /healthz, /readyz, /metrics [default: 0.0.0.0:10081].
     #[arg(long, env = "TELESPOOL_GATEWAY_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<String>,
-    /// Where events go: file:PATH, nats://HOST:PORT or log [default: file:./telespool-gateway/events.jsonl].
-    #[arg(long, env = "TELESPOOL_GATEWAY_SINK", value_name = "SINK")]
+    /// Where events go: file:PATH, nats://HOST:PORT (or nats://USER:PASSWORD@HOST:PORT, nats://TOKEN@HOST:PORT) or log [default: file:./telespool-gateway/events.jsonl].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_SINK",
+        value_name = "SINK",
+        hide_env_values = true
+    )]
     pub sink: Option<String>,
     /// JetStream stream, created when missing [default: telemetry-events].
     #[arg(long, env = "TELESPOOL_GATEWAY_NATS_STREAM", value_name = "S")]
@@ -353,4 +373,35 @@ pub struct GatewayArgs {
         value_name = "MODE"
     )]
     pub publish_license_key: Option<String>,
+    /// Certificate chain (PEM) of the gRPC listener; with --tls-key, gRPC is TLS only; reloaded on SIGHUP [default: none: plain text].
+    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates must chain to: mutual TLS [default: none: no client certificates].
+    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// NATS credentials file (user JWT and nkey seed) [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA bundle (PEM) for the NATS server's certificate; requires TLS [default: none: system roots].
+    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_CA", value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS mutual TLS; requires TLS [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_CERT", value_name = "FILE")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --nats-tls-cert [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_KEY", value_name = "FILE")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// File holding the NATS password of the user in the sink URL (nats://USER@HOST:PORT) [default: none].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_NATS_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub nats_password_file: Option<PathBuf>,
+    /// File holding a NATS authentication token [default: none].
+    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TOKEN_FILE", value_name = "FILE")]
+    pub nats_token_file: Option<PathBuf>,
 }

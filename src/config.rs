@@ -169,6 +169,16 @@ pub struct FileConfig {
     pub admin_require_token: Option<bool>,
     /// See `--max-ingest-in-flight`.
     pub max_ingest_in_flight: Option<String>,
+    /// See `--export-ca-file`.
+    pub export_ca_file: Option<PathBuf>,
+    /// See `--export-client-cert`.
+    pub export_client_cert: Option<PathBuf>,
+    /// See `--export-client-key`.
+    pub export_client_key: Option<PathBuf>,
+    /// See `--license-key-file`.
+    pub license_key_file: Option<PathBuf>,
+    /// See `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -243,6 +253,13 @@ pub struct ExportConfig {
     pub insecure: bool,
     /// Compress payloads with gzip.
     pub gzip: bool,
+    /// PEM CA bundle trusted for the gateway's certificate instead of the
+    /// public (webpki) roots. Default none.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS. Default none.
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of `client_cert`. Default none.
+    pub client_key: Option<PathBuf>,
 }
 
 /// Cleanup settings.
@@ -277,6 +294,75 @@ pub struct ServeConfig {
 
 fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
     flag.clone().or_else(|| file.clone())
+}
+
+/// A secret given either as a value (`--license-key`) or as a file holding
+/// it (`--license-key-file`, read by [`crate::secret::read_secret_file`]);
+/// both at once is refused. An empty value counts as unset.
+fn secret_setting(
+    (value_setting, value): (&str, Option<String>),
+    (file_setting, file): (&'static str, Option<PathBuf>),
+) -> Result<Option<String>, ConfigError> {
+    let value = value.filter(|v| !v.is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(bad(
+            file_setting,
+            format!("{value_setting} is set too; give the secret one way only"),
+        )),
+        (value, None) => Ok(value),
+        (None, Some(path)) => crate::secret::read_secret_file(file_setting, &path)
+            .map(Some)
+            .map_err(|e| match e {
+                crate::secret::SecretFileError::Read { path, source, .. } => bad(
+                    file_setting,
+                    format!("cannot read {}: {source}", path.display()),
+                ),
+                crate::secret::SecretFileError::Empty { path, .. } => {
+                    bad(file_setting, format!("{} is empty", path.display()))
+                }
+                other => bad(file_setting, other.to_string()),
+            }),
+    }
+}
+
+/// The export TLS files: certificate and key together, and only for an
+/// `https://` gateway (the files themselves are read when the exporter
+/// starts).
+fn check_export_tls(export: &ExportConfig) -> Result<(), ConfigError> {
+    match (&export.client_cert, &export.client_key) {
+        (Some(_), None) => {
+            return Err(bad(
+                "--export-client-key (TELESPOOL_EXPORT_CLIENT_KEY)",
+                "must be set with --export-client-cert",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "--export-client-cert (TELESPOOL_EXPORT_CLIENT_CERT)",
+                "must be set with --export-client-key",
+            ));
+        }
+        _ => {}
+    }
+    let tls_files = export.ca_file.is_some() || export.client_cert.is_some();
+    if let Some(addr) = &export.addr
+        && tls_files
+        && !addr.starts_with("https://")
+    {
+        let setting = if export.ca_file.is_some() {
+            "--export-ca-file (TELESPOOL_EXPORT_CA_FILE)"
+        } else {
+            "--export-client-cert (TELESPOOL_EXPORT_CLIENT_CERT)"
+        };
+        return Err(bad(
+            setting,
+            format!(
+                "is for TLS, but --export-addr {:?} is not https://",
+                crate::secret::redact_url(addr)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl ServeConfig {
@@ -314,7 +400,16 @@ impl ServeConfig {
                 pick(&a.http_listen, &f.http_listen),
                 DEFAULT_HTTP_LISTEN,
             )?,
-            admin_token: pick(&a.admin_token, &f.admin_token).filter(|t| !t.is_empty()),
+            admin_token: secret_setting(
+                (
+                    "--admin-token (TELESPOOL_ADMIN_TOKEN)",
+                    pick(&a.admin_token, &f.admin_token),
+                ),
+                (
+                    "--admin-token-file (TELESPOOL_ADMIN_TOKEN_FILE)",
+                    pick(&a.admin_token_file, &f.admin_token_file),
+                ),
+            )?,
             max_body_bytes: bytes(
                 "--max-body-size (TELESPOOL_MAX_BODY_SIZE)",
                 pick(&a.max_body_size, &f.max_body_size),
@@ -452,10 +547,22 @@ impl ServeConfig {
             max_attempts: pick(&a.export_max_attempts, &f.export_max_attempts)
                 .unwrap_or(DEFAULT_EXPORT_MAX_ATTEMPTS),
             instance_id: pick(&a.instance_id, &f.instance_id).filter(|s| !s.is_empty()),
-            license_key: pick(&a.license_key, &f.license_key).filter(|s| !s.is_empty()),
+            license_key: secret_setting(
+                (
+                    "--license-key (TELESPOOL_LICENSE_KEY)",
+                    pick(&a.license_key, &f.license_key),
+                ),
+                (
+                    "--license-key-file (TELESPOOL_LICENSE_KEY_FILE)",
+                    pick(&a.license_key_file, &f.license_key_file),
+                ),
+            )?,
             external_url: pick(&a.external_url, &f.external_url).unwrap_or_default(),
             insecure: a.export_insecure || f.export_insecure.unwrap_or(false),
             gzip: a.export_gzip || f.export_gzip.unwrap_or(false),
+            ca_file: pick(&a.export_ca_file, &f.export_ca_file),
+            client_cert: pick(&a.export_client_cert, &f.export_client_cert),
+            client_key: pick(&a.export_client_key, &f.export_client_key),
         };
         if export.interval > MAX_EXPORT_INTERVAL || export.interval.is_zero() {
             return Err(bad(
@@ -487,10 +594,12 @@ impl ServeConfig {
             return Err(bad(
                 "--export-addr (TELEMETRY_GATEWAY_EXPORTER_EXPORT_ADDR)",
                 format!(
-                    "{addr:?} must start with https:// (or http:// for a loopback or --export-insecure gateway)"
+                    "{:?} must start with https:// (or http:// for a loopback or --export-insecure gateway)",
+                    crate::secret::redact_url(addr)
                 ),
             ));
         }
+        check_export_tls(&export)?;
 
         let cleanup = CleanupConfig {
             exported_retention: dur(
@@ -648,6 +757,116 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(c.queue.quota_bytes, 2 << 30);
         assert_eq!(c.tee.export_mode, ExportMode::CodyOnly);
+    }
+
+    #[test]
+    fn secrets_are_read_from_their_files_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("license-key");
+        std::fs::write(&key, "lk-123\n").unwrap();
+        let token = dir.path().join("admin-token");
+        std::fs::write(&token, "tok-456\n").unwrap();
+        let c = resolve(&[
+            "--license-key-file",
+            key.to_str().unwrap(),
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(c.export.license_key.as_deref(), Some("lk-123"));
+        assert_eq!(c.listen.admin_token.as_deref(), Some("tok-456"));
+        let toml = dir.path().join("telespool.toml");
+        std::fs::write(
+            &toml,
+            format!("license_key_file = {:?}\n", key.to_str().unwrap()),
+        )
+        .unwrap();
+        let c = resolve(&["--config", toml.to_str().unwrap()]).unwrap();
+        assert_eq!(c.export.license_key.as_deref(), Some("lk-123"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_secret_file_is_refused_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = resolve(&["--license-key-file", empty.to_str().unwrap()]).unwrap_err();
+        assert!(
+            e.to_string().contains("--license-key-file") && e.to_string().contains("empty"),
+            "{e}"
+        );
+        let e = resolve(&["--admin-token-file", "/nonexistent/token"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--admin-token-file")
+                && e.to_string().contains("/nonexistent/token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_both_as_a_value_and_as_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("license-key");
+        std::fs::write(&key, "from-file").unwrap();
+        let e = resolve(&[
+            "--license-key",
+            "from-flag",
+            "--license-key-file",
+            key.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--license-key-file") && text.contains("--license-key "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("from-flag") && !text.contains("from-file"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn export_tls_files_come_in_pairs_and_only_for_https() {
+        let e = resolve(&[
+            "--export-addr",
+            "https://gw.example.com",
+            "--export-client-cert",
+            "c.pem",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--export-client-key"), "{e}");
+        let e = resolve(&[
+            "--export-addr",
+            "http://127.0.0.1:10080",
+            "--export-ca-file",
+            "ca.pem",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("--export-ca-file") && e.to_string().contains("https://"),
+            "{e}"
+        );
+        let c = resolve(&[
+            "--export-addr",
+            "https://gw.example.com",
+            "--export-ca-file",
+            "ca.pem",
+            "--export-client-cert",
+            "c.pem",
+            "--export-client-key",
+            "k.pem",
+        ])
+        .unwrap();
+        assert_eq!(c.export.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(c.export.client_key, Some(PathBuf::from("k.pem")));
+    }
+
+    #[test]
+    fn an_export_address_in_an_error_loses_its_userinfo() {
+        let e = resolve(&["--export-addr", "ftp://user:hunter2@gw"]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("ftp://gw"), "{e}");
     }
 
     #[test]

@@ -28,11 +28,13 @@ pub mod prometheus;
 pub mod proto;
 pub mod protojson;
 pub mod queue;
+pub mod secret;
 pub mod sled_db;
 pub mod storage;
 pub mod tasks;
 pub mod tee;
 pub mod untrusted;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};
 pub use ids::{RecordId, SegmentId};

@@ -204,6 +204,11 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Bytes of the dead letters stored (headers and events), as counted against --dead-letter-quota",
     ),
+    (
+        "telespool_export_tls_reloads_total",
+        Kind::LabeledCounter,
+        "Reloads of the export TLS files on SIGHUP, by result (ok, error)",
+    ),
 ];
 
 /// A series' kind.

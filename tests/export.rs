@@ -102,6 +102,9 @@ async fn setup_padded(
         external_url: "https://sg.example.com".into(),
         insecure: false,
         gzip: false,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
     };
     let channel = telespool::export::channel::channel(&config).unwrap();
     let identifier = telespool::export::identity::identifier(&config, "test-instance");

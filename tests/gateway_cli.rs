@@ -60,6 +60,18 @@ fn help_lists_every_setting_with_its_environment_variable() {
             "--publish-license-key",
             "TELESPOOL_GATEWAY_PUBLISH_LICENSE_KEY",
         ),
+        ("--tls-cert", "TELESPOOL_GATEWAY_TLS_CERT"),
+        ("--tls-key", "TELESPOOL_GATEWAY_TLS_KEY"),
+        ("--tls-client-ca", "TELESPOOL_GATEWAY_TLS_CLIENT_CA"),
+        ("--nats-creds", "TELESPOOL_GATEWAY_NATS_CREDS"),
+        ("--nats-tls-ca", "TELESPOOL_GATEWAY_NATS_TLS_CA"),
+        ("--nats-tls-cert", "TELESPOOL_GATEWAY_NATS_TLS_CERT"),
+        ("--nats-tls-key", "TELESPOOL_GATEWAY_NATS_TLS_KEY"),
+        (
+            "--nats-password-file",
+            "TELESPOOL_GATEWAY_NATS_PASSWORD_FILE",
+        ),
+        ("--nats-token-file", "TELESPOOL_GATEWAY_NATS_TOKEN_FILE"),
     ] {
         assert!(out.contains(flag), "{flag} missing:\n{out}");
         assert!(out.contains(env), "{env} missing:\n{out}");
@@ -167,6 +179,39 @@ fn a_sink_that_cannot_be_opened_stops_the_start_with_the_path() {
     assert_eq!(code, 1);
     assert!(
         err.contains("sink: creating directory") && err.contains(&blocker.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_settings_are_checked_at_start_and_errors_name_them() {
+    let (code, _, err) = gateway(&["--tls-cert", "cert.pem"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tls_cert is set but tls_key is not"), "{err}");
+    let (code, _, err) = gateway(&[], &[("TELESPOOL_GATEWAY_TLS_KEY", "key.pem")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tls_key is set but tls_cert is not"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let (code, _, err) = gateway(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            "/nonexistent/key.pem",
+            "--sink",
+            "log",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("tls_cert") && err.contains(&cert.display().to_string()),
         "{err}"
     );
 }

@@ -1,6 +1,8 @@
 //! `telespool gateway`: resolves the settings (flags > environment > config
 //! file > defaults), starts a tokio runtime, and runs the gateway until
-//! SIGTERM or ctrl-c; exits 0 after a graceful shutdown.
+//! SIGTERM or ctrl-c; exits 0 after a graceful shutdown. SIGHUP reloads
+//! the certificates, license keys and service tokens
+//! ([`crate::gateway::reload`]).
 
 use std::process::ExitCode;
 
@@ -28,6 +30,15 @@ pub fn settings_from_args(args: GatewayArgs) -> GatewaySettings {
         file_keep: args.file_keep,
         file_max_age: args.file_max_age,
         publish_license_key: args.publish_license_key,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
+        nats_creds: args.nats_creds,
+        nats_tls_ca: args.nats_tls_ca,
+        nats_tls_cert: args.nats_tls_cert,
+        nats_tls_key: args.nats_tls_key,
+        nats_password_file: args.nats_password_file,
+        nats_token_file: args.nats_token_file,
     }
 }
 
@@ -56,6 +67,14 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode, CmdError> {
         let gateway = Gateway::open(config.clone())
             .await
             .map_err(|e| CmdError::new(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            let reloads = gateway
+                .reloader()
+                .on_sighup()
+                .map_err(|e| CmdError::new(format!("listening for SIGHUP: {e}")))?;
+            tokio::spawn(reloads);
+        }
         let (grpc, http) = gateway
             .bind()
             .await

@@ -193,7 +193,7 @@ impl Exporter {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
         tracing::info!(
-            addr = self.config.addr.as_deref().unwrap_or(""),
+            addr = %crate::secret::redact_url(self.config.addr.as_deref().unwrap_or("")),
             "exporter started"
         );
         loop {

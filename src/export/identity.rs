@@ -89,6 +89,9 @@ mod tests {
             external_url: "https://sg.example.com".into(),
             insecure: false,
             gzip: false,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 

@@ -19,9 +19,11 @@ use super::http::{self, HttpState};
 use super::identity::{Identity, IdentityFileError};
 use super::metrics::{self, MetricsError};
 use super::publish::Publisher;
+use super::reload::Reloader;
 use super::server::{self, GatewayService, ServeError};
 use super::shutdown;
 use super::sink::{self, Sink, SinkError};
+use crate::tls::server::ServerTls;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub enum GatewayError {
     /// A server failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The TLS certificate, key or client CA.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A gateway ready to serve.
@@ -56,6 +61,7 @@ pub struct Gateway {
     identity: Arc<Identity>,
     sink: Arc<dyn Sink>,
     metrics: PrometheusHandle,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -68,22 +74,25 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Loads the identity files and opens the configured sink.
+    /// Loads the identity and TLS files and opens the configured sink.
     pub async fn open(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         let identity = load_identity(&config)?;
+        let tls = load_tls(&config)?;
         let sink = sink::open(&config).await?;
-        Self::assemble(config, identity, sink)
+        Self::assemble(config, identity, tls, sink)
     }
 
     /// A gateway publishing to the given sink (tests, benchmarks, embedding).
     pub fn with_sink(config: GatewayConfig, sink: Arc<dyn Sink>) -> Result<Gateway, GatewayError> {
         let identity = load_identity(&config)?;
-        Self::assemble(config, identity, sink)
+        let tls = load_tls(&config)?;
+        Self::assemble(config, identity, tls, sink)
     }
 
     fn assemble(
         config: GatewayConfig,
         identity: Identity,
+        tls: Option<ServerTls>,
         sink: Arc<dyn Sink>,
     ) -> Result<Gateway, GatewayError> {
         Ok(Gateway {
@@ -91,7 +100,13 @@ impl Gateway {
             identity: Arc::new(identity),
             sink,
             metrics: metrics::install()?,
+            tls: tls.map(Arc::new),
         })
+    }
+
+    /// What a SIGHUP reloads (see [`super::reload`]).
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.identity.clone(), self.tls.clone())
     }
 
     /// Binds the configured gRPC and HTTP addresses.
@@ -130,9 +145,10 @@ impl Gateway {
             .with_license_key(self.config.publish_license_key);
         let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
         let mut grpc_stop = stopping.clone();
-        let mut grpc_task = tokio::spawn(server::serve(grpc, service, async move {
-            grpc_stop.recv().await;
-        }));
+        let mut grpc_task =
+            tokio::spawn(server::serve(grpc, service, self.tls.clone(), async move {
+                grpc_stop.recv().await;
+            }));
         let state = HttpState {
             sink: self.sink.clone(),
             metrics: self.metrics.clone(),
@@ -178,6 +194,23 @@ impl Gateway {
         }
         closed?;
         Ok(())
+    }
+}
+
+fn load_tls(config: &GatewayConfig) -> Result<Option<ServerTls>, crate::tls::TlsError> {
+    match config.server_tls_files() {
+        Some(files) => {
+            let mutual = files.client_ca.is_some();
+            let tls = ServerTls::load(files)?;
+            tracing::info!(mutual, "gRPC listener: TLS");
+            Ok(Some(tls))
+        }
+        None => {
+            tracing::warn!(
+                "gRPC listener: plain text (no --tls-cert/--tls-key): license keys and tokens cross the network in clear"
+            );
+            Ok(None)
+        }
     }
 }
 

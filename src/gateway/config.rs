@@ -51,8 +51,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// limits, not the transport, answer.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Where events go.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where events go. `Display` and `Debug` show a `nats://` URL without
+/// its userinfo.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SinkSpec {
     /// `file:PATH`: append JSONL lines to PATH.
     File(PathBuf),
@@ -71,6 +72,9 @@ pub enum SinkSpecError {
     /// `nats://` with no host and port.
     #[error("nats:// needs HOST:PORT, as in nats://127.0.0.1:4222")]
     EmptyNatsAddress,
+    /// Userinfo that does not percent-decode to UTF-8.
+    #[error("the user, password or token in the nats:// URL is not valid percent-encoded UTF-8")]
+    BadNatsUserinfo,
     /// Something else.
     #[error("expected file:PATH, nats://HOST:PORT or log")]
     Unknown,
@@ -87,10 +91,8 @@ impl FromStr for SinkSpec {
                 return Err(SinkSpecError::EmptyPath);
             }
             Ok(SinkSpec::File(PathBuf::from(path)))
-        } else if let Some(address) = s.strip_prefix("nats://") {
-            if address.is_empty() {
-                return Err(SinkSpecError::EmptyNatsAddress);
-            }
+        } else if s.starts_with("nats://") {
+            NatsUrl::parse(s)?;
             Ok(SinkSpec::Nats(s.to_owned()))
         } else {
             Err(SinkSpecError::Unknown)
@@ -102,7 +104,7 @@ impl fmt::Display for SinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkSpec::File(path) => write!(f, "file:{}", path.display()),
-            SinkSpec::Nats(url) => f.write_str(url),
+            SinkSpec::Nats(url) => f.write_str(&crate::secret::redact_url(url)),
             SinkSpec::Log => f.write_str("log"),
         }
     }
@@ -155,6 +157,87 @@ impl fmt::Display for PublishLicenseKey {
     }
 }
 
+impl fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkSpec::File(path) => f.debug_tuple("File").field(path).finish(),
+            SinkSpec::Nats(url) => f
+                .debug_tuple("Nats")
+                .field(&crate::secret::redact_url(url))
+                .finish(),
+            SinkSpec::Log => f.write_str("Log"),
+        }
+    }
+}
+
+/// Credentials carried by a `nats://` URL's userinfo (percent-decoded).
+#[derive(Clone, PartialEq, Eq)]
+pub enum NatsUserinfo {
+    /// `nats://USER:PASSWORD@HOST:PORT`.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `nats://NAME@HOST:PORT`: a token, or the user when the password
+    /// comes from `nats_password_file`.
+    Single(String),
+}
+
+impl fmt::Debug for NatsUserinfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NatsUserinfo::UserPassword { .. } => f.write_str("UserPassword(<redacted>)"),
+            NatsUserinfo::Single(_) => f.write_str("Single(<redacted>)"),
+        }
+    }
+}
+
+/// A `nats://` sink URL taken apart: the address the client connects to
+/// (no userinfo, safe to log) and the credentials the URL carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsUrl {
+    /// `nats://HOST:PORT…` without userinfo.
+    pub address: String,
+    /// The userinfo, decoded.
+    pub userinfo: Option<NatsUserinfo>,
+}
+
+impl NatsUrl {
+    /// Parses a `nats://[USER[:PASSWORD]@]HOST:PORT` URL (the one place
+    /// that does). The userinfo ends at the last `@`; its parts are
+    /// percent-decoded (`%40` for `@`, `%3A` for `:`).
+    pub fn parse(url: &str) -> Result<NatsUrl, SinkSpecError> {
+        let rest = url.strip_prefix("nats://").ok_or(SinkSpecError::Unknown)?;
+        let authority = crate::secret::url_authority(url).unwrap_or(rest);
+        let (userinfo, host) = crate::secret::split_userinfo(authority);
+        if host.is_empty() {
+            return Err(SinkSpecError::EmptyNatsAddress);
+        }
+        let decode = |part: &str| -> Result<String, SinkSpecError> {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| SinkSpecError::BadNatsUserinfo)
+        };
+        let userinfo = match userinfo {
+            None | Some("") => None,
+            Some(info) => Some(match info.split_once(':') {
+                Some((user, password)) => NatsUserinfo::UserPassword {
+                    user: decode(user)?,
+                    password: decode(password)?,
+                },
+                None => NatsUserinfo::Single(decode(info)?),
+            }),
+        };
+        Ok(NatsUrl {
+            address: crate::secret::redact_url(url),
+            userinfo,
+        })
+    }
+}
+
 /// NATS JetStream settings (used when the sink is `nats://…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsConfig {
@@ -170,6 +253,28 @@ pub struct NatsConfig {
     /// id inside it is stored once. Default [`DEFAULT_NATS_DUPLICATE_WINDOW`]
     /// (2 min).
     pub duplicate_window: Duration,
+    /// NATS credentials file (user JWT and nkey seed). Default none.
+    pub creds: Option<PathBuf>,
+    /// PEM CA bundle for the server's certificate; setting it (or a client
+    /// certificate) requires TLS. Default none: the system roots, and TLS
+    /// only when the server asks for it.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS mutual TLS. Default none.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`. Default none.
+    pub tls_key: Option<PathBuf>,
+    /// File holding the password of the user named in the sink URL
+    /// (`nats://USER@HOST:PORT`). Default none.
+    pub password_file: Option<PathBuf>,
+    /// File holding an authentication token. Default none.
+    pub token_file: Option<PathBuf>,
+}
+
+impl NatsConfig {
+    /// Whether TLS is required (a CA file or a client certificate is set).
+    pub fn tls_required(&self) -> bool {
+        self.tls_ca.is_some() || self.tls_cert.is_some()
+    }
 }
 
 /// JSONL file sink settings.
@@ -218,6 +323,31 @@ pub struct GatewayConfig {
     /// The license key in published JSON. Default
     /// [`DEFAULT_PUBLISH_LICENSE_KEY`] (`sha256`).
     pub publish_license_key: PublishLicenseKey,
+    /// Certificate chain (PEM, leaf first) of the gRPC listener: with
+    /// `tls_key`, the gRPC listener speaks TLS only. Default none: plain
+    /// text. Reloaded on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`. Default none.
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that client certificates must chain to: mutual TLS,
+    /// clients without a valid certificate are refused. Default none.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl GatewayConfig {
+    /// The TLS files of the gRPC listener, when TLS is on.
+    pub fn server_tls_files(&self) -> Option<crate::tls::server::ServerTlsFiles> {
+        use crate::tls::PemFile;
+        let (cert, key) = self.tls_cert.as_ref().zip(self.tls_key.as_ref())?;
+        Some(crate::tls::server::ServerTlsFiles {
+            cert: PemFile::new("tls_cert", cert),
+            key: PemFile::new("tls_key", key),
+            client_ca: self
+                .tls_client_ca
+                .as_ref()
+                .map(|ca| PemFile::new("tls_client_ca", ca)),
+        })
+    }
 }
 
 /// A setting's name as a TOML key (the flag is the same with dashes, the
@@ -308,6 +438,30 @@ pub enum ConfigError {
         /// The shared address.
         address: SocketAddr,
     },
+    /// One of two settings that go together.
+    #[error("{setting} is set but {missing} is not: they go together")]
+    Unpaired {
+        /// The setting given.
+        setting: SettingName,
+        /// The one missing.
+        missing: SettingName,
+    },
+    /// A setting that needs another.
+    #[error("{setting} needs {needs}")]
+    Needs {
+        /// The setting given.
+        setting: SettingName,
+        /// What it needs.
+        needs: &'static str,
+    },
+    /// Settings that exclude each other.
+    #[error("{setting} and {other} cannot both be set: give the NATS credentials one way")]
+    Conflict {
+        /// One setting.
+        setting: SettingName,
+        /// The other (or the part of the sink URL).
+        other: &'static str,
+    },
 }
 
 /// One layer of settings, every one optional: the config file, or the flags
@@ -348,6 +502,24 @@ pub struct GatewaySettings {
     pub file_max_age: Option<String>,
     /// `publish_license_key` (`raw`, `sha256` or `omit`).
     pub publish_license_key: Option<String>,
+    /// `tls_cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`.
+    pub tls_key: Option<PathBuf>,
+    /// `tls_client_ca`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `nats_creds`.
+    pub nats_creds: Option<PathBuf>,
+    /// `nats_tls_ca`.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// `nats_tls_cert`.
+    pub nats_tls_cert: Option<PathBuf>,
+    /// `nats_tls_key`.
+    pub nats_tls_key: Option<PathBuf>,
+    /// `nats_password_file`.
+    pub nats_password_file: Option<PathBuf>,
+    /// `nats_token_file`.
+    pub nats_token_file: Option<PathBuf>,
 }
 
 impl GatewaySettings {
@@ -387,6 +559,15 @@ impl GatewaySettings {
             file_keep: self.file_keep.or(lower.file_keep),
             file_max_age: self.file_max_age.or(lower.file_max_age),
             publish_license_key: self.publish_license_key.or(lower.publish_license_key),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_client_ca: self.tls_client_ca.or(lower.tls_client_ca),
+            nats_creds: self.nats_creds.or(lower.nats_creds),
+            nats_tls_ca: self.nats_tls_ca.or(lower.nats_tls_ca),
+            nats_tls_cert: self.nats_tls_cert.or(lower.nats_tls_cert),
+            nats_tls_key: self.nats_tls_key.or(lower.nats_tls_key),
+            nats_password_file: self.nats_password_file.or(lower.nats_password_file),
+            nats_token_file: self.nats_token_file.or(lower.nats_token_file),
         }
     }
 }
@@ -402,6 +583,12 @@ impl Default for GatewayConfig {
                 subject: DEFAULT_NATS_SUBJECT.to_owned(),
                 ack_timeout: DEFAULT_NATS_ACK_TIMEOUT,
                 duplicate_window: DEFAULT_NATS_DUPLICATE_WINDOW,
+                creds: None,
+                tls_ca: None,
+                tls_cert: None,
+                tls_key: None,
+                password_file: None,
+                token_file: None,
             },
             file: FileConfig {
                 rotate_bytes: DEFAULT_FILE_ROTATE_BYTES,
@@ -414,6 +601,9 @@ impl Default for GatewayConfig {
             publish_concurrency: DEFAULT_PUBLISH_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             publish_license_key: DEFAULT_PUBLISH_LICENSE_KEY,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -427,9 +617,10 @@ impl GatewayConfig {
             http_listen: address("http_listen", settings.http_listen, d.http_listen)?,
             sink: match settings.sink {
                 None => d.sink,
-                Some(value) => value
-                    .parse()
-                    .map_err(|source| ConfigError::BadSink { value, source })?,
+                Some(value) => value.parse().map_err(|source| ConfigError::BadSink {
+                    value: crate::secret::redact_url(&value),
+                    source,
+                })?,
             },
             nats: NatsConfig {
                 stream: settings.nats_stream.unwrap_or(d.nats.stream),
@@ -444,6 +635,12 @@ impl GatewayConfig {
                     settings.nats_duplicate_window,
                     d.nats.duplicate_window,
                 )?,
+                creds: settings.nats_creds,
+                tls_ca: settings.nats_tls_ca,
+                tls_cert: settings.nats_tls_cert,
+                tls_key: settings.nats_tls_key,
+                password_file: settings.nats_password_file,
+                token_file: settings.nats_token_file,
             },
             file: FileConfig {
                 rotate_bytes: settings.file_rotate_bytes.unwrap_or(d.file.rotate_bytes),
@@ -471,6 +668,9 @@ impl GatewayConfig {
                     .parse()
                     .map_err(|source| ConfigError::BadPublishLicenseKey { value, source })?,
             },
+            tls_cert: settings.tls_cert,
+            tls_key: settings.tls_key,
+            tls_client_ca: settings.tls_client_ca,
         };
         config.validate()?;
         Ok(config)
@@ -518,6 +718,84 @@ impl GatewayConfig {
             return Err(ConfigError::SameAddress {
                 address: self.grpc_listen,
             });
+        }
+        paired(("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key))?;
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::Needs {
+                setting: "tls_client_ca",
+                needs: "tls_cert and tls_key (mutual TLS is TLS with client certificates)",
+            });
+        }
+        if let SinkSpec::Nats(url) = &self.sink {
+            self.nats.validate(url)?;
+        }
+        Ok(())
+    }
+}
+
+/// Both settings or neither.
+fn paired(
+    (a, a_value): (SettingName, &Option<PathBuf>),
+    (b, b_value): (SettingName, &Option<PathBuf>),
+) -> Result<(), ConfigError> {
+    match (a_value, b_value) {
+        (Some(_), None) => Err(ConfigError::Unpaired {
+            setting: a,
+            missing: b,
+        }),
+        (None, Some(_)) => Err(ConfigError::Unpaired {
+            setting: b,
+            missing: a,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl NatsConfig {
+    /// The NATS credentials come one way: a creds file, a password (with
+    /// the user in the URL), or a token; TLS certificate and key together.
+    fn validate(&self, url: &str) -> Result<(), ConfigError> {
+        paired(
+            ("nats_tls_cert", &self.tls_cert),
+            ("nats_tls_key", &self.tls_key),
+        )?;
+        let userinfo = NatsUrl::parse(url)
+            .map_err(|source| ConfigError::BadSink {
+                value: crate::secret::redact_url(url),
+                source,
+            })?
+            .userinfo;
+        let conflict = |setting, other| Err(ConfigError::Conflict { setting, other });
+        if self.creds.is_some() {
+            if self.password_file.is_some() {
+                return conflict("nats_creds", "nats_password_file");
+            }
+            if self.token_file.is_some() {
+                return conflict("nats_creds", "nats_token_file");
+            }
+            if userinfo.is_some() {
+                return conflict("nats_creds", "a user or token in the sink URL");
+            }
+        }
+        if self.password_file.is_some() {
+            if self.token_file.is_some() {
+                return conflict("nats_password_file", "nats_token_file");
+            }
+            match userinfo {
+                Some(NatsUserinfo::Single(_)) => {}
+                Some(NatsUserinfo::UserPassword { .. }) => {
+                    return conflict("nats_password_file", "a password in the sink URL");
+                }
+                None => {
+                    return Err(ConfigError::Needs {
+                        setting: "nats_password_file",
+                        needs: "a user in the sink URL: nats://USER@HOST:PORT",
+                    });
+                }
+            }
+        }
+        if self.token_file.is_some() && userinfo.is_some() {
+            return conflict("nats_token_file", "a user or token in the sink URL");
         }
         Ok(())
     }
@@ -670,6 +948,13 @@ mod tests {
             file_keep = 3
             file_max_age = "7d"
             publish_license_key = "omit"
+            tls_cert = "cert.pem"
+            tls_key = "key.pem"
+            tls_client_ca = "ca.pem"
+            nats_creds = "user.creds"
+            nats_tls_ca = "nats-ca.pem"
+            nats_tls_cert = "nats-cert.pem"
+            nats_tls_key = "nats-key.pem"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
@@ -784,6 +1069,153 @@ mod tests {
             let err = GatewayConfig::resolve(settings).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_a_client_ca_needs_a_certificate() {
+        let err = GatewayConfig::resolve(GatewaySettings {
+            tls_cert: Some("cert.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "tls_cert is set but tls_key is not: they go together");
+        let err = GatewayConfig::resolve(GatewaySettings {
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("tls_key is set but tls_cert"), "{err}");
+        let err = GatewayConfig::resolve(GatewaySettings {
+            tls_client_ca: Some("ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("tls_client_ca needs tls_cert"), "{err}");
+        let config = GatewayConfig::resolve(GatewaySettings {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            tls_client_ca: Some("ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let files = config.server_tls_files().unwrap();
+        assert_eq!(files.cert.setting, "tls_cert");
+        assert_eq!(files.client_ca.unwrap().path, PathBuf::from("ca.pem"));
+        assert!(GatewayConfig::default().server_tls_files().is_none());
+    }
+
+    #[test]
+    fn nats_urls_give_up_their_userinfo_percent_decoded() {
+        let url = NatsUrl::parse("nats://alice:p%40ss:w@127.0.0.1:4222").unwrap();
+        assert_eq!(url.address, "nats://127.0.0.1:4222");
+        assert_eq!(
+            url.userinfo,
+            Some(NatsUserinfo::UserPassword {
+                user: "alice".into(),
+                password: "p@ss:w".into()
+            })
+        );
+        let url = NatsUrl::parse("nats://s3cr3t-token@nats.example.com").unwrap();
+        assert_eq!(url.address, "nats://nats.example.com");
+        assert_eq!(
+            url.userinfo,
+            Some(NatsUserinfo::Single("s3cr3t-token".into()))
+        );
+        assert_eq!(NatsUrl::parse("nats://h:1").unwrap().userinfo, None);
+        assert_eq!(
+            NatsUrl::parse("nats://user@"),
+            Err(SinkSpecError::EmptyNatsAddress)
+        );
+        assert_eq!(
+            NatsUrl::parse("nats://%ff@h:1"),
+            Err(SinkSpecError::BadNatsUserinfo)
+        );
+        assert!(!format!("{:?}", url_debug()).contains("hunter2"));
+    }
+
+    fn url_debug() -> (NatsUrl, SinkSpec, GatewayConfig) {
+        let url = "nats://alice:hunter2@h:1";
+        let config = GatewayConfig::resolve(GatewaySettings {
+            sink: Some(url.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        (NatsUrl::parse(url).unwrap(), url.parse().unwrap(), config)
+    }
+
+    #[test]
+    fn a_nats_sink_shows_no_password_in_display_debug_or_errors() {
+        let (_, spec, config) = url_debug();
+        assert_eq!(spec.to_string(), "nats://h:1");
+        assert!(!format!("{spec:?} {config:?}").contains("hunter2"));
+        let err = GatewayConfig::resolve(GatewaySettings {
+            sink: Some("nats://alice:hunter2@".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("hunter2") && err.contains("nats://"), "{err}");
+    }
+
+    #[test]
+    fn nats_credentials_are_given_one_way() {
+        let nats = |sink: &str, tweak: fn(&mut GatewaySettings)| {
+            let mut settings = GatewaySettings {
+                sink: Some(sink.into()),
+                ..Default::default()
+            };
+            tweak(&mut settings);
+            GatewayConfig::resolve(settings).map_err(|e| e.to_string())
+        };
+        assert!(nats("nats://u:p@h:1", |_| {}).is_ok());
+        assert!(nats("nats://u@h:1", |s| s.nats_password_file = Some("pw".into())).is_ok());
+        assert!(nats("nats://h:1", |s| s.nats_token_file = Some("t".into())).is_ok());
+        assert!(nats("nats://h:1", |s| s.nats_creds = Some("c".into())).is_ok());
+        type Case = (&'static str, fn(&mut GatewaySettings), &'static str);
+        let refused: [Case; 6] = [
+            (
+                "nats://h:1",
+                |s| s.nats_password_file = Some("pw".into()),
+                "nats_password_file needs a user in the sink URL",
+            ),
+            (
+                "nats://u:p@h:1",
+                |s| s.nats_password_file = Some("pw".into()),
+                "nats_password_file and a password in the sink URL",
+            ),
+            (
+                "nats://u@h:1",
+                |s| s.nats_creds = Some("c".into()),
+                "nats_creds and a user or token in the sink URL",
+            ),
+            (
+                "nats://t@h:1",
+                |s| s.nats_token_file = Some("t".into()),
+                "nats_token_file and a user or token",
+            ),
+            (
+                "nats://h:1",
+                |s| {
+                    s.nats_token_file = Some("t".into());
+                    s.nats_creds = Some("c".into());
+                },
+                "nats_creds and nats_token_file",
+            ),
+            (
+                "nats://h:1",
+                |s| s.nats_tls_cert = Some("c.pem".into()),
+                "nats_tls_cert is set but nats_tls_key is not",
+            ),
+        ];
+        for (sink, tweak, expected) in refused {
+            let err = nats(sink, tweak).unwrap_err();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+        // NATS settings do not matter to other sinks.
+        assert!(nats("log", |s| s.nats_password_file = Some("pw".into())).is_ok());
     }
 
     #[test]

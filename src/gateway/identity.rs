@@ -18,10 +18,18 @@
 //! `SERVICE_ID TOKEN` to allow the token for that service only; tokens may
 //! be given as hashes the same way. Secrets are kept only as SHA-256 hashes
 //! in memory and compared hash to hash.
+//!
+//! Both files are read again on SIGHUP ([`Identity::reload`], wired in
+//! [`super::reload`]): the new keys and tokens apply to streams whose
+//! metadata arrives afterwards; a file that fails to load (missing, a bad
+//! line) keeps the previous keys and tokens, both files together.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
@@ -300,17 +308,52 @@ impl IdentityError {
     }
 }
 
-/// The identifier checks, configured.
-#[derive(Clone, Debug)]
-pub struct Identity {
+/// The license verifier and the token set in force.
+#[derive(Debug)]
+struct Checks {
     licenses: LicenseVerifier,
     tokens: ServiceTokens,
 }
 
+/// Where the checks were loaded from, to load them again.
+#[derive(Clone, Debug)]
+struct IdentityFiles {
+    license_keys: Option<PathBuf>,
+    service_tokens: Option<PathBuf>,
+    accept_any_license: bool,
+}
+
+impl IdentityFiles {
+    fn load(&self) -> Result<Checks, IdentityFileError> {
+        let licenses = match (self.accept_any_license, &self.license_keys) {
+            (true, _) => LicenseVerifier::AcceptAny,
+            (false, Some(path)) => LicenseVerifier::from_file(path)?,
+            (false, None) => LicenseVerifier::None,
+        };
+        let tokens = match &self.service_tokens {
+            Some(path) => ServiceTokens::from_file(path)?,
+            None => ServiceTokens::default(),
+        };
+        Ok(Checks { licenses, tokens })
+    }
+}
+
+/// The identifier checks, configured. Loaded from files, they can be
+/// [reloaded](Identity::reload) while serving: a stream checks its
+/// identifier once, against the files in force when its metadata arrived.
+#[derive(Debug)]
+pub struct Identity {
+    current: ArcSwap<Checks>,
+    files: Option<IdentityFiles>,
+}
+
 impl Identity {
-    /// Checks built from a verifier and a token set.
+    /// Checks built from a verifier and a token set (nothing to reload).
     pub fn new(licenses: LicenseVerifier, tokens: ServiceTokens) -> Identity {
-        Identity { licenses, tokens }
+        Identity {
+            current: ArcSwap::from_pointee(Checks { licenses, tokens }),
+            files: None,
+        }
     }
 
     /// Loads the files named by the configuration; `accept_any_license`
@@ -320,16 +363,26 @@ impl Identity {
         service_tokens: Option<&Path>,
         accept_any_license: bool,
     ) -> Result<Identity, IdentityFileError> {
-        let licenses = match (accept_any_license, license_keys) {
-            (true, _) => LicenseVerifier::AcceptAny,
-            (false, Some(path)) => LicenseVerifier::from_file(path)?,
-            (false, None) => LicenseVerifier::None,
+        let files = IdentityFiles {
+            license_keys: license_keys.map(Path::to_owned),
+            service_tokens: service_tokens.map(Path::to_owned),
+            accept_any_license,
         };
-        let tokens = match service_tokens {
-            Some(path) => ServiceTokens::from_file(path)?,
-            None => ServiceTokens::default(),
-        };
-        Ok(Identity { licenses, tokens })
+        Ok(Identity {
+            current: ArcSwap::from_pointee(files.load()?),
+            files: Some(files),
+        })
+    }
+
+    /// Reads the license-keys and service-tokens files again and puts both
+    /// in force together; on error (a file missing or with a bad line)
+    /// the previous ones stay. Streams already past their identifier check
+    /// are not checked again.
+    pub fn reload(&self) -> Result<(), IdentityFileError> {
+        if let Some(files) = &self.files {
+            self.current.store(Arc::new(files.load()?));
+        }
+        Ok(())
     }
 
     /// Checks a stream's metadata; `authorization` is the call's
@@ -343,9 +396,11 @@ impl Identity {
             .identifier
             .as_ref()
             .and_then(|identifier| identifier.identifier.as_ref());
+        let checks = self.current.load();
         match kind {
             Some(IdentifierKind::LicensedInstance(licensed)) => {
-                self.licenses
+                checks
+                    .licenses
                     .verify(&licensed.license_key)
                     .map_err(IdentityError::InvalidLicenseKey)?;
                 Ok(PublisherSource::LicensedInstance)
@@ -361,7 +416,7 @@ impl Identity {
                     return Err(IdentityError::MissingServiceId);
                 }
                 let token = bearer_token(authorization)?;
-                if !self.tokens.allows(token, &service.service_id) {
+                if !checks.tokens.allows(token, &service.service_id) {
                     return Err(IdentityError::PermissionDenied);
                 }
                 Ok(PublisherSource::ManagedService {
@@ -456,6 +511,46 @@ mod tests {
         assert!(tokens.allows("bound-token", "my-service"));
         assert!(!tokens.allows("bound-token", "other-service"));
         assert!(!tokens.allows("nope", "my-service"));
+    }
+
+    #[test]
+    fn a_reload_puts_new_files_in_force_and_a_bad_file_keeps_the_previous_ones() {
+        let keys = file("key-one\n");
+        let tokens = file("token-one\n");
+        let identity = Identity::load(Some(keys.path()), Some(tokens.path()), false).unwrap();
+        let licensed = |key: &str| {
+            let metadata = RecordEventsRequestMetadata {
+                request_id: "r".into(),
+                identifier: Some(crate::proto::telemetrygateway::v1::Identifier {
+                    identifier: Some(IdentifierKind::LicensedInstance(
+                        crate::proto::telemetrygateway::v1::identifier::LicensedInstanceIdentifier {
+                            license_key: key.into(),
+                            instance_id: "i".into(),
+                            external_url: String::new(),
+                        },
+                    )),
+                }),
+            };
+            identity.check(&metadata, None).is_ok()
+        };
+        assert!(licensed("key-one") && !licensed("key-two"));
+        std::fs::write(keys.path(), "key-two\n").unwrap();
+        identity.reload().unwrap();
+        assert!(!licensed("key-one") && licensed("key-two"));
+        std::fs::write(keys.path(), "sha256:nothex\n").unwrap();
+        let e = identity.reload().unwrap_err();
+        assert!(
+            e.to_string().contains(&keys.path().display().to_string()),
+            "{e}"
+        );
+        assert!(licensed("key-two"), "the previous keys stay in force");
+        std::fs::write(keys.path(), "key-three\n").unwrap();
+        std::fs::write(tokens.path(), "a b c\n").unwrap();
+        assert!(identity.reload().is_err());
+        assert!(
+            licensed("key-two") && !licensed("key-three"),
+            "a bad tokens file keeps the license keys too"
+        );
     }
 
     #[test]

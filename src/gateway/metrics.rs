@@ -12,6 +12,8 @@
 //! | `telespool_gateway_file_rotated_deleted_total` | counter | `reason` | rotated JSONL files deleted by the retention: `count` (past `file_keep`) or `age` (past `file_max_age`) |
 //! | `telespool_gateway_streams_total` | counter | `result` | `RecordEvents` streams ended: `ok` or the gRPC code |
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
+//! | `telespool_gateway_reloads_total` | counter | `result` | SIGHUP reloads ([`super::reload`]): `ok`, or `error` when a part kept its previous files |
+//! | `telespool_gateway_tls_handshake_failures_total` | counter | `reason` | TLS handshakes of the gRPC listener that failed: `error` or `timeout` |
 //!
 //! The `source` label is bounded ([`source_label`]): `licensed_instance`,
 //! `unlicensed_instance`, `unknown`, the first [`MAX_SERVICE_LABELS`]
@@ -47,6 +49,8 @@ pub const FILE_ROTATED_DELETED: &str = "telespool_gateway_file_rotated_deleted_t
 pub const STREAMS: &str = "telespool_gateway_streams_total";
 /// Unary calls.
 pub const RECORD_EVENT: &str = "telespool_gateway_record_event_total";
+/// SIGHUP reloads.
+pub const RELOADS: &str = "telespool_gateway_reloads_total";
 
 /// Most distinct managed-service ids used as `source` label values.
 pub const MAX_SERVICE_LABELS: usize = 32;
@@ -136,6 +140,20 @@ fn describe() {
     );
     metrics::describe_counter!(STREAMS, "RecordEvents streams ended, by result");
     metrics::describe_counter!(RECORD_EVENT, "RecordEvent calls, by result");
+    metrics::describe_counter!(
+        RELOADS,
+        "SIGHUP reloads of certificates, license keys and service tokens, by result"
+    );
+    metrics::describe_counter!(
+        crate::tls::server::HANDSHAKE_FAILURES,
+        "TLS handshakes of the gRPC listener that failed, by reason"
+    );
+}
+
+/// Records one SIGHUP reload.
+pub fn record_reload(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!(RELOADS, "result" => result).increment(1);
 }
 
 /// Records one group-commit sync.

@@ -23,6 +23,12 @@
 //!                         log.rs  (development)
 //! ```
 //!
+//! The gRPC listener speaks TLS (and mutual TLS) when given a certificate
+//! ([`crate::tls::server`]); SIGHUP reloads the certificate, the client CA,
+//! the license keys and the service tokens without dropping a connection
+//! ([`reload`]). The HTTP listener stays plain text (health and metrics, no
+//! secrets; see `docs/gateway.md`, "TLS").
+//!
 //! An event id is in `succeeded_events` only when the sink confirmed it,
 //! or when it can never be published and the sender is a Sourcegraph
 //! instance (which would otherwise retry it forever); see [`publish`].
@@ -35,6 +41,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod publish;
+pub mod reload;
 pub mod render;
 pub mod server;
 pub mod shutdown;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! [`serve`] runs the service on a listener until a shutdown signal (bind
-//! port 0 in tests), accepting messages up to 16 MiB.
+//! port 0 in tests), accepting messages up to 16 MiB, over TLS when the
+//! gateway has a certificate (`tls_cert`, `tls_key`; see [`crate::tls`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::{
 use crate::proto::telemetrygateway::v1::{
     RecordEventRequest, RecordEventResponse, RecordEventsRequest, RecordEventsResponse,
 };
+use crate::tls::server::ServerTls;
 
 /// HTTP/2 receive window per stream: one ~1 MiB payload (Sourcegraph's
 /// chunk size) plus room for the next arrives without waiting for window
@@ -154,18 +156,30 @@ pub enum ServeError {
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then stops
 /// accepting and waits for open calls to end (streams end on the same
-/// signal, after answering the payloads they hold).
+/// signal, after answering the payloads they hold). With `tls`, every
+/// connection is TLS ([`crate::tls::server::incoming`]).
 pub async fn serve(
     listener: TcpListener,
     service: GatewayService,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .add_service(service.into_server())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .add_service(service.into_server());
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(crate::tls::server::incoming(incoming, tls), shutdown)
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

@@ -10,7 +10,9 @@
 )]
 
 pub mod nats;
+pub mod process;
 pub mod sinks;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -24,6 +24,8 @@ pub struct NatsServer {
     pub port: u16,
     pub store: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra arguments (authentication, TLS).
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -37,10 +39,17 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a JetStream server on a free loopback port.
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (`--user U --pass P`, `--auth T`,
+    /// `--tls --tlscert F --tlskey F`, …).
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let mut server = NatsServer {
             port: free_port(),
             store: tempfile::tempdir().unwrap(),
             child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         server.restart();
         server
@@ -63,6 +72,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

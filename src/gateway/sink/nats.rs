@@ -1,5 +1,14 @@
 //! The NATS JetStream sink (async-nats).
 //!
+//! - Credentials, one way: a user and password or a token in the URL
+//!   (`nats://USER:PASSWORD@HOST:PORT`, `nats://TOKEN@HOST:PORT`), the
+//!   password of the URL's user from `nats_password_file`, a token from
+//!   `nats_token_file`, or a JWT creds file (`nats_creds`). The userinfo is
+//!   taken out of the URL before the client sees it, and never logged
+//!   ([`crate::secret::redact_url`]). TLS: `nats_tls_ca` (trusted instead of
+//!   the system roots) and `nats_tls_cert`/`nats_tls_key` (mutual TLS);
+//!   either one makes TLS required. These are read at start: changing them
+//!   needs a restart.
 //! - On start: connect to `nats://HOST:PORT` and get the stream
 //!   (`nats_stream`, default `telemetry-events`), creating it when missing
 //!   with file storage, the subject `nats_subject` (default
@@ -64,7 +73,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::{Message, PublishResult, Sink, SinkError};
-use crate::gateway::config::NatsConfig;
+use crate::gateway::config::{NatsConfig, NatsUrl, NatsUserinfo};
 use crate::gateway::render::{
     ATTR_ACTION, ATTR_FEATURE, ATTR_HAS_PRIVATE_METADATA, ATTR_PUBLISHER_SOURCE,
 };
@@ -295,6 +304,57 @@ async fn route_acks(inbox: String, subscriber: async_nats::Subscriber, pending: 
     }
 }
 
+/// The client options: name, timeout, and the credentials and TLS of the
+/// settings (see the module docs). Files are read here, so a missing or
+/// empty one fails the start with an error naming its setting.
+async fn connect_options(
+    url: &NatsUrl,
+    config: &NatsConfig,
+) -> Result<async_nats::ConnectOptions, SinkError> {
+    let secret = |setting, path: &std::path::Path| {
+        crate::secret::read_secret_file(setting, path)
+            .map_err(|e| nats_error("credentials", false, e))
+    };
+    let mut options = async_nats::ConnectOptions::new()
+        .name("telespool-gateway")
+        .connection_timeout(Duration::from_secs(5));
+    options = match (&url.userinfo, &config.password_file, &config.token_file) {
+        (Some(NatsUserinfo::UserPassword { user, password }), _, _) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        (Some(NatsUserinfo::Single(user)), Some(path), _) => {
+            options.user_and_password(user.clone(), secret("nats_password_file", path)?)
+        }
+        (Some(NatsUserinfo::Single(token)), None, _) => options.token(token.clone()),
+        (None, _, Some(path)) => options.token(secret("nats_token_file", path)?),
+        (None, _, None) => options,
+    };
+    if let Some(creds) = &config.creds {
+        options = options.credentials_file(creds).await.map_err(|e| {
+            nats_error(
+                "credentials",
+                false,
+                format!("nats_creds: {}: {e}", creds.display()),
+            )
+        })?;
+    }
+    if config.tls_required() {
+        options = options.require_tls(true);
+    }
+    let tls_error = |e: crate::tls::TlsError| nats_error("tls", false, e);
+    if let Some(ca) = &config.tls_ca {
+        crate::tls::load_roots(&crate::tls::PemFile::new("nats_tls_ca", ca)).map_err(tls_error)?;
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = config.tls_cert.as_ref().zip(config.tls_key.as_ref()) {
+        crate::tls::load_certs(&crate::tls::PemFile::new("nats_tls_cert", cert))
+            .map_err(tls_error)?;
+        crate::tls::load_key(&crate::tls::PemFile::new("nats_tls_key", key)).map_err(tls_error)?;
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options)
+}
+
 impl NatsSink {
     /// Connects and makes sure the stream exists.
     pub async fn connect(
@@ -303,16 +363,19 @@ impl NatsSink {
         publish_concurrency: usize,
     ) -> Result<NatsSink, SinkError> {
         let max_permits = MAX_ACKS_IN_FLIGHT.max(publish_concurrency);
+        let parsed = NatsUrl::parse(url).map_err(|e| nats_error("connect", false, e))?;
+        let address = parsed.address.clone();
+        let options = connect_options(&parsed, config)
+            .await?
+            // Every ack in flight fits: a full channel drops messages.
+            .subscription_capacity(max_permits + ACK_CHUNK);
         let mut connections = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
-            let client = async_nats::ConnectOptions::new()
-                .name("telespool-gateway")
-                .connection_timeout(Duration::from_secs(5))
-                // Every ack in flight fits: a full channel drops messages.
-                .subscription_capacity(max_permits + ACK_CHUNK)
-                .connect(url)
+            let client = options
+                .clone()
+                .connect(address.as_str())
                 .await
-                .map_err(|e| nats_error("connect", true, format!("{url}: {e}")))?;
+                .map_err(|e| nats_error("connect", true, format!("{address}: {e}")))?;
             let inbox = format!("{}.", client.new_inbox());
             let subscriber = client
                 .subscribe(format!("{inbox}*.*"))
@@ -373,7 +436,7 @@ impl NatsSink {
         .filter_map(|name| Some((name.to_owned(), HeaderName::from_str(name).ok()?)))
         .collect();
         Ok(NatsSink {
-            url: url.to_owned(),
+            url: address,
             header_names: RwLock::new(header_names),
             connections,
             next: AtomicUsize::new(0),
