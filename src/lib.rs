@@ -33,8 +33,8 @@ pub mod sled_db;
 pub mod storage;
 pub mod tasks;
 pub mod tee;
-pub mod untrusted;
 pub mod tls;
+pub mod untrusted;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixNanos};
 pub use ids::{RecordId, SegmentId};
