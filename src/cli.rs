@@ -255,6 +255,9 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
+    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
+    #[arg(long, env = "TELESPOOL_DECODE_BUDGET", value_name = "SIZE")]
+    pub decode_budget: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and
@@ -331,4 +334,10 @@ pub struct GatewayArgs {
         value_name = "DURATION"
     )]
     pub shutdown_timeout: Option<String>,
+    /// Most events in one RecordEvents payload; more is refused before decoding [default: 10000].
+    #[arg(long, env = "TELESPOOL_GATEWAY_MAX_EVENTS", value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
+    #[arg(long, env = "TELESPOOL_GATEWAY_DECODE_BUDGET", value_name = "SIZE")]
+    pub decode_budget: Option<String>,
 }

@@ -30,6 +30,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest gRPC message the servers accept: the event-count and size limits,
 /// not the transport, answer oversized payloads.
 pub const GRPC_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default decode budget of the gRPC ingest server.
+pub const DEFAULT_DECODE_BUDGET_BYTES: u64 = crate::grpc_limits::DEFAULT_DECODE_BUDGET_BYTES;
 /// HTTP/2 stream receive window of our gRPC servers and clients. The
 /// default 64 KiB would make a 1 MiB payload wait for sixteen window
 /// updates.
@@ -159,6 +161,8 @@ pub struct FileConfig {
     pub export_insecure: Option<bool>,
     /// See `--export-gzip`.
     pub export_gzip: Option<bool>,
+    /// See `--decode-budget`.
+    pub decode_budget: Option<String>,
 }
 
 impl FileConfig {
@@ -182,6 +186,11 @@ pub struct ListenConfig {
     pub admin_token: Option<String>,
     /// Largest HTTP body. Default 16 MiB.
     pub max_body_bytes: usize,
+    /// Bytes of gRPC messages being received, decoded or held at once
+    /// (see [`crate::grpc_limits`]); past it, `RESOURCE_EXHAUSTED`. At least
+    /// [`GRPC_MAX_MESSAGE_BYTES`]. Default [`DEFAULT_DECODE_BUDGET_BYTES`]
+    /// (256 MiB).
+    pub decode_budget_bytes: u64,
 }
 
 /// What the tee does to each event.
@@ -298,7 +307,21 @@ impl ServeConfig {
                 pick(&a.max_body_size, &f.max_body_size),
                 DEFAULT_MAX_BODY_BYTES as u64,
             )? as usize,
+            decode_budget_bytes: bytes(
+                "--decode-budget (TELESPOOL_DECODE_BUDGET)",
+                pick(&a.decode_budget, &f.decode_budget),
+                DEFAULT_DECODE_BUDGET_BYTES,
+            )?,
         };
+        if listen.decode_budget_bytes < GRPC_MAX_MESSAGE_BYTES as u64 {
+            return Err(bad(
+                "--decode-budget (TELESPOOL_DECODE_BUDGET)",
+                format!(
+                    "must be at least {GRPC_MAX_MESSAGE_BYTES} bytes (16MiB, the largest gRPC message), got {}",
+                    listen.decode_budget_bytes
+                ),
+            ));
+        }
 
         let defaults = QueueConfig::default();
         let queue = QueueConfig {
@@ -519,6 +542,7 @@ mod tests {
         assert_eq!(c.cleanup.interval, Duration::from_secs(1800));
         assert_eq!(c.event_logs.retention, Duration::from_secs(93 * 86_400));
         assert_eq!(c.listen.max_body_bytes, 16 << 20);
+        assert_eq!(c.listen.decode_budget_bytes, 256 << 20);
     }
 
     #[test]
@@ -553,6 +577,19 @@ mod tests {
         assert!(e.to_string().contains("missing allowlisted fields"), "{e}");
         let e = resolve(&["--export-addr", "gateway:443"]).unwrap_err();
         assert!(e.to_string().contains("https://"), "{e}");
+        let e = resolve(&["--decode-budget", "1MiB"]).unwrap_err();
+        assert!(
+            e.to_string().contains("TELESPOOL_DECODE_BUDGET")
+                && e.to_string().contains("at least 16777216"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve(&["--decode-budget", "64MiB"])
+                .unwrap()
+                .listen
+                .decode_budget_bytes,
+            64 << 20
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub fn settings_from_args(args: GatewayArgs) -> GatewaySettings {
         accept_any_license: args.accept_any_license,
         publish_concurrency: args.publish_concurrency,
         shutdown_timeout: args.shutdown_timeout,
+        max_events: args.max_events,
+        decode_budget: args.decode_budget,
     }
 }
 

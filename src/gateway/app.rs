@@ -22,6 +22,8 @@ use super::publish::Publisher;
 use super::server::{self, GatewayService, ServeError};
 use super::shutdown;
 use super::sink::{self, Sink, SinkError};
+use crate::grpc_limits::DecodeBudget;
+use crate::grpc_limits::budget::GATEWAY_BUDGET;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +129,14 @@ impl Gateway {
         let (trigger, stopping) = shutdown::channel();
         let (http_trigger, mut http_stop) = shutdown::channel();
         let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency);
-        let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
+        let budget = DecodeBudget::new(self.config.decode_budget_bytes, GATEWAY_BUDGET);
+        let service = GatewayService::new(
+            self.identity.clone(),
+            publisher,
+            stopping.clone(),
+            self.config.max_events,
+            budget,
+        );
         let mut grpc_stop = stopping.clone();
         let mut grpc_task = tokio::spawn(server::serve(grpc, service, async move {
             grpc_stop.recv().await;

@@ -38,8 +38,17 @@ pub const MIN_FILE_ROTATE_BYTES: u64 = 4096;
 /// Default time in-flight work gets to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest gRPC message the gateway accepts: 16 MiB, so that the event
-/// limits, not the transport, answer.
+/// limits, not the transport, answer. It applies to the inflated message of
+/// a gzip request.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default most events in one `RecordEvents` payload (the sidecar's
+/// default too); a payload over it is refused before any event is decoded.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Largest accepted `max_events`.
+pub const MAX_MAX_EVENTS: usize = 1_000_000;
+/// Default decode budget: bytes of gRPC messages being received, decoded or
+/// held at once, over all calls (see [`crate::grpc_limits`]).
+pub const DEFAULT_DECODE_BUDGET_BYTES: u64 = crate::grpc_limits::DEFAULT_DECODE_BUDGET_BYTES;
 
 /// Where events go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +160,14 @@ pub struct GatewayConfig {
     /// Time in-flight payloads get to finish after SIGTERM or ctrl-c.
     /// Default [`DEFAULT_SHUTDOWN_TIMEOUT`] (30 s).
     pub shutdown_timeout: Duration,
+    /// Most events in one `RecordEvents` payload; more is refused with
+    /// `INVALID_ARGUMENT` before any is decoded. Default
+    /// [`DEFAULT_MAX_EVENTS`] (10,000).
+    pub max_events: usize,
+    /// Bytes of gRPC messages being received, decoded or held at once;
+    /// past it, `RESOURCE_EXHAUSTED`. At least [`MAX_MESSAGE_BYTES`].
+    /// Default [`DEFAULT_DECODE_BUDGET_BYTES`] (256 MiB).
+    pub decode_budget_bytes: u64,
 }
 
 /// A setting's name as a TOML key (the flag is the same with dashes, the
@@ -232,6 +249,16 @@ pub enum ConfigError {
         /// The shared address.
         address: SocketAddr,
     },
+    /// A size that does not parse (`256MiB`, `1GiB`, a number of bytes).
+    #[error("{setting} = {value:?} is not a size: {reason}")]
+    BadSize {
+        /// The setting.
+        setting: SettingName,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One layer of settings, every one optional: the config file, or the flags
@@ -266,6 +293,10 @@ pub struct GatewaySettings {
     pub publish_concurrency: Option<u64>,
     /// `shutdown_timeout` (duration).
     pub shutdown_timeout: Option<String>,
+    /// `max_events`.
+    pub max_events: Option<u64>,
+    /// `decode_budget` (size: bytes, or with KiB, MiB, GiB).
+    pub decode_budget: Option<String>,
 }
 
 impl GatewaySettings {
@@ -302,6 +333,8 @@ impl GatewaySettings {
             accept_any_license: self.accept_any_license.or(lower.accept_any_license),
             publish_concurrency: self.publish_concurrency.or(lower.publish_concurrency),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            max_events: self.max_events.or(lower.max_events),
+            decode_budget: self.decode_budget.or(lower.decode_budget),
         }
     }
 }
@@ -326,6 +359,8 @@ impl Default for GatewayConfig {
             accept_any_license: false,
             publish_concurrency: DEFAULT_PUBLISH_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_events: DEFAULT_MAX_EVENTS,
+            decode_budget_bytes: DEFAULT_DECODE_BUDGET_BYTES,
         }
     }
 }
@@ -372,6 +407,20 @@ impl GatewayConfig {
                 settings.shutdown_timeout,
                 d.shutdown_timeout,
             )?,
+            max_events: match settings.max_events {
+                None => d.max_events,
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            decode_budget_bytes: match settings.decode_budget {
+                None => d.decode_budget_bytes,
+                Some(value) => {
+                    crate::config::parse_bytes(&value).map_err(|reason| ConfigError::BadSize {
+                        setting: "decode_budget",
+                        value,
+                        reason,
+                    })?
+                }
+            },
         };
         config.validate()?;
         Ok(config)
@@ -384,6 +433,18 @@ impl GatewayConfig {
             self.publish_concurrency as u64,
             1,
             MAX_PUBLISH_CONCURRENCY as u64,
+        )?;
+        in_range(
+            "max_events",
+            self.max_events as u64,
+            1,
+            MAX_MAX_EVENTS as u64,
+        )?;
+        in_range(
+            "decode_budget",
+            self.decode_budget_bytes,
+            MAX_MESSAGE_BYTES as u64,
+            u64::MAX,
         )?;
         in_range(
             "file_rotate_bytes",
@@ -521,6 +582,8 @@ mod tests {
         assert_eq!(config.sink.to_string(), DEFAULT_SINK);
         assert_eq!(config.publish_concurrency, 250);
         assert_eq!(config.file.rotate_bytes, 256 * 1024 * 1024);
+        assert_eq!(config.max_events, 10_000);
+        assert_eq!(config.decode_budget_bytes, 256 * 1024 * 1024);
     }
 
     #[test]
@@ -555,6 +618,8 @@ mod tests {
             accept_any_license = true
             publish_concurrency = 7
             shutdown_timeout = "1m"
+            max_events = 500
+            decode_budget = "64MiB"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
@@ -563,6 +628,8 @@ mod tests {
         assert_eq!(config.nats.duplicate_window, Duration::from_secs(600));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(60));
         assert!(config.accept_any_license);
+        assert_eq!(config.max_events, 500);
+        assert_eq!(config.decode_budget_bytes, 64 << 20);
         let err = GatewaySettings::from_toml("grpc_lsten = \"x\"", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
@@ -597,7 +664,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: [(GatewaySettings, &str); 6] = [
+        let cases: [(GatewaySettings, &str); 9] = [
+            (
+                GatewaySettings {
+                    max_events: Some(0),
+                    ..Default::default()
+                },
+                "max_events = 0 is outside 1..=1000000",
+            ),
+            (
+                GatewaySettings {
+                    decode_budget: Some("1MiB".into()),
+                    ..Default::default()
+                },
+                "decode_budget = 1048576 is outside 16777216..",
+            ),
+            (
+                GatewaySettings {
+                    decode_budget: Some("lots".into()),
+                    ..Default::default()
+                },
+                "decode_budget = \"lots\" is not a size",
+            ),
             (
                 GatewaySettings {
                     grpc_listen: Some("nope".into()),

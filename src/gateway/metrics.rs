@@ -11,6 +11,8 @@
 //! | `telespool_gateway_file_sync_seconds` | histogram | | `fdatasync` time of one group commit |
 //! | `telespool_gateway_streams_total` | counter | `result` | `RecordEvents` streams ended: `ok` or the gRPC code |
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
+//! | `telespool_gateway_decode_budget_bytes_in_use` | gauge | | bytes of gRPC messages being received, decoded or held (`--decode-budget`, see [`crate::grpc_limits`]) |
+//! | `telespool_gateway_decode_budget_refused_total` | counter | | messages refused with `RESOURCE_EXHAUSTED` because the decode budget was full |
 
 use std::sync::OnceLock;
 use std::time::Duration;
