@@ -272,7 +272,7 @@ impl BudgetBody {
         let mut reservation = reservation;
         match inflate(&data, &mut reservation, self.max_message) {
             Ok(frame) => {
-                self.out.push_back(frame);
+                self.out.extend(frame);
                 self.held.push(reservation);
                 *pass_from = Some(i);
                 true
@@ -285,15 +285,20 @@ impl BudgetBody {
     }
 }
 
-/// Inflates a gzip message into a plain gRPC frame (header included), at
-/// most `max` message bytes, charging `reservation` before each step; on
-/// success the reservation holds the frame's size.
-fn inflate(compressed: &[u8], reservation: &mut Reservation, max: usize) -> Result<Bytes, Status> {
+/// Inflates a gzip message into a plain gRPC frame (its header, then the
+/// message in chunks of [`INFLATE_STEP`] bytes: no buffer is ever copied to
+/// grow, and tonic frees the chunks as it copies them into its own), at most
+/// `max` message bytes, charging `reservation` before each step; on success
+/// the reservation holds the frame's size.
+fn inflate(
+    compressed: &[u8],
+    reservation: &mut Reservation,
+    max: usize,
+) -> Result<Vec<Bytes>, Status> {
     let mut decoder = flate2::read::GzDecoder::new(compressed);
-    let mut out: Vec<u8> = Vec::with_capacity(HEADER + min(max, compressed.len() * 4));
-    out.resize(HEADER, 0);
+    let mut chunks = vec![Bytes::new()];
+    let mut inflated = 0usize;
     loop {
-        let inflated = out.len() - HEADER;
         if inflated > max {
             return Err(Status::resource_exhausted(format!(
                 "gzip message inflates past {max} bytes, the largest message accepted"
@@ -301,29 +306,45 @@ fn inflate(compressed: &[u8], reservation: &mut Reservation, max: usize) -> Resu
         }
         // Read at most one byte past the limit, to see it is passed.
         let room = min(INFLATE_STEP, max + 1 - inflated);
-        let start = out.len();
         reservation
-            .try_resize((compressed.len() + start + room) as u64)
+            .try_resize((compressed.len() + HEADER + inflated + room) as u64)
             .map_err(|e| e.to_status())?;
-        out.resize(start + room, 0);
-        let read = decoder
-            .read(out.get_mut(start..).unwrap_or_default())
-            .map_err(|e| {
-                Status::internal(format!("Error decompressing: {e}, while sending request"))
-            })?;
-        out.truncate(start + read);
-        if read == 0 {
+        let mut chunk = vec![0u8; room];
+        let mut filled = 0;
+        while filled < room {
+            let read = decoder
+                .read(chunk.get_mut(filled..).unwrap_or_default())
+                .map_err(|e| {
+                    Status::internal(format!("Error decompressing: {e}, while sending request"))
+                })?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        chunk.truncate(filled);
+        inflated += filled;
+        if filled == 0 {
+            break;
+        }
+        chunks.push(Bytes::from(chunk));
+        if filled < room {
             break;
         }
     }
-    let inflated = (out.len() - HEADER) as u32;
-    if let Some(header) = out.get_mut(..HEADER) {
-        header[0] = 0;
-        header[1..].copy_from_slice(&inflated.to_be_bytes());
+    if inflated > max {
+        return Err(Status::resource_exhausted(format!(
+            "gzip message inflates past {max} bytes, the largest message accepted"
+        )));
+    }
+    let mut header = [0u8; HEADER];
+    header[1..].copy_from_slice(&(inflated as u32).to_be_bytes());
+    if let Some(first) = chunks.first_mut() {
+        *first = Bytes::copy_from_slice(&header);
     }
     // Shrinking never fails.
-    let _ = reservation.try_resize(out.len() as u64);
-    Ok(Bytes::from(out))
+    let _ = reservation.try_resize((HEADER + inflated) as u64);
+    Ok(chunks)
 }
 
 impl Body for BudgetBody {
