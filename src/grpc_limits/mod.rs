@@ -32,7 +32,12 @@
 //! arrive and their inflated bytes after. What is not counted: HTTP/2's own
 //! receive windows (bounded per stream and connection by the servers'
 //! window settings) and the decoded events' overhead beyond their encoded
-//! size (bounded by the event-count limit). The gauge of bytes in use and
+//! size (bounded by the event-count limit). A message is reserved at its
+//! declared length when its header arrives, so refusals are clean (nothing
+//! of a refused message is buffered); the flip side is that a client that
+//! declares a large message and sends it slowly holds that much of the
+//! budget meanwhile, for as long as the listener's limits (stream and
+//! connection timeouts) let it. The gauge of bytes in use and
 //! the counter of refusals are `telespool_grpc_decode_budget_bytes_in_use`
 //! and `telespool_grpc_decode_budget_refused_total` on the sidecar,
 //! `telespool_gateway_decode_budget_bytes_in_use` and
