@@ -15,6 +15,9 @@
 //!   `src/gateway/sink/nats.rs`), which costs less per message.
 //! - `render`: the per-event work alone (validate, protojson body,
 //!   attributes) on one core, no I/O.
+//! - `decode`: decoding one payload of 1,000 events on one core, prost's
+//!   full decode (what tonic's prost codec did) against the lazy decode the
+//!   servers use (count, then decode one at a time; `src/grpc_limits/`).
 //!
 //! The client sends **pre-encoded** payloads by default, as telespool's
 //! exporter does (its queue holds encoded events): a payload is encoded
@@ -592,6 +595,42 @@ fn render_scenario() {
     );
 }
 
+fn decode_scenario() {
+    use telespool::grpc_limits::{LazyPayload, LazyRecordEventsRequest};
+    let events = (0..1_000u64)
+        .map(|i| event(format!("0190b6d2-7f3a-7c55-9a1e-{i:012}"), i))
+        .collect();
+    let request = RecordEventsRequest {
+        payload: Some(Payload::Events(EventsPayload { events })),
+    };
+    let bytes = bytes::Bytes::from(request.encode_to_vec());
+    let n = if test_mode() { 10 } else { 2_000 };
+    for round in 0..3 {
+        let started = Instant::now();
+        for _ in 0..n {
+            let decoded = RecordEventsRequest::decode(bytes.clone()).unwrap();
+            std::hint::black_box(decoded);
+        }
+        let prost = started.elapsed().as_secs_f64() / n as f64;
+        let started = Instant::now();
+        for _ in 0..n {
+            let lazy = LazyRecordEventsRequest::decode(bytes.clone()).unwrap();
+            let Some(LazyPayload::Events(raw)) = lazy.payload else {
+                panic!("an events payload");
+            };
+            std::hint::black_box(raw.decode_all().unwrap());
+        }
+        let lazy = started.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "decode: round {round}: prost {:.0} us, lazy {:.0} us per 1,000-event payload ({} B), lazy/prost {:.3}",
+            prost * 1e6,
+            lazy * 1e6,
+            bytes.len(),
+            lazy / prost
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else not starting with `-`
     // names scenarios.
@@ -606,6 +645,9 @@ fn main() {
         .unwrap();
     if wants("render") {
         render_scenario();
+    }
+    if wants("decode") {
+        decode_scenario();
     }
     if wants("file") {
         runtime.block_on(file_scenario());

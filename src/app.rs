@@ -14,10 +14,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
 use crate::deadletter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
+use crate::grpc_limits::DecodeBudget;
+use crate::grpc_limits::budget::SIDECAR_BUDGET;
 use crate::ingest::admin::Admin;
 use crate::ingest::grpc::IngestService;
 use crate::ingest::http::{HttpState, router};
-use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::TelemeteryGatewayServiceServer;
 use crate::queue::Queue;
 use crate::tee::store::Tee;
 use std::net::SocketAddr;
@@ -213,9 +214,11 @@ pub async fn start(
     let wake = Arc::new(tokio::sync::Notify::new());
 
     let mut servers = Vec::new();
-    let svc = TelemeteryGatewayServiceServer::new(IngestService::new(tee.clone(), wake.clone()))
-        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    // The recorder first, so the budget's metrics are registered with it.
+    let metrics = metrics_handle();
+    let budget = DecodeBudget::new(config.listen.decode_budget_bytes, SIDECAR_BUDGET);
+    let svc =
+        IngestService::new(tee.clone(), wake.clone()).into_server(budget, GRPC_MAX_MESSAGE_BYTES);
     let mut rx = stopped.clone();
     // Answers go out without Nagle's delay: an answer is small and written
     // in more than one piece (HTTP/2 headers, data), and with Nagle the
@@ -257,7 +260,7 @@ pub async fn start(
             listen: config.listen.http.ip(),
         }),
         max_body_bytes: config.listen.max_body_bytes,
-        metrics: metrics_handle(),
+        metrics,
         ingest_budget: Arc::new(tokio::sync::Semaphore::new(
             config.listen.max_ingest_in_flight,
         )),

@@ -279,6 +279,9 @@ pub struct ServeArgs {
     /// File holding the admin token (kept out of `ps`); instead of --admin-token [default: none].
     #[arg(long, env = "TELESPOOL_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
+    #[arg(long, env = "TELESPOOL_DECODE_BUDGET", value_name = "SIZE")]
+    pub decode_budget: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and
@@ -404,4 +407,10 @@ pub struct GatewayArgs {
     /// File holding a NATS authentication token [default: none].
     #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TOKEN_FILE", value_name = "FILE")]
     pub nats_token_file: Option<PathBuf>,
+    /// Most events in one RecordEvents payload; more is refused before decoding [default: 10000].
+    #[arg(long, env = "TELESPOOL_GATEWAY_MAX_EVENTS", value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
+    #[arg(long, env = "TELESPOOL_GATEWAY_DECODE_BUDGET", value_name = "SIZE")]
+    pub decode_budget: Option<String>,
 }

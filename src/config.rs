@@ -31,6 +31,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest gRPC message the servers accept: the event-count and size limits,
 /// not the transport, answer oversized payloads.
 pub const GRPC_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default decode budget of the gRPC ingest server.
+pub const DEFAULT_DECODE_BUDGET_BYTES: u64 = crate::grpc_limits::DEFAULT_DECODE_BUDGET_BYTES;
 /// HTTP/2 stream receive window of our gRPC servers and clients. The
 /// default 64 KiB would make a 1 MiB payload wait for sixteen window
 /// updates.
@@ -179,6 +181,8 @@ pub struct FileConfig {
     pub license_key_file: Option<PathBuf>,
     /// See `--admin-token-file`.
     pub admin_token_file: Option<PathBuf>,
+    /// See `--decode-budget`.
+    pub decode_budget: Option<String>,
 }
 
 impl FileConfig {
@@ -212,6 +216,11 @@ pub struct ListenConfig {
     /// whole budget) from before its body is read until it is answered.
     /// Default 64 MiB ([`DEFAULT_MAX_INGEST_IN_FLIGHT`]).
     pub max_ingest_in_flight: usize,
+    /// Bytes of gRPC messages being received, decoded or held at once
+    /// (see [`crate::grpc_limits`]); past it, `RESOURCE_EXHAUSTED`. At least
+    /// [`GRPC_MAX_MESSAGE_BYTES`]. Default [`DEFAULT_DECODE_BUDGET_BYTES`]
+    /// (256 MiB).
+    pub decode_budget_bytes: u64,
 }
 
 /// What the tee does to each event.
@@ -421,6 +430,11 @@ impl ServeConfig {
                 pick(&a.max_ingest_in_flight, &f.max_ingest_in_flight),
                 DEFAULT_MAX_INGEST_IN_FLIGHT as u64,
             )? as usize,
+            decode_budget_bytes: bytes(
+                "--decode-budget (TELESPOOL_DECODE_BUDGET)",
+                pick(&a.decode_budget, &f.decode_budget),
+                DEFAULT_DECODE_BUDGET_BYTES,
+            )?,
         };
         if listen.admin_require_token && listen.admin_token.is_none() {
             return Err(bad(
@@ -432,6 +446,15 @@ impl ServeConfig {
             return Err(bad(
                 "--max-ingest-in-flight (TELESPOOL_MAX_INGEST_IN_FLIGHT)",
                 format!("must be between 1 byte and {} bytes", u32::MAX),
+            ));
+        }
+        if listen.decode_budget_bytes < GRPC_MAX_MESSAGE_BYTES as u64 {
+            return Err(bad(
+                "--decode-budget (TELESPOOL_DECODE_BUDGET)",
+                format!(
+                    "must be at least {GRPC_MAX_MESSAGE_BYTES} bytes (16MiB, the largest gRPC message), got {}",
+                    listen.decode_budget_bytes
+                ),
             ));
         }
 
@@ -684,6 +707,7 @@ mod tests {
         assert_eq!(c.cleanup.interval, Duration::from_secs(1800));
         assert_eq!(c.event_logs.retention, Duration::from_secs(93 * 86_400));
         assert_eq!(c.listen.max_body_bytes, 16 << 20);
+        assert_eq!(c.listen.decode_budget_bytes, 256 << 20);
         assert_eq!(c.dead_letters.quota_bytes, 256 << 20);
         assert!(!c.listen.admin_require_token);
         assert_eq!(c.listen.max_ingest_in_flight, 64 << 20);
@@ -742,6 +766,19 @@ mod tests {
         );
         let c = resolve(&["--dead-letter-quota", "8MiB"]).unwrap();
         assert_eq!(c.dead_letters.quota_bytes, 8 << 20);
+        let e = resolve(&["--decode-budget", "1MiB"]).unwrap_err();
+        assert!(
+            e.to_string().contains("TELESPOOL_DECODE_BUDGET")
+                && e.to_string().contains("at least 16777216"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve(&["--decode-budget", "64MiB"])
+                .unwrap()
+                .listen
+                .decode_budget_bytes,
+            64 << 20
+        );
     }
 
     #[test]

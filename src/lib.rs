@@ -20,6 +20,7 @@ pub mod deadletter;
 pub mod event_logs;
 pub mod export;
 pub mod gateway;
+pub mod grpc_limits;
 pub mod ids;
 pub mod index;
 pub mod ingest;

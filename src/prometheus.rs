@@ -209,6 +209,16 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::LabeledCounter,
         "Reloads of the export TLS files on SIGHUP, by result (ok, error)",
     ),
+    (
+        "telespool_grpc_decode_budget_bytes_in_use",
+        Kind::Gauge,
+        "Bytes of gRPC messages being received, decoded or held (the decode budget in use)",
+    ),
+    (
+        "telespool_grpc_decode_budget_refused_total",
+        Kind::Counter,
+        "gRPC messages refused with RESOURCE_EXHAUSTED because the decode budget was full",
+    ),
 ];
 
 /// A series' kind.

@@ -7,6 +7,7 @@ mod gateway_support;
 
 use gateway_support::sinks::MemorySink;
 use gateway_support::*;
+use std::time::Duration;
 use telespool::proto::telemetrygateway::v1::EventParameters;
 use tonic::Code;
 
@@ -192,4 +193,134 @@ async fn an_event_of_twelve_megabytes_fits_in_one_grpc_message() {
     result.end.as_ref().unwrap();
     assert_eq!(result.succeeded(), vec!["big".to_owned()]);
     assert!(sink.ids().is_empty(), "dropped, not published");
+}
+
+#[tokio::test]
+async fn a_payload_over_max_events_is_refused_after_the_payload_before_it_is_acknowledged() {
+    let sink = MemorySink::new();
+    let gateway = start_with(sink.clone(), |c| c.max_events = 5).await;
+    let mut client = gateway.client().await;
+    let result = record(
+        &mut client,
+        vec![
+            metadata_request(licensed()),
+            events_request(events(0..5)),
+            events_request(events(5..11)),
+        ],
+    )
+    .await;
+    assert_eq!(result.responses.len(), 1, "the good payload is answered");
+    assert_eq!(result.succeeded(), ids(0..5));
+    let (code, message) = result.error();
+    assert_eq!(code, Code::InvalidArgument);
+    assert_eq!(
+        message,
+        "payload holds 6 events, over the limit of 5 (--max-events (TELESPOOL_GATEWAY_MAX_EVENTS))"
+    );
+    assert_eq!(sink.ids().into_iter().collect::<Vec<_>>(), ids(0..5));
+    // The gateway keeps serving new streams.
+    let again = record(
+        &mut client,
+        vec![metadata_request(licensed()), events_request(events(20..25))],
+    )
+    .await;
+    again.end.as_ref().unwrap();
+    assert_eq!(again.succeeded(), ids(20..25));
+}
+
+/// Events of about `bytes` encoded bytes each, ids `event-{i}`.
+fn heavy_events(
+    range: std::ops::Range<usize>,
+    bytes: usize,
+) -> Vec<telespool::proto::telemetrygateway::v1::Event> {
+    range
+        .map(|i| {
+            let mut e = event(i);
+            e.parameters = Some(EventParameters {
+                private_metadata: Some(prost_types::Struct {
+                    fields: [(
+                        "blob".to_owned(),
+                        prost_types::Value {
+                            kind: Some(prost_types::value::Kind::StringValue("z".repeat(bytes))),
+                        },
+                    )]
+                    .into(),
+                }),
+                ..EventParameters::default()
+            });
+            e
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_being_published_holds_its_bytes_in_the_decode_budget_until_answered() {
+    // Budget 16 MiB; a 10 MiB payload held by a slow sink leaves no room
+    // for another 10 MiB message, which is refused naming the budget; once
+    // the first is answered, the budget is free again.
+    let sink = MemorySink::slow(Duration::from_secs(3));
+    let gateway = start_with(sink.clone(), |c| c.decode_budget_bytes = 16 << 20).await;
+    let mut first_client = gateway.client().await;
+    let mut first = OpenStream::open(&mut first_client, None).await;
+    first.send(metadata_request(licensed())).await;
+    let arrived = sink.batch_arrived.notified();
+    first
+        .send(events_request(heavy_events(0..20, 500_000)))
+        .await;
+    tokio::time::timeout(Duration::from_secs(30), arrived)
+        .await
+        .expect("the first payload reaches the sink");
+
+    let mut client = gateway.client().await;
+    let refused = record(
+        &mut client,
+        vec![
+            metadata_request(licensed()),
+            events_request(heavy_events(100..120, 500_000)),
+        ],
+    )
+    .await;
+    let (code, message) = refused.error();
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(
+        message.contains("decode budget")
+            && message.contains("16777216")
+            && message.contains("--decode-budget (TELESPOOL_GATEWAY_DECODE_BUDGET)"),
+        "{message}"
+    );
+
+    let mut acked = first.response().await.succeeded_events;
+    acked.sort();
+    assert_eq!(acked, ids(0..20));
+    drop(first);
+    let again = record(
+        &mut client,
+        vec![
+            metadata_request(licensed()),
+            events_request(heavy_events(200..220, 500_000)),
+        ],
+    )
+    .await;
+    again.end.as_ref().unwrap();
+    assert_eq!(again.succeeded(), ids(200..220));
+    let (_, metrics) = http_get(gateway.http, "/metrics").await;
+    assert!(
+        metrics.contains("telespool_gateway_decode_budget_refused_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn gzip_compressed_streams_are_accepted() {
+    let sink = MemorySink::new();
+    let gateway = start(sink.clone()).await;
+    let client = gateway.client().await;
+    let mut client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let result = record(
+        &mut client,
+        vec![metadata_request(licensed()), events_request(events(0..50))],
+    )
+    .await;
+    result.end.as_ref().unwrap();
+    assert_eq!(result.succeeded(), ids(0..50));
 }

@@ -1452,6 +1452,16 @@ fn seed_corpus_for_the_fuzz_targets_is_written_on_request() {
         )),
     };
     write("event_decode", "request", &request.encode_to_vec());
+    write("lazy_decode", "request", &request.encode_to_vec());
+    let metadata = RecordEventsRequest {
+        payload: Some(pb::record_events_request::Payload::Metadata(
+            pb::RecordEventsRequestMetadata {
+                request_id: "seed".into(),
+                identifier: None,
+            },
+        )),
+    };
+    write("lazy_decode", "metadata", &metadata.encode_to_vec());
 
     // Frames with ids 1.. (the id the segment target's raw-bytes header
     // expects first), carrying the events above.

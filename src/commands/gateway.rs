@@ -39,6 +39,8 @@ pub fn settings_from_args(args: GatewayArgs) -> GatewaySettings {
         nats_tls_key: args.nats_tls_key,
         nats_password_file: args.nats_password_file,
         nats_token_file: args.nats_token_file,
+        max_events: args.max_events,
+        decode_budget: args.decode_budget,
     }
 }
 

@@ -23,6 +23,8 @@ use super::reload::Reloader;
 use super::server::{self, GatewayService, ServeError};
 use super::shutdown;
 use super::sink::{self, Sink, SinkError};
+use crate::grpc_limits::DecodeBudget;
+use crate::grpc_limits::budget::GATEWAY_BUDGET;
 use crate::tls::server::ServerTls;
 
 /// Why the gateway could not start or stopped with an error.
@@ -143,7 +145,14 @@ impl Gateway {
         let (http_trigger, mut http_stop) = shutdown::channel();
         let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency)
             .with_license_key(self.config.publish_license_key);
-        let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
+        let budget = DecodeBudget::new(self.config.decode_budget_bytes, GATEWAY_BUDGET);
+        let service = GatewayService::new(
+            self.identity.clone(),
+            publisher,
+            stopping.clone(),
+            self.config.max_events,
+            budget,
+        );
         let mut grpc_stop = stopping.clone();
         let mut grpc_task =
             tokio::spawn(server::serve(grpc, service, self.tls.clone(), async move {

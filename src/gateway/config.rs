@@ -48,8 +48,17 @@ pub const DEFAULT_PUBLISH_LICENSE_KEY: PublishLicenseKey = PublishLicenseKey::Sh
 /// Default time in-flight work gets to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest gRPC message the gateway accepts: 16 MiB, so that the event
-/// limits, not the transport, answer.
+/// limits, not the transport, answer. It applies to the inflated message of
+/// a gzip request.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default most events in one `RecordEvents` payload (the sidecar's
+/// default too); a payload over it is refused before any event is decoded.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Largest accepted `max_events`.
+pub const MAX_MAX_EVENTS: usize = 1_000_000;
+/// Default decode budget: bytes of gRPC messages being received, decoded or
+/// held at once, over all calls (see [`crate::grpc_limits`]).
+pub const DEFAULT_DECODE_BUDGET_BYTES: u64 = crate::grpc_limits::DEFAULT_DECODE_BUDGET_BYTES;
 
 /// Where events go. `Display` and `Debug` show a `nats://` URL without
 /// its userinfo.
@@ -332,6 +341,14 @@ pub struct GatewayConfig {
     /// CA bundle (PEM) that client certificates must chain to: mutual TLS,
     /// clients without a valid certificate are refused. Default none.
     pub tls_client_ca: Option<PathBuf>,
+    /// Most events in one `RecordEvents` payload; more is refused with
+    /// `INVALID_ARGUMENT` before any is decoded. Default
+    /// [`DEFAULT_MAX_EVENTS`] (10,000).
+    pub max_events: usize,
+    /// Bytes of gRPC messages being received, decoded or held at once;
+    /// past it, `RESOURCE_EXHAUSTED`. At least [`MAX_MESSAGE_BYTES`].
+    /// Default [`DEFAULT_DECODE_BUDGET_BYTES`] (256 MiB).
+    pub decode_budget_bytes: u64,
 }
 
 impl GatewayConfig {
@@ -462,6 +479,16 @@ pub enum ConfigError {
         /// The other (or the part of the sink URL).
         other: &'static str,
     },
+    /// A size that does not parse (`256MiB`, `1GiB`, a number of bytes).
+    #[error("{setting} = {value:?} is not a size: {reason}")]
+    BadSize {
+        /// The setting.
+        setting: SettingName,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One layer of settings, every one optional: the config file, or the flags
@@ -520,6 +547,10 @@ pub struct GatewaySettings {
     pub nats_password_file: Option<PathBuf>,
     /// `nats_token_file`.
     pub nats_token_file: Option<PathBuf>,
+    /// `max_events`.
+    pub max_events: Option<u64>,
+    /// `decode_budget` (size: bytes, or with KiB, MiB, GiB).
+    pub decode_budget: Option<String>,
 }
 
 impl GatewaySettings {
@@ -568,6 +599,8 @@ impl GatewaySettings {
             nats_tls_key: self.nats_tls_key.or(lower.nats_tls_key),
             nats_password_file: self.nats_password_file.or(lower.nats_password_file),
             nats_token_file: self.nats_token_file.or(lower.nats_token_file),
+            max_events: self.max_events.or(lower.max_events),
+            decode_budget: self.decode_budget.or(lower.decode_budget),
         }
     }
 }
@@ -604,6 +637,8 @@ impl Default for GatewayConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            max_events: DEFAULT_MAX_EVENTS,
+            decode_budget_bytes: DEFAULT_DECODE_BUDGET_BYTES,
         }
     }
 }
@@ -671,6 +706,20 @@ impl GatewayConfig {
             tls_cert: settings.tls_cert,
             tls_key: settings.tls_key,
             tls_client_ca: settings.tls_client_ca,
+            max_events: match settings.max_events {
+                None => d.max_events,
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            decode_budget_bytes: match settings.decode_budget {
+                None => d.decode_budget_bytes,
+                Some(value) => {
+                    crate::config::parse_bytes(&value).map_err(|reason| ConfigError::BadSize {
+                        setting: "decode_budget",
+                        value,
+                        reason,
+                    })?
+                }
+            },
         };
         config.validate()?;
         Ok(config)
@@ -683,6 +732,18 @@ impl GatewayConfig {
             self.publish_concurrency as u64,
             1,
             MAX_PUBLISH_CONCURRENCY as u64,
+        )?;
+        in_range(
+            "max_events",
+            self.max_events as u64,
+            1,
+            MAX_MAX_EVENTS as u64,
+        )?;
+        in_range(
+            "decode_budget",
+            self.decode_budget_bytes,
+            MAX_MESSAGE_BYTES as u64,
+            u64::MAX,
         )?;
         in_range(
             "file_rotate_bytes",
@@ -911,6 +972,8 @@ mod tests {
         assert_eq!(config.file.keep, 10);
         assert_eq!(config.file.max_age, None);
         assert_eq!(config.publish_license_key, PublishLicenseKey::Sha256);
+        assert_eq!(config.max_events, 10_000);
+        assert_eq!(config.decode_budget_bytes, 256 * 1024 * 1024);
     }
 
     #[test]
@@ -955,6 +1018,8 @@ mod tests {
             nats_tls_ca = "nats-ca.pem"
             nats_tls_cert = "nats-cert.pem"
             nats_tls_key = "nats-key.pem"
+            max_events = 500
+            decode_budget = "64MiB"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
@@ -966,6 +1031,8 @@ mod tests {
         assert_eq!(config.file.keep, 3);
         assert_eq!(config.file.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(config.publish_license_key, PublishLicenseKey::Omit);
+        assert_eq!(config.max_events, 500);
+        assert_eq!(config.decode_budget_bytes, 64 << 20);
         let err = GatewaySettings::from_toml("grpc_lsten = \"x\"", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
@@ -1000,7 +1067,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: [(GatewaySettings, &str); 9] = [
+        let cases: [(GatewaySettings, &str); 12] = [
             (
                 GatewaySettings {
                     file_keep: Some(0),
@@ -1021,6 +1088,27 @@ mod tests {
                     ..Default::default()
                 },
                 "publish_license_key = \"md5\" is invalid: expected raw, sha256 or omit",
+            ),
+            (
+                GatewaySettings {
+                    max_events: Some(0),
+                    ..Default::default()
+                },
+                "max_events = 0 is outside 1..=1000000",
+            ),
+            (
+                GatewaySettings {
+                    decode_budget: Some("1MiB".into()),
+                    ..Default::default()
+                },
+                "decode_budget = 1048576 is outside 16777216..",
+            ),
+            (
+                GatewaySettings {
+                    decode_budget: Some("lots".into()),
+                    ..Default::default()
+                },
+                "decode_budget = \"lots\" is not a size",
             ),
             (
                 GatewaySettings {

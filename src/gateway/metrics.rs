@@ -14,6 +14,8 @@
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
 //! | `telespool_gateway_reloads_total` | counter | `result` | SIGHUP reloads ([`super::reload`]): `ok`, or `error` when a part kept its previous files |
 //! | `telespool_gateway_tls_handshake_failures_total` | counter | `reason` | TLS handshakes of the gRPC listener that failed: `error` or `timeout` |
+//! | `telespool_gateway_decode_budget_bytes_in_use` | gauge | | bytes of gRPC messages being received, decoded or held (`--decode-budget`, see [`crate::grpc_limits`]) |
+//! | `telespool_gateway_decode_budget_refused_total` | counter | | messages refused with `RESOURCE_EXHAUSTED` because the decode budget was full |
 //!
 //! The `source` label is bounded ([`source_label`]): `licensed_instance`,
 //! `unlicensed_instance`, `unknown`, the first [`MAX_SERVICE_LABELS`]

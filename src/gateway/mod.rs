@@ -29,6 +29,11 @@
 //! ([`reload`]). The HTTP listener stays plain text (health and metrics, no
 //! secrets; see `docs/gateway.md`, "TLS").
 //!
+//! Before any of this, every gRPC message is bounded before it is decoded
+//! ([`crate::grpc_limits`], shared with the sidecar): charged to the decode
+//! budget from its header on, gzip inflated with a cap, events counted
+//! against `max_events` before they are decoded one at a time.
+//!
 //! An event id is in `succeeded_events` only when the sink confirmed it,
 //! or when it can never be published and the sender is a Sourcegraph
 //! instance (which would otherwise retry it forever); see [`publish`].

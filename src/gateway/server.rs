@@ -10,8 +10,11 @@
 //! ```
 //!
 //! [`serve`] runs the service on a listener until a shutdown signal (bind
-//! port 0 in tests), accepting messages up to 16 MiB, over TLS when the
-//! gateway has a certificate (`tls_cert`, `tls_key`; see [`crate::tls`]).
+//! port 0 in tests), accepting messages up to 16 MiB (inflated: gzip is
+//! accepted), within the gateway's decode budget (`--decode-budget`), with
+//! `RecordEvents` messages decoded lazily (see [`crate::grpc_limits`]), over
+//! TLS when the gateway has a certificate (`tls_cert`, `tls_key`; see
+//! [`crate::tls`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +22,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -29,11 +31,12 @@ use super::metrics;
 use super::publish::Publisher;
 use super::shutdown::Shutdown;
 use super::stream::{PAYLOADS_IN_FLIGHT, StreamTask};
-use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::{
-    TelemeteryGatewayService, TelemeteryGatewayServiceServer,
+use crate::grpc_limits::{
+    DecodeBudget, GrpcLimits, LazyRecordEventsRequest, MessageReservations, TelemetryServer,
+    TelemetryService,
 };
 use crate::proto::telemetrygateway::v1::{
-    RecordEventRequest, RecordEventResponse, RecordEventsRequest, RecordEventsResponse,
+    RecordEventRequest, RecordEventResponse, RecordEventsResponse,
 };
 use crate::tls::server::ServerTls;
 
@@ -53,26 +56,40 @@ pub struct GatewayService {
     identity: Arc<Identity>,
     publisher: Publisher,
     shutdown: Shutdown,
+    max_events: usize,
+    budget: Arc<DecodeBudget>,
 }
 
 impl GatewayService {
     /// A service checking identifiers with `identity` and publishing with
-    /// `publisher`; open streams end when `shutdown` fires.
-    pub fn new(identity: Arc<Identity>, publisher: Publisher, shutdown: Shutdown) -> Self {
+    /// `publisher`; open streams end when `shutdown` fires. Payloads of
+    /// more than `max_events` events are refused; messages are charged to
+    /// `budget`.
+    pub fn new(
+        identity: Arc<Identity>,
+        publisher: Publisher,
+        shutdown: Shutdown,
+        max_events: usize,
+        budget: Arc<DecodeBudget>,
+    ) -> Self {
         GatewayService {
             identity,
             publisher,
             shutdown,
+            max_events,
+            budget,
         }
     }
 
     /// The tonic server for this service: gzip accepted, messages up to
-    /// [`MAX_MESSAGE_BYTES`].
-    pub fn into_server(self) -> TelemeteryGatewayServiceServer<GatewayService> {
-        TelemeteryGatewayServiceServer::new(self)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    /// [`MAX_MESSAGE_BYTES`] once inflated, within the decode budget.
+    pub fn into_server(self) -> TelemetryServer<GatewayService> {
+        let limits = GrpcLimits {
+            budget: self.budget.clone(),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            accept_gzip: true,
+        };
+        TelemetryServer::new(self, limits)
     }
 
     async fn record_event_inner(
@@ -109,14 +126,15 @@ fn authorization<T>(request: &Request<T>) -> Option<String> {
 }
 
 #[tonic::async_trait]
-impl TelemeteryGatewayService for GatewayService {
+impl TelemetryService for GatewayService {
     type RecordEventsStream = ReceiverStream<Result<RecordEventsResponse, Status>>;
 
     async fn record_events(
         &self,
-        request: Request<Streaming<RecordEventsRequest>>,
+        request: Request<Streaming<LazyRecordEventsRequest>>,
     ) -> Result<Response<Self::RecordEventsStream>, Status> {
         let authorization = authorization(&request);
+        let reservations = MessageReservations::of(&request);
         let (responses, rx) = mpsc::channel(PAYLOADS_IN_FLIGHT + 1);
         let task = StreamTask {
             identity: self.identity.clone(),
@@ -124,6 +142,8 @@ impl TelemeteryGatewayService for GatewayService {
             authorization,
             shutdown: self.shutdown.clone(),
             responses,
+            max_events: self.max_events,
+            reservations,
         };
         tokio::spawn(task.run(request.into_inner()));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -134,6 +154,8 @@ impl TelemeteryGatewayService for GatewayService {
         request: Request<RecordEventRequest>,
     ) -> Result<Response<RecordEventResponse>, Status> {
         let authorization = authorization(&request);
+        // The message stays counted in the budget until it is published.
+        let _reservation = MessageReservations::of(&request).next();
         let result = self
             .record_event_inner(authorization.as_deref(), request.into_inner())
             .await;

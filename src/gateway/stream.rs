@@ -4,11 +4,19 @@
 //! metadata    first and only once      second one → InvalidArgument "received metadata more than once"
 //!             identifier checked       refused    → the identity error's status
 //! events      only after metadata      before     → InvalidArgument "got events when metadata not yet received"
+//!             at most --max-events     more       → InvalidArgument "payload holds N events, over the limit
+//!                                                   of M (--max-events …)", counted, none decoded
+//!             decoded one at a time    bad event  → Internal with prost's message (as prost's codec)
 //!             published, then exactly one RecordEventsResponse per payload (an empty
 //!             payload gets an empty response)
 //! (no payload) ignored
 //! client EOF  → OK, once every payload received has been answered
 //! ```
+//!
+//! Messages arrive decoded lazily ([`crate::grpc_limits`]): the metadata is
+//! decoded, a payload's events are only counted until the checks above
+//! pass. Each message's share of the decode budget is taken from the call's
+//! [`MessageReservations`] and held until its payload is published.
 //!
 //! Payloads are published in their own tasks, up to
 //! [`PAYLOADS_IN_FLIGHT`] per stream at once (so one stream's payloads share
@@ -31,8 +39,11 @@ use super::identity::Identity;
 use super::metrics;
 use super::publish::{PayloadSummary, Publisher, StreamContext};
 use super::shutdown::Shutdown;
-use crate::proto::telemetrygateway::v1::record_events_request::Payload;
-use crate::proto::telemetrygateway::v1::{RecordEventsRequest, RecordEventsResponse};
+use crate::grpc_limits::lazy::decode_status;
+use crate::grpc_limits::{
+    LazyPayload, LazyRecordEventsRequest, MessageReservations, TooManyEvents,
+};
+use crate::proto::telemetrygateway::v1::RecordEventsResponse;
 
 /// Payloads of one stream being published at once.
 pub const PAYLOADS_IN_FLIGHT: usize = 4;
@@ -45,6 +56,8 @@ pub const METADATA_TWICE: &str = "received metadata more than once";
 pub const EVENTS_BEFORE_METADATA: &str = "got events when metadata not yet received";
 /// Message when the gateway stops while a stream is open.
 pub const SHUTTING_DOWN: &str = "the gateway is shutting down";
+/// The setting named when a payload holds too many events.
+pub const MAX_EVENTS_SETTING: &str = "--max-events (TELESPOOL_GATEWAY_MAX_EVENTS)";
 
 /// The response channel of a stream.
 pub type Responses = mpsc::Sender<Result<RecordEventsResponse, Status>>;
@@ -62,11 +75,15 @@ pub struct StreamTask {
     pub shutdown: Shutdown,
     /// Where responses go.
     pub responses: Responses,
+    /// Most events per payload.
+    pub max_events: usize,
+    /// The decode-budget reservations of the call's messages.
+    pub reservations: MessageReservations,
 }
 
 impl StreamTask {
     /// Serves the stream until the client's EOF, an error, or shutdown.
-    pub async fn run(mut self, mut inbound: Streaming<RecordEventsRequest>) {
+    pub async fn run(mut self, mut inbound: Streaming<LazyRecordEventsRequest>) {
         let started = Instant::now();
         let mut ctx: Option<Arc<StreamContext>> = None;
         let mut in_flight: FuturesOrdered<JoinHandle<PayloadSummary>> = FuturesOrdered::new();
@@ -87,9 +104,12 @@ impl StreamTask {
                         Ok(None) => break Ok(()),
                         Err(status) => break Err(status),
                     };
+                    // This message's share of the decode budget, held for
+                    // as long as the message or its events are kept.
+                    let reservation = self.reservations.next();
                     match request.payload {
                         None => {}
-                        Some(Payload::Metadata(metadata)) => {
+                        Some(LazyPayload::Metadata(metadata)) => {
                             if ctx.is_some() {
                                 break Err(Status::invalid_argument(METADATA_TWICE));
                             }
@@ -103,14 +123,30 @@ impl StreamTask {
                                 Err(e) => break Err(Status::internal(format!("rendering the stream metadata: {e}"))),
                             }
                         }
-                        Some(Payload::Events(payload)) => {
+                        Some(LazyPayload::Events(payload)) => {
                             let Some(ctx) = ctx.clone() else {
                                 break Err(Status::invalid_argument(EVENTS_BEFORE_METADATA));
                             };
-                            events += payload.events.len();
+                            if payload.count() > self.max_events {
+                                let refused = TooManyEvents {
+                                    count: payload.count(),
+                                    limit: self.max_events,
+                                    setting: MAX_EVENTS_SETTING,
+                                };
+                                tracing::warn!(request_id = %ctx.metadata.request_id, source = %ctx.source, events = refused.count, limit = refused.limit, "payload refused: too many events");
+                                break Err(refused.to_status());
+                            }
+                            let decoded = match payload.decode_all() {
+                                Ok(decoded) => decoded,
+                                Err(e) => break Err(decode_status(&e)),
+                            };
+                            drop(payload);
+                            events += decoded.len();
                             let publisher = self.publisher.clone();
                             in_flight.push_back(tokio::spawn(async move {
-                                publisher.publish_payload(&ctx, payload.events).await
+                                let summary = publisher.publish_payload(&ctx, decoded).await;
+                                drop(reservation);
+                                summary
                             }));
                         }
                     }

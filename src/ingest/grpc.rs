@@ -9,23 +9,35 @@
 //! gateway does for instance sources, so the sender stops retrying it, but
 //! it is dead-lettered with its reason, counted and logged; one without id
 //! cannot be named and is dead-lettered and counted only. A payload with
-//! more events than allowed fails the stream with `InvalidArgument`; a
+//! more events than allowed (`--max-events`) fails the stream with
+//! `InvalidArgument`, counted before any of its events is decoded; a
 //! message that cannot be read fails it with tonic's status (`Internal` for
 //! a protobuf parse error, as gRPC's status-code guide says; `OutOfRange`
-//! over the 16 MiB message limit).
+//! over the 16 MiB message limit; `ResourceExhausted` past the decode
+//! budget, `--decode-budget`).
+//!
+//! Messages arrive decoded lazily ([`crate::grpc_limits`]): the metadata is
+//! decoded, a payload's events are counted, and decoded (one at a time,
+//! into the `Vec` the tee takes) only once the metadata was accepted and
+//! the count is within the limit. Each message's share of the decode
+//! budget is held until its payload is answered.
 //!
 //! `RecordEvent` records one event from any identifier and answers
 //! `InvalidArgument` with the reason for an invalid one.
 
 use super::status::grpc_status;
+use crate::grpc_limits::lazy::decode_status;
+use crate::grpc_limits::{
+    DecodeBudget, GrpcLimits, LazyPayload, LazyRecordEventsRequest, MessageReservations,
+    TelemetryServer, TelemetryService,
+};
 use crate::proto::telemetrygateway::v1::identifier::Identifier as Id;
-use crate::proto::telemetrygateway::v1::record_events_request::Payload;
-use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::TelemeteryGatewayService;
 use crate::proto::telemetrygateway::v1::{
-    Event, RecordEventRequest, RecordEventResponse, RecordEventsRequest,
-    RecordEventsRequestMetadata, RecordEventsResponse,
+    Event, RecordEventRequest, RecordEventResponse, RecordEventsRequestMetadata,
+    RecordEventsResponse,
 };
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee, TeeError};
+use crate::tee::validate::check_event_count;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
@@ -44,6 +56,23 @@ impl IngestService {
     /// durable record.
     pub fn new(tee: Arc<Tee>, wake: Arc<Notify>) -> IngestService {
         IngestService { tee, wake }
+    }
+
+    /// The tonic server for this service: messages up to `max_message_bytes`
+    /// (no compression), within `budget`.
+    pub fn into_server(
+        self,
+        budget: Arc<DecodeBudget>,
+        max_message_bytes: usize,
+    ) -> TelemetryServer<IngestService> {
+        TelemetryServer::new(
+            self,
+            GrpcLimits {
+                budget,
+                max_message_bytes,
+                accept_gzip: false,
+            },
+        )
     }
 }
 
@@ -99,16 +128,50 @@ pub(crate) async fn record(
     Ok(outcomes)
 }
 
+/// Records one events payload of a stream: counted against the limit
+/// before any event is decoded, then decoded and recorded; answers with the
+/// ids now durable.
+async fn record_payload(
+    tee: &Arc<Tee>,
+    wake: &Notify,
+    payload: &crate::grpc_limits::RawEvents,
+) -> Result<RecordEventsResponse, Status> {
+    let n = payload.count();
+    check_event_count(n, &tee.config().limits).map_err(|e| grpc_status(&TeeError::TooMany(e)))?;
+    let events = payload.decode_all().map_err(|e| decode_status(&e))?;
+    match record(tee, wake, events, Ids::Require, InvalidPolicy::DeadLetter).await {
+        Ok(outcomes) => {
+            let succeeded: Vec<String> = outcomes
+                .into_iter()
+                .filter_map(|o| match o {
+                    Outcome::Recorded { id, .. } => Some(id),
+                    Outcome::Invalid { id, .. } => id,
+                })
+                .collect();
+            metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
+                .increment(n as u64);
+            Ok(RecordEventsResponse {
+                succeeded_events: succeeded,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = n, "gRPC ingest payload failed");
+            Err(grpc_status(&e))
+        }
+    }
+}
+
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<RecordEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl TelemeteryGatewayService for IngestService {
+impl TelemetryService for IngestService {
     type RecordEventsStream = ResponseStream;
 
     async fn record_events(
         &self,
-        request: Request<Streaming<RecordEventsRequest>>,
+        request: Request<Streaming<LazyRecordEventsRequest>>,
     ) -> Result<Response<Self::RecordEventsStream>, Status> {
+        let reservations = MessageReservations::of(&request);
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
         let tee = self.tee.clone();
@@ -138,9 +201,12 @@ impl TelemeteryGatewayService for IngestService {
                         break;
                     }
                 };
+                // This message's share of the decode budget, held until
+                // its payload is answered.
+                let _reservation = reservations.next();
                 let answer = match msg.payload {
                     None => continue,
-                    Some(Payload::Metadata(m)) => {
+                    Some(LazyPayload::Metadata(m)) => {
                         if metadata.is_some() {
                             Err(Status::invalid_argument("received metadata more than once"))
                         } else {
@@ -153,39 +219,10 @@ impl TelemeteryGatewayService for IngestService {
                             }
                         }
                     }
-                    Some(Payload::Events(_)) if metadata.is_none() => Err(
+                    Some(LazyPayload::Events(_)) if metadata.is_none() => Err(
                         Status::invalid_argument("got events when metadata not yet received"),
                     ),
-                    Some(Payload::Events(p)) => {
-                        let n = p.events.len();
-                        match record(
-                            &tee,
-                            &wake,
-                            p.events,
-                            Ids::Require,
-                            InvalidPolicy::DeadLetter,
-                        )
-                        .await
-                        {
-                            Ok(outcomes) => {
-                                let succeeded: Vec<String> = outcomes
-                                    .into_iter()
-                                    .filter_map(|o| match o {
-                                        Outcome::Recorded { id, .. } => Some(id),
-                                        Outcome::Invalid { id, .. } => id,
-                                    })
-                                    .collect();
-                                metrics::counter!("telespool_ingest_events_total", "transport" => "grpc").increment(n as u64);
-                                Ok(RecordEventsResponse {
-                                    succeeded_events: succeeded,
-                                })
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, events = n, "gRPC ingest payload failed");
-                                Err(grpc_status(&e))
-                            }
-                        }
-                    }
+                    Some(LazyPayload::Events(p)) => record_payload(&tee, &wake, &p).await,
                 };
                 let stop = answer.is_err();
                 if tx.send(answer).await.is_err() || stop {
@@ -202,6 +239,8 @@ impl TelemeteryGatewayService for IngestService {
         &self,
         request: Request<RecordEventRequest>,
     ) -> Result<Response<RecordEventResponse>, Status> {
+        // The message stays counted in the budget until it is recorded.
+        let _reservation = MessageReservations::of(&request).next();
         let req = request.into_inner();
         let Some(event) = req.event else {
             return Err(Status::invalid_argument("event is required"));
