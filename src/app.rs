@@ -64,7 +64,10 @@ pub enum AppError {
 pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     let handle = crate::prometheus::install().ok()?;
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(crate::prometheus::register_sidecar);
+    REGISTERED.call_once(|| {
+        crate::prometheus::register_sidecar();
+        crate::net::listener::describe_metrics();
+    });
     Some(handle)
 }
 
@@ -201,24 +204,16 @@ pub async fn start(
     let svc = TelemeteryGatewayServiceServer::new(IngestService::new(tee.clone(), wake.clone()))
         .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    let limits = config.limits;
+    crate::net::rlimit::prepare("sidecar", &limits, 2);
     let mut rx = stopped.clone();
-    // Answers go out without Nagle's delay: an answer is small and written
-    // in more than one piece (HTTP/2 headers, data), and with Nagle the
-    // last piece waited for the client's delayed ACK, up to 40 ms (p90 of
-    // paced ingest at 40,000-45,000 events/s was ~46 ms, p50 5-7 ms).
-    // tonic sets this only on sockets it accepts itself.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(grpc),
-        |conn| {
-            conn.inspect(|s| {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY not set on a gRPC connection");
-                }
-            })
-        },
-    );
+    // TCP_NODELAY is set on every accepted connection (crate::net): an
+    // answer is small and written in more than one piece (HTTP/2 headers,
+    // data), and with Nagle the last piece waited for the client's delayed
+    // ACK, up to 40 ms.
+    let incoming = crate::net::grpc::listener(grpc, "sidecar_grpc", &limits).into_stream();
     servers.push(tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        crate::net::grpc::server(&limits)
             .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
             .add_service(svc)
@@ -242,18 +237,15 @@ pub async fn start(
         max_body_bytes: config.listen.max_body_bytes,
         metrics: metrics_handle(),
     };
-    let app = router(state);
+    let app = router(state, limits.request_timeout);
     let mut rx = stopped.clone();
+    let http = crate::net::http::listener(http, "sidecar_http", &limits);
     servers.push(tokio::spawn(async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        crate::net::http::serve(http, app, &limits, async move {
             let _ = rx.wait_for(|s| *s).await;
         })
-        .await
-        .map_err(|e| AppError::Server("HTTP", e.to_string()))
+        .await;
+        Ok(())
     }));
 
     let mut tasks = vec![

@@ -129,7 +129,9 @@ impl Gateway {
         let publisher = Publisher::new(self.sink.clone(), self.config.publish_concurrency);
         let service = GatewayService::new(self.identity.clone(), publisher, stopping.clone());
         let mut grpc_stop = stopping.clone();
-        let mut grpc_task = tokio::spawn(server::serve(grpc, service, async move {
+        let limits = self.config.limits;
+        crate::net::rlimit::prepare("gateway", &limits, 2);
+        let mut grpc_task = tokio::spawn(server::serve(grpc, service, limits, async move {
             grpc_stop.recv().await;
         }));
         let state = HttpState {
@@ -137,7 +139,7 @@ impl Gateway {
             metrics: self.metrics.clone(),
             stopping,
         };
-        let mut http_task = tokio::spawn(http::serve(http, state, async move {
+        let mut http_task = tokio::spawn(http::serve(http, state, limits, async move {
             http_stop.recv().await;
         }));
         let mut early = None;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::{LimitError, ListenerLimits};
+
 /// Default gRPC listen address (Sourcegraph's gateway port).
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:10080";
 /// Default HTTP listen address (health and `/metrics`).
@@ -151,6 +153,9 @@ pub struct GatewayConfig {
     /// Time in-flight payloads get to finish after SIGTERM or ctrl-c.
     /// Default [`DEFAULT_SHUTDOWN_TIMEOUT`] (30 s).
     pub shutdown_timeout: Duration,
+    /// Connection limits, deadlines and HTTP/2 settings of both listeners.
+    /// Default [`ListenerLimits::gateway`] (see [`crate::net`]).
+    pub limits: ListenerLimits,
 }
 
 /// A setting's name as a TOML key (the flag is the same with dashes, the
@@ -232,6 +237,9 @@ pub enum ConfigError {
         /// The shared address.
         address: SocketAddr,
     },
+    /// A listener limit outside its range.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// One layer of settings, every one optional: the config file, or the flags
@@ -266,6 +274,24 @@ pub struct GatewaySettings {
     pub publish_concurrency: Option<u64>,
     /// `shutdown_timeout` (duration).
     pub shutdown_timeout: Option<String>,
+    /// `max_connections`.
+    pub max_connections: Option<u64>,
+    /// `http2_max_streams`.
+    pub http2_max_streams: Option<u64>,
+    /// `http2_keepalive_interval` (duration).
+    pub http2_keepalive_interval: Option<String>,
+    /// `http2_keepalive_timeout` (duration).
+    pub http2_keepalive_timeout: Option<String>,
+    /// `max_connection_age` (duration).
+    pub max_connection_age: Option<String>,
+    /// `max_connection_age_grace` (duration).
+    pub max_connection_age_grace: Option<String>,
+    /// `http_header_timeout` (duration).
+    pub http_header_timeout: Option<String>,
+    /// `http_idle_timeout` (duration).
+    pub http_idle_timeout: Option<String>,
+    /// `request_timeout` (duration).
+    pub request_timeout: Option<String>,
 }
 
 impl GatewaySettings {
@@ -302,6 +328,21 @@ impl GatewaySettings {
             accept_any_license: self.accept_any_license.or(lower.accept_any_license),
             publish_concurrency: self.publish_concurrency.or(lower.publish_concurrency),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            max_connections: self.max_connections.or(lower.max_connections),
+            http2_max_streams: self.http2_max_streams.or(lower.http2_max_streams),
+            http2_keepalive_interval: self
+                .http2_keepalive_interval
+                .or(lower.http2_keepalive_interval),
+            http2_keepalive_timeout: self
+                .http2_keepalive_timeout
+                .or(lower.http2_keepalive_timeout),
+            max_connection_age: self.max_connection_age.or(lower.max_connection_age),
+            max_connection_age_grace: self
+                .max_connection_age_grace
+                .or(lower.max_connection_age_grace),
+            http_header_timeout: self.http_header_timeout.or(lower.http_header_timeout),
+            http_idle_timeout: self.http_idle_timeout.or(lower.http_idle_timeout),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
         }
     }
 }
@@ -326,6 +367,7 @@ impl Default for GatewayConfig {
             accept_any_license: false,
             publish_concurrency: DEFAULT_PUBLISH_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            limits: ListenerLimits::gateway(),
         }
     }
 }
@@ -372,6 +414,53 @@ impl GatewayConfig {
                 settings.shutdown_timeout,
                 d.shutdown_timeout,
             )?,
+            limits: ListenerLimits {
+                max_connections: settings
+                    .max_connections
+                    .map_or(d.limits.max_connections, |n| {
+                        usize::try_from(n).unwrap_or(usize::MAX)
+                    }),
+                http2_max_streams: settings
+                    .http2_max_streams
+                    .map_or(d.limits.http2_max_streams, |n| {
+                        u32::try_from(n).unwrap_or(u32::MAX)
+                    }),
+                http2_keepalive_interval: duration(
+                    "http2_keepalive_interval",
+                    settings.http2_keepalive_interval,
+                    d.limits.http2_keepalive_interval,
+                )?,
+                http2_keepalive_timeout: duration(
+                    "http2_keepalive_timeout",
+                    settings.http2_keepalive_timeout,
+                    d.limits.http2_keepalive_timeout,
+                )?,
+                max_connection_age: duration(
+                    "max_connection_age",
+                    settings.max_connection_age,
+                    d.limits.max_connection_age,
+                )?,
+                max_connection_age_grace: duration(
+                    "max_connection_age_grace",
+                    settings.max_connection_age_grace,
+                    d.limits.max_connection_age_grace,
+                )?,
+                http_header_timeout: duration(
+                    "http_header_timeout",
+                    settings.http_header_timeout,
+                    d.limits.http_header_timeout,
+                )?,
+                http_idle_timeout: duration(
+                    "http_idle_timeout",
+                    settings.http_idle_timeout,
+                    d.limits.http_idle_timeout,
+                )?,
+                request_timeout: duration(
+                    "request_timeout",
+                    settings.request_timeout,
+                    d.limits.request_timeout,
+                )?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -405,6 +494,7 @@ impl GatewayConfig {
         }
         check_stream_name(&self.nats.stream)?;
         check_subject(&self.nats.subject)?;
+        self.limits.validate()?;
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return Err(ConfigError::SameAddress {
                 address: self.grpc_listen,
@@ -555,9 +645,32 @@ mod tests {
             accept_any_license = true
             publish_concurrency = 7
             shutdown_timeout = "1m"
+            max_connections = 8
+            http2_max_streams = 10
+            http2_keepalive_interval = "30s"
+            http2_keepalive_timeout = "5s"
+            max_connection_age = "10m"
+            max_connection_age_grace = "1m"
+            http_header_timeout = "1s"
+            http_idle_timeout = "2m"
+            request_timeout = "15s"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
+        assert_eq!(
+            config.limits,
+            ListenerLimits {
+                max_connections: 8,
+                http2_max_streams: 10,
+                http2_keepalive_interval: Duration::from_secs(30),
+                http2_keepalive_timeout: Duration::from_secs(5),
+                max_connection_age: Duration::from_secs(600),
+                max_connection_age_grace: Duration::from_secs(60),
+                http_header_timeout: Duration::from_secs(1),
+                http_idle_timeout: Duration::from_secs(120),
+                request_timeout: Duration::from_secs(15),
+            }
+        );
         assert_eq!(config.sink, SinkSpec::Nats("nats://127.0.0.1:4222".into()));
         assert_eq!(config.nats.ack_timeout, Duration::from_secs(2));
         assert_eq!(config.nats.duplicate_window, Duration::from_secs(600));
@@ -597,7 +710,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: [(GatewaySettings, &str); 6] = [
+        let cases: [(GatewaySettings, &str); 8] = [
+            (
+                GatewaySettings {
+                    max_connections: Some(0),
+                    ..Default::default()
+                },
+                "max_connections = 0 is outside 1..=1000000",
+            ),
+            (
+                GatewaySettings {
+                    http_header_timeout: Some("0s".into()),
+                    ..Default::default()
+                },
+                "http_header_timeout",
+            ),
             (
                 GatewaySettings {
                     grpc_listen: Some("nope".into()),

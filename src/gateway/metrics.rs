@@ -11,6 +11,7 @@
 //! | `telespool_gateway_file_sync_seconds` | histogram | | `fdatasync` time of one group commit |
 //! | `telespool_gateway_streams_total` | counter | `result` | `RecordEvents` streams ended: `ok` or the gRPC code |
 //! | `telespool_gateway_record_event_total` | counter | `result` | unary `RecordEvent` calls: `ok` or the gRPC code |
+//! | `telespool_listener_*` | | `listener` (`gateway_grpc`, `gateway_http`) | open connections, accepts, the connection limit, accept errors, deadlines: see [`crate::net`] |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -79,6 +80,7 @@ fn describe() {
     );
     metrics::describe_counter!(STREAMS, "RecordEvents streams ended, by result");
     metrics::describe_counter!(RECORD_EVENT, "RecordEvent calls, by result");
+    crate::net::listener::describe_metrics();
 }
 
 /// Records one group-commit sync.

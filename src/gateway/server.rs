@@ -10,7 +10,8 @@
 //! ```
 //!
 //! [`serve`] runs the service on a listener until a shutdown signal (bind
-//! port 0 in tests), accepting messages up to 16 MiB.
+//! port 0 in tests), accepting messages up to 16 MiB, with the connection
+//! limits, deadlines and HTTP/2 settings of [`crate::net`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::config::MAX_MESSAGE_BYTES;
@@ -28,6 +28,7 @@ use super::metrics;
 use super::publish::{Publisher, StreamContext};
 use super::shutdown::Shutdown;
 use super::stream::{PAYLOADS_IN_FLIGHT, StreamTask};
+use crate::net::ListenerLimits;
 use crate::proto::telemetrygateway::v1::telemetery_gateway_service_server::{
     TelemeteryGatewayService, TelemeteryGatewayServiceServer,
 };
@@ -156,10 +157,11 @@ pub enum ServeError {
 pub async fn serve(
     listener: TcpListener,
     service: GatewayService,
+    limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let incoming = crate::net::grpc::listener(listener, "gateway_grpc", &limits).into_stream();
+    crate::net::grpc::server(&limits)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(service.into_server())
