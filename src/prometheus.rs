@@ -194,6 +194,11 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Events moved to the dead-letter store after too many attempts",
     ),
+    (
+        "telespool_export_goaway_retries_total",
+        Kind::Counter,
+        "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",
+    ),
 ];
 
 /// A series' kind.
