@@ -5,6 +5,10 @@
 //! requests they hold (each acknowledged only once durable), the background
 //! tasks stop, the mirror writes what it was given, the queue syncs and
 //! flushes its index, and the process exits 0.
+//!
+//! Both listeners run with the connection limits, deadlines and HTTP/2
+//! settings of [`crate::net`] (`--max-connections`, `--request-timeout`,
+//! ...); the soft `RLIMIT_NOFILE` is raised to the hard limit at start.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
@@ -210,7 +214,8 @@ pub async fn start(
     // TCP_NODELAY is set on every accepted connection (crate::net): an
     // answer is small and written in more than one piece (HTTP/2 headers,
     // data), and with Nagle the last piece waited for the client's delayed
-    // ACK, up to 40 ms.
+    // ACK, up to 40 ms (p90 of paced ingest at 40,000-45,000 events/s was
+    // ~46 ms, p50 5-7 ms).
     let incoming = crate::net::grpc::listener(grpc, "sidecar_grpc", &limits).into_stream();
     servers.push(tokio::spawn(async move {
         crate::net::grpc::server(&limits)

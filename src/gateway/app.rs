@@ -6,6 +6,11 @@
 //! they hold and end with `Unavailable`; unary calls finish; then (or after
 //! `shutdown_timeout`) the HTTP server stops and the sink is flushed and
 //! closed. `/readyz` answers 503 from the signal on.
+//!
+//! Both listeners run with the connection limits, deadlines and HTTP/2
+//! settings of [`crate::net`] (`GatewayConfig::limits`); the soft
+//! `RLIMIT_NOFILE` is raised to the hard limit when the gateway starts
+//! serving.
 
 use std::future::Future;
 use std::net::SocketAddr;
