@@ -9,6 +9,10 @@
 //! requests they hold (each acknowledged only once durable), the background
 //! tasks stop, the mirror writes what it was given, the queue syncs and
 //! flushes its index, and the process exits 0.
+//!
+//! Both listeners run with the connection limits, deadlines and HTTP/2
+//! settings of [`crate::net`] (`--max-connections`, `--request-timeout`,
+//! ...); the soft `RLIMIT_NOFILE` is raised to the hard limit at start.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
@@ -69,7 +73,10 @@ pub enum AppError {
 pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     let handle = crate::prometheus::install().ok()?;
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(crate::prometheus::register_sidecar);
+    REGISTERED.call_once(|| {
+        crate::prometheus::register_sidecar();
+        crate::net::listener::describe_metrics();
+    });
     Some(handle)
 }
 
@@ -219,24 +226,17 @@ pub async fn start(
     let budget = DecodeBudget::new(config.listen.decode_budget_bytes, SIDECAR_BUDGET);
     let svc =
         IngestService::new(tee.clone(), wake.clone()).into_server(budget, GRPC_MAX_MESSAGE_BYTES);
+    let limits = config.limits;
+    crate::net::rlimit::prepare("sidecar", &limits, 2);
     let mut rx = stopped.clone();
-    // Answers go out without Nagle's delay: an answer is small and written
-    // in more than one piece (HTTP/2 headers, data), and with Nagle the
-    // last piece waited for the client's delayed ACK, up to 40 ms (p90 of
-    // paced ingest at 40,000-45,000 events/s was ~46 ms, p50 5-7 ms).
-    // tonic sets this only on sockets it accepts itself.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(grpc),
-        |conn| {
-            conn.inspect(|s| {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY not set on a gRPC connection");
-                }
-            })
-        },
-    );
+    // TCP_NODELAY is set on every accepted connection (crate::net): an
+    // answer is small and written in more than one piece (HTTP/2 headers,
+    // data), and with Nagle the last piece waited for the client's delayed
+    // ACK, up to 40 ms (p90 of paced ingest at 40,000-45,000 events/s was
+    // ~46 ms, p50 5-7 ms).
+    let incoming = crate::net::grpc::listener(grpc, "sidecar_grpc", &limits).into_stream();
     servers.push(tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        crate::net::grpc::server(&limits)
             .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
             .add_service(svc)
@@ -269,18 +269,15 @@ pub async fn start(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
     };
-    let app = router(state);
+    let app = router(state, limits.request_timeout);
     let mut rx = stopped.clone();
+    let http = crate::net::http::listener(http, "sidecar_http", &limits);
     servers.push(tokio::spawn(async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        crate::net::http::serve(http, app, &limits, async move {
             let _ = rx.wait_for(|s| *s).await;
         })
-        .await
-        .map_err(|e| AppError::Server("HTTP", e.to_string()))
+        .await;
+        Ok(())
     }));
 
     let mut tasks = vec![

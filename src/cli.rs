@@ -282,6 +282,45 @@ pub struct ServeArgs {
     /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
     #[arg(long, env = "TELESPOOL_DECODE_BUDGET", value_name = "SIZE")]
     pub decode_budget: Option<String>,
+    /// Connections each listener holds at once; past it, new ones wait in the kernel backlog [default: 1024].
+    #[arg(long, env = "TELESPOOL_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS) [default: 100].
+    #[arg(long, env = "TELESPOOL_HTTP2_MAX_STREAMS", value_name = "N")]
+    pub http2_max_streams: Option<u64>,
+    /// The server pings an HTTP/2 connection silent for this long [default: 60s].
+    #[arg(
+        long,
+        env = "TELESPOOL_HTTP2_KEEPALIVE_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub http2_keepalive_interval: Option<String>,
+    /// An HTTP/2 ping unanswered for this long closes the connection [default: 20s].
+    #[arg(
+        long,
+        env = "TELESPOOL_HTTP2_KEEPALIVE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub http2_keepalive_timeout: Option<String>,
+    /// Connections are asked to go away (HTTP/2 GOAWAY) at this age [default: 30m].
+    #[arg(long, env = "TELESPOOL_MAX_CONNECTION_AGE", value_name = "DURATION")]
+    pub max_connection_age: Option<String>,
+    /// Time an aged connection gets to finish its calls before it is closed [default: 5m].
+    #[arg(
+        long,
+        env = "TELESPOOL_MAX_CONNECTION_AGE_GRACE",
+        value_name = "DURATION"
+    )]
+    pub max_connection_age_grace: Option<String>,
+    /// A connection must send its first bytes, and an HTTP/1 request its head, within this [default: 10s].
+    #[arg(long, env = "TELESPOOL_HTTP_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub http_header_timeout: Option<String>,
+    /// An HTTP connection with no byte moving either way for this long is closed [default: 60s].
+    #[arg(long, env = "TELESPOOL_HTTP_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub http_idle_timeout: Option<String>,
+    /// Time an HTTP request or unary gRPC call has to be answered; streams are exempt [default: 30s].
+    #[arg(long, env = "TELESPOOL_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and
@@ -413,4 +452,59 @@ pub struct GatewayArgs {
     /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
     #[arg(long, env = "TELESPOOL_GATEWAY_DECODE_BUDGET", value_name = "SIZE")]
     pub decode_budget: Option<String>,
+    /// Connections each listener holds at once; past it, new ones wait in the kernel backlog [default: 20000].
+    #[arg(long, env = "TELESPOOL_GATEWAY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS) [default: 100].
+    #[arg(long, env = "TELESPOOL_GATEWAY_HTTP2_MAX_STREAMS", value_name = "N")]
+    pub http2_max_streams: Option<u64>,
+    /// The server pings an HTTP/2 connection silent for this long [default: 60s].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub http2_keepalive_interval: Option<String>,
+    /// An HTTP/2 ping unanswered for this long closes the connection [default: 20s].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub http2_keepalive_timeout: Option<String>,
+    /// Connections are asked to go away (HTTP/2 GOAWAY) at this age [default: 30m].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE",
+        value_name = "DURATION"
+    )]
+    pub max_connection_age: Option<String>,
+    /// Time an aged connection gets to finish its calls before it is closed [default: 5m].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE_GRACE",
+        value_name = "DURATION"
+    )]
+    pub max_connection_age_grace: Option<String>,
+    /// A connection must send its first bytes, and an HTTP/1 request its head, within this [default: 10s].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_HTTP_HEADER_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub http_header_timeout: Option<String>,
+    /// An HTTP connection with no byte moving either way for this long is closed [default: 60s].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_HTTP_IDLE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub http_idle_timeout: Option<String>,
+    /// Time an HTTP request or unary gRPC call has to be answered; streams are exempt [default: 30s].
+    #[arg(
+        long,
+        env = "TELESPOOL_GATEWAY_REQUEST_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub request_timeout: Option<String>,
 }

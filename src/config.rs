@@ -11,6 +11,7 @@ use crate::cli::ServeArgs;
 use crate::deadletter::DeadLetterConfig;
 use crate::event_logs::store::EventLogConfig;
 use crate::log::SyncPolicy;
+use crate::net::ListenerLimits;
 use crate::queue::{FullPolicy, QueueConfig};
 use crate::tee::allowlist::Allowlist;
 use crate::tee::export_mode::ExportMode;
@@ -183,6 +184,24 @@ pub struct FileConfig {
     pub admin_token_file: Option<PathBuf>,
     /// See `--decode-budget`.
     pub decode_budget: Option<String>,
+    /// See `--max-connections`.
+    pub max_connections: Option<u64>,
+    /// See `--http2-max-streams`.
+    pub http2_max_streams: Option<u64>,
+    /// See `--http2-keepalive-interval`.
+    pub http2_keepalive_interval: Option<String>,
+    /// See `--http2-keepalive-timeout`.
+    pub http2_keepalive_timeout: Option<String>,
+    /// See `--max-connection-age`.
+    pub max_connection_age: Option<String>,
+    /// See `--max-connection-age-grace`.
+    pub max_connection_age_grace: Option<String>,
+    /// See `--http-header-timeout`.
+    pub http_header_timeout: Option<String>,
+    /// See `--http-idle-timeout`.
+    pub http_idle_timeout: Option<String>,
+    /// See `--request-timeout`.
+    pub request_timeout: Option<String>,
 }
 
 impl FileConfig {
@@ -299,6 +318,18 @@ pub struct ServeConfig {
     pub cleanup: CleanupConfig,
     /// The dead-letter store (its byte quota; the rest at defaults).
     pub dead_letters: DeadLetterConfig,
+    /// Connection limits, deadlines and HTTP/2 settings of both listeners.
+    /// Default [`ListenerLimits::sidecar`] (see [`crate::net`]).
+    pub limits: ListenerLimits,
+}
+
+/// A listener limit's flag and environment variable, from its TOML key.
+fn limit_setting(key: &str) -> String {
+    format!(
+        "--{} (TELESPOOL_{})",
+        key.replace('_', "-"),
+        key.to_ascii_uppercase()
+    )
 }
 
 fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
@@ -657,6 +688,58 @@ impl ServeConfig {
                 e.to_string(),
             )
         })?;
+        let d = ListenerLimits::sidecar();
+        let limits = ListenerLimits {
+            max_connections: pick(&a.max_connections, &f.max_connections)
+                .map_or(d.max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            http2_max_streams: pick(&a.http2_max_streams, &f.http2_max_streams)
+                .map_or(d.http2_max_streams, |n| {
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                }),
+            http2_keepalive_interval: dur(
+                &limit_setting("http2_keepalive_interval"),
+                pick(&a.http2_keepalive_interval, &f.http2_keepalive_interval),
+                d.http2_keepalive_interval,
+            )?,
+            http2_keepalive_timeout: dur(
+                &limit_setting("http2_keepalive_timeout"),
+                pick(&a.http2_keepalive_timeout, &f.http2_keepalive_timeout),
+                d.http2_keepalive_timeout,
+            )?,
+            max_connection_age: dur(
+                &limit_setting("max_connection_age"),
+                pick(&a.max_connection_age, &f.max_connection_age),
+                d.max_connection_age,
+            )?,
+            max_connection_age_grace: dur(
+                &limit_setting("max_connection_age_grace"),
+                pick(&a.max_connection_age_grace, &f.max_connection_age_grace),
+                d.max_connection_age_grace,
+            )?,
+            http_header_timeout: dur(
+                &limit_setting("http_header_timeout"),
+                pick(&a.http_header_timeout, &f.http_header_timeout),
+                d.http_header_timeout,
+            )?,
+            http_idle_timeout: dur(
+                &limit_setting("http_idle_timeout"),
+                pick(&a.http_idle_timeout, &f.http_idle_timeout),
+                d.http_idle_timeout,
+            )?,
+            request_timeout: dur(
+                &limit_setting("request_timeout"),
+                pick(&a.request_timeout, &f.request_timeout),
+                d.request_timeout,
+            )?,
+        };
+        limits.validate().map_err(|e| {
+            bad(
+                &limit_setting(e.setting),
+                format!("{} is outside {}", e.value, e.allowed),
+            )
+        })?;
 
         Ok(ServeConfig {
             data_dir: pick(&a.data_dir, &f.data_dir)
@@ -668,6 +751,7 @@ impl ServeConfig {
             export,
             cleanup,
             dead_letters,
+            limits,
         })
     }
 }
@@ -904,6 +988,44 @@ mod tests {
         let e = resolve(&["--export-addr", "ftp://user:hunter2@gw"]).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("ftp://gw"), "{e}");
+    }
+
+    #[test]
+    fn listener_limits_default_to_the_sidecar_ones_and_come_from_flags_or_the_file() {
+        assert_eq!(resolve(&[]).unwrap().limits, ListenerLimits::sidecar());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("telespool.toml");
+        std::fs::write(
+            &p,
+            "max_connections = 8\nhttp_header_timeout = \"1s\"\nrequest_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        let c = resolve(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--request-timeout",
+            "7s",
+            "--http2-max-streams",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(c.limits.max_connections, 8);
+        assert_eq!(c.limits.http_header_timeout, Duration::from_secs(1));
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(7));
+        assert_eq!(c.limits.http2_max_streams, 10);
+        assert_eq!(c.limits.max_connection_age, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn a_bad_listener_limit_names_its_flag() {
+        let e = resolve(&["--max-connections", "0"]).unwrap_err();
+        assert_eq!(e.setting, "--max-connections (TELESPOOL_MAX_CONNECTIONS)");
+        assert!(e.to_string().contains("outside 1..=1000000"), "{e}");
+        let e = resolve(&["--http-idle-timeout", "soon"]).unwrap_err();
+        assert_eq!(
+            e.setting,
+            "--http-idle-timeout (TELESPOOL_HTTP_IDLE_TIMEOUT)"
+        );
     }
 
     #[test]

@@ -9,6 +9,15 @@
 //!   ├── index   (segment table and watermarks: sled, or in memory)
 //!   └── storage (real files, crashable memory disk, fault injection) + clock
 //! ```
+//!
+//! The servers sit on one shared edge:
+//!
+//! ```text
+//! app (sidecar: ingest, export)      gateway (gRPC, HTTP, sinks)
+//!   └──────────────┬───────────────────────┘
+//!                 net   (accept loop, connection limits and deadlines,
+//!                        HTTP/2 and HTTP/1 settings, RLIMIT_NOFILE)
+//! ```
 
 pub mod app;
 pub mod cli;
@@ -25,6 +34,7 @@ pub mod ids;
 pub mod index;
 pub mod ingest;
 pub mod log;
+pub mod net;
 pub mod prometheus;
 pub mod proto;
 pub mod protojson;

@@ -219,6 +219,11 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "gRPC messages refused with RESOURCE_EXHAUSTED because the decode budget was full",
     ),
+    (
+        "telespool_export_goaway_retries_total",
+        Kind::Counter,
+        "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",
+    ),
 ];
 
 /// A series' kind.

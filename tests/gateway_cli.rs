@@ -72,6 +72,30 @@ fn help_lists_every_setting_with_its_environment_variable() {
             "TELESPOOL_GATEWAY_NATS_PASSWORD_FILE",
         ),
         ("--nats-token-file", "TELESPOOL_GATEWAY_NATS_TOKEN_FILE"),
+        ("--max-connections", "TELESPOOL_GATEWAY_MAX_CONNECTIONS"),
+        ("--http2-max-streams", "TELESPOOL_GATEWAY_HTTP2_MAX_STREAMS"),
+        (
+            "--http2-keepalive-interval",
+            "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_INTERVAL",
+        ),
+        (
+            "--http2-keepalive-timeout",
+            "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_TIMEOUT",
+        ),
+        (
+            "--max-connection-age",
+            "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE",
+        ),
+        (
+            "--max-connection-age-grace",
+            "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE_GRACE",
+        ),
+        (
+            "--http-header-timeout",
+            "TELESPOOL_GATEWAY_HTTP_HEADER_TIMEOUT",
+        ),
+        ("--http-idle-timeout", "TELESPOOL_GATEWAY_HTTP_IDLE_TIMEOUT"),
+        ("--request-timeout", "TELESPOOL_GATEWAY_REQUEST_TIMEOUT"),
     ] {
         assert!(out.contains(flag), "{flag} missing:\n{out}");
         assert!(out.contains(env), "{env} missing:\n{out}");
@@ -117,6 +141,37 @@ fn flags_win_over_the_environment_which_wins_over_the_config_file() {
 
     let (_, _, err) = gateway(&[], &[("TELESPOOL_GATEWAY_CONFIG", config)]);
     assert!(err.contains("publish_concurrency = 20001"), "{err}");
+}
+
+#[test]
+fn serve_and_gateway_take_the_same_listener_limit_flags() {
+    let serve = Command::new(env!("CARGO_BIN_EXE_telespool"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let serve = String::from_utf8_lossy(&serve.stdout).into_owned();
+    let (_, gateway_help, _) = gateway(&["--help"], &[]);
+    for flag in [
+        "--max-connections",
+        "--http2-max-streams",
+        "--http2-keepalive-interval",
+        "--http2-keepalive-timeout",
+        "--max-connection-age",
+        "--max-connection-age-grace",
+        "--http-header-timeout",
+        "--http-idle-timeout",
+        "--request-timeout",
+    ] {
+        assert!(serve.contains(flag), "serve --help lacks {flag}:\n{serve}");
+        assert!(gateway_help.contains(flag), "gateway --help lacks {flag}");
+    }
+    assert!(serve.contains("TELESPOOL_MAX_CONNECTIONS"), "{serve}");
+    let (code, _, err) = gateway(&["--max-connections", "0"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("max_connections = 0 is outside 1..=1000000"),
+        "{err}"
+    );
 }
 
 #[test]

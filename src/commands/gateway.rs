@@ -41,6 +41,15 @@ pub fn settings_from_args(args: GatewayArgs) -> GatewaySettings {
         nats_token_file: args.nats_token_file,
         max_events: args.max_events,
         decode_budget: args.decode_budget,
+        max_connections: args.max_connections,
+        http2_max_streams: args.http2_max_streams,
+        http2_keepalive_interval: args.http2_keepalive_interval,
+        http2_keepalive_timeout: args.http2_keepalive_timeout,
+        max_connection_age: args.max_connection_age,
+        max_connection_age_grace: args.max_connection_age_grace,
+        http_header_timeout: args.http_header_timeout,
+        http_idle_timeout: args.http_idle_timeout,
+        request_timeout: args.request_timeout,
     }
 }
 

@@ -20,6 +20,17 @@
 //! dead-letter store. After `max_attempts` answered attempts a record is
 //! dead-lettered (durably) and resolved, so it cannot pin its segment.
 //!
+//! A gateway connection that goes away gracefully (HTTP/2 `GOAWAY` with
+//! `NO_ERROR`: the gateway's max connection age, or its shutdown) is a
+//! reconnect, not a failure. The streams it had accepted finish normally;
+//! a stream opened as the `GOAWAY` crossed it fails with h2's
+//! `GoAway(NO_ERROR, Remote)` (tonic: `Internal` "h2 protocol error") and
+//! was never processed. That round is retried at once on a new connection,
+//! counted in `telespool_export_goaway_retries_total`, not in
+//! `telespool_export_errors_total`, with no backoff; only after
+//! [`MAX_GOAWAY_RETRIES`] in a row does it count as a failure (a gateway
+//! sending `GOAWAY` on every connection).
+//!
 //! Records are sent as the queue holds them: the event bytes go on the wire
 //! untouched (see `telespool.v1.RawEventsPayload`).
 
@@ -56,6 +67,9 @@ pub const MAX_INFLIGHT: usize = 8;
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for the answers to in-flight payloads.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Rounds refused by a graceful `GOAWAY` retried at once, in a row, before
+/// the next one counts as a failure and backs off.
+pub const MAX_GOAWAY_RETRIES: u32 = 3;
 
 /// Counters of the exporter (also exported as metrics).
 #[derive(Debug, Default)]
@@ -72,6 +86,8 @@ pub struct ExportStats {
     pub dead_lettered: AtomicU64,
     /// Failed rounds.
     pub errors: AtomicU64,
+    /// Rounds retried at once after a graceful `GOAWAY`.
+    pub goaway_retries: AtomicU64,
 }
 
 /// Why a round ended early.
@@ -93,6 +109,8 @@ enum RoundError {
     Queue(String),
     #[error("the dead-letter store failed: {0}")]
     DeadLetter(String),
+    #[error("the gateway connection went away (GOAWAY, NO_ERROR) as the stream opened: {0}")]
+    GoAway(tonic::Status),
 }
 
 impl RoundError {
@@ -105,6 +123,7 @@ impl RoundError {
             RoundError::NothingAcked => "nothing_acked",
             RoundError::Queue(_) => "queue",
             RoundError::DeadLetter(_) => "dead_letter",
+            RoundError::GoAway(_) => "goaway",
         }
     }
 }
@@ -192,6 +211,7 @@ impl Exporter {
     /// Runs until `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
+        let mut goaways = 0u32;
         tracing::info!(
             addr = %crate::secret::redact_url(self.config.addr.as_deref().unwrap_or("")),
             "exporter started"
@@ -204,8 +224,18 @@ impl Exporter {
             if !matches!(result, Ok(RoundEnd::Idle)) || *stop.borrow() {
                 self.flush_resolutions().await;
             }
+            if !matches!(result, Err(RoundError::GoAway(_))) {
+                goaways = 0;
+            }
             let pause = match result {
                 Ok(RoundEnd::Stopped) => break,
+                Err(RoundError::GoAway(status)) if goaways < MAX_GOAWAY_RETRIES => {
+                    goaways += 1;
+                    self.stats.goaway_retries.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("telespool_export_goaway_retries_total").increment(1);
+                    tracing::debug!(%status, "the gateway connection went away; reconnecting");
+                    None
+                }
                 Ok(RoundEnd::Idle) => {
                     failures = 0;
                     Some(self.config.interval)
@@ -347,9 +377,13 @@ impl Exporter {
         let mut exhausted = false;
         self.send(&tx, first, &mut inflight, &mut sent_events).await;
 
-        grpc.ready()
-            .await
-            .map_err(|e| RoundError::Open(tonic::Status::unavailable(e.to_string())))?;
+        grpc.ready().await.map_err(|e| {
+            if goaway_no_error(&e) {
+                RoundError::GoAway(tonic::Status::unavailable(e.to_string()))
+            } else {
+                RoundError::Open(tonic::Status::unavailable(e.to_string()))
+            }
+        })?;
         let codec =
             tonic_prost::ProstCodec::<RawRecordEventsRequest, RecordEventsResponse>::default();
         let path = tonic::codegen::http::uri::PathAndQuery::from_static(RECORD_EVENTS_PATH);
@@ -605,8 +639,28 @@ impl Exporter {
     }
 }
 
+/// Whether `error` or one of its sources is h2's graceful `GOAWAY` from
+/// the gateway (`NO_ERROR`, remote).
+fn goaway_no_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && h2.is_go_away()
+            && h2.is_remote()
+            && h2.reason() == Some(h2::Reason::NO_ERROR)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn classify(s: tonic::Status) -> RoundError {
     use tonic::Code;
+    if goaway_no_error(&s) {
+        return RoundError::GoAway(s);
+    }
     match s.code() {
         Code::InvalidArgument
         | Code::Unauthenticated

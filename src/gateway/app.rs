@@ -6,6 +6,11 @@
 //! they hold and end with `Unavailable`; unary calls finish; then (or after
 //! `shutdown_timeout`) the HTTP server stops and the sink is flushed and
 //! closed. `/readyz` answers 503 from the signal on.
+//!
+//! Both listeners run with the connection limits, deadlines and HTTP/2
+//! settings of [`crate::net`] (`GatewayConfig::limits`); the soft
+//! `RLIMIT_NOFILE` is raised to the hard limit when the gateway starts
+//! serving.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -154,16 +159,23 @@ impl Gateway {
             budget,
         );
         let mut grpc_stop = stopping.clone();
-        let mut grpc_task =
-            tokio::spawn(server::serve(grpc, service, self.tls.clone(), async move {
+        let limits = self.config.limits;
+        crate::net::rlimit::prepare("gateway", &limits, 2);
+        let mut grpc_task = tokio::spawn(server::serve(
+            grpc,
+            service,
+            self.tls.clone(),
+            limits,
+            async move {
                 grpc_stop.recv().await;
-            }));
+            },
+        ));
         let state = HttpState {
             sink: self.sink.clone(),
             metrics: self.metrics.clone(),
             stopping,
         };
-        let mut http_task = tokio::spawn(http::serve(http, state, async move {
+        let mut http_task = tokio::spawn(http::serve(http, state, limits, async move {
             http_stop.recv().await;
         }));
         let mut early = None;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::{LimitError, ListenerLimits};
+
 /// Default gRPC listen address (Sourcegraph's gateway port).
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:10080";
 /// Default HTTP listen address (health and `/metrics`).
@@ -349,6 +351,9 @@ pub struct GatewayConfig {
     /// past it, `RESOURCE_EXHAUSTED`. At least [`MAX_MESSAGE_BYTES`].
     /// Default [`DEFAULT_DECODE_BUDGET_BYTES`] (256 MiB).
     pub decode_budget_bytes: u64,
+    /// Connection limits, deadlines and HTTP/2 settings of both listeners.
+    /// Default [`ListenerLimits::gateway`] (see [`crate::net`]).
+    pub limits: ListenerLimits,
 }
 
 impl GatewayConfig {
@@ -489,6 +494,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A listener limit outside its range.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// One layer of settings, every one optional: the config file, or the flags
@@ -551,6 +559,24 @@ pub struct GatewaySettings {
     pub max_events: Option<u64>,
     /// `decode_budget` (size: bytes, or with KiB, MiB, GiB).
     pub decode_budget: Option<String>,
+    /// `max_connections`.
+    pub max_connections: Option<u64>,
+    /// `http2_max_streams`.
+    pub http2_max_streams: Option<u64>,
+    /// `http2_keepalive_interval` (duration).
+    pub http2_keepalive_interval: Option<String>,
+    /// `http2_keepalive_timeout` (duration).
+    pub http2_keepalive_timeout: Option<String>,
+    /// `max_connection_age` (duration).
+    pub max_connection_age: Option<String>,
+    /// `max_connection_age_grace` (duration).
+    pub max_connection_age_grace: Option<String>,
+    /// `http_header_timeout` (duration).
+    pub http_header_timeout: Option<String>,
+    /// `http_idle_timeout` (duration).
+    pub http_idle_timeout: Option<String>,
+    /// `request_timeout` (duration).
+    pub request_timeout: Option<String>,
 }
 
 impl GatewaySettings {
@@ -601,6 +627,21 @@ impl GatewaySettings {
             nats_token_file: self.nats_token_file.or(lower.nats_token_file),
             max_events: self.max_events.or(lower.max_events),
             decode_budget: self.decode_budget.or(lower.decode_budget),
+            max_connections: self.max_connections.or(lower.max_connections),
+            http2_max_streams: self.http2_max_streams.or(lower.http2_max_streams),
+            http2_keepalive_interval: self
+                .http2_keepalive_interval
+                .or(lower.http2_keepalive_interval),
+            http2_keepalive_timeout: self
+                .http2_keepalive_timeout
+                .or(lower.http2_keepalive_timeout),
+            max_connection_age: self.max_connection_age.or(lower.max_connection_age),
+            max_connection_age_grace: self
+                .max_connection_age_grace
+                .or(lower.max_connection_age_grace),
+            http_header_timeout: self.http_header_timeout.or(lower.http_header_timeout),
+            http_idle_timeout: self.http_idle_timeout.or(lower.http_idle_timeout),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
         }
     }
 }
@@ -639,6 +680,7 @@ impl Default for GatewayConfig {
             tls_client_ca: None,
             max_events: DEFAULT_MAX_EVENTS,
             decode_budget_bytes: DEFAULT_DECODE_BUDGET_BYTES,
+            limits: ListenerLimits::gateway(),
         }
     }
 }
@@ -720,6 +762,53 @@ impl GatewayConfig {
                     })?
                 }
             },
+            limits: ListenerLimits {
+                max_connections: settings
+                    .max_connections
+                    .map_or(d.limits.max_connections, |n| {
+                        usize::try_from(n).unwrap_or(usize::MAX)
+                    }),
+                http2_max_streams: settings
+                    .http2_max_streams
+                    .map_or(d.limits.http2_max_streams, |n| {
+                        u32::try_from(n).unwrap_or(u32::MAX)
+                    }),
+                http2_keepalive_interval: duration(
+                    "http2_keepalive_interval",
+                    settings.http2_keepalive_interval,
+                    d.limits.http2_keepalive_interval,
+                )?,
+                http2_keepalive_timeout: duration(
+                    "http2_keepalive_timeout",
+                    settings.http2_keepalive_timeout,
+                    d.limits.http2_keepalive_timeout,
+                )?,
+                max_connection_age: duration(
+                    "max_connection_age",
+                    settings.max_connection_age,
+                    d.limits.max_connection_age,
+                )?,
+                max_connection_age_grace: duration(
+                    "max_connection_age_grace",
+                    settings.max_connection_age_grace,
+                    d.limits.max_connection_age_grace,
+                )?,
+                http_header_timeout: duration(
+                    "http_header_timeout",
+                    settings.http_header_timeout,
+                    d.limits.http_header_timeout,
+                )?,
+                http_idle_timeout: duration(
+                    "http_idle_timeout",
+                    settings.http_idle_timeout,
+                    d.limits.http_idle_timeout,
+                )?,
+                request_timeout: duration(
+                    "request_timeout",
+                    settings.request_timeout,
+                    d.limits.request_timeout,
+                )?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -775,6 +864,7 @@ impl GatewayConfig {
         }
         check_stream_name(&self.nats.stream)?;
         check_subject(&self.nats.subject)?;
+        self.limits.validate()?;
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return Err(ConfigError::SameAddress {
                 address: self.grpc_listen,
@@ -1020,9 +1110,32 @@ mod tests {
             nats_tls_key = "nats-key.pem"
             max_events = 500
             decode_budget = "64MiB"
+            max_connections = 8
+            http2_max_streams = 10
+            http2_keepalive_interval = "30s"
+            http2_keepalive_timeout = "5s"
+            max_connection_age = "10m"
+            max_connection_age_grace = "1m"
+            http_header_timeout = "1s"
+            http_idle_timeout = "2m"
+            request_timeout = "15s"
             "#,
         );
         let config = GatewayConfig::resolve(all).unwrap();
+        assert_eq!(
+            config.limits,
+            ListenerLimits {
+                max_connections: 8,
+                http2_max_streams: 10,
+                http2_keepalive_interval: Duration::from_secs(30),
+                http2_keepalive_timeout: Duration::from_secs(5),
+                max_connection_age: Duration::from_secs(600),
+                max_connection_age_grace: Duration::from_secs(60),
+                http_header_timeout: Duration::from_secs(1),
+                http_idle_timeout: Duration::from_secs(120),
+                request_timeout: Duration::from_secs(15),
+            }
+        );
         assert_eq!(config.sink, SinkSpec::Nats("nats://127.0.0.1:4222".into()));
         assert_eq!(config.nats.ack_timeout, Duration::from_secs(2));
         assert_eq!(config.nats.duplicate_window, Duration::from_secs(600));
@@ -1067,7 +1180,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: [(GatewaySettings, &str); 12] = [
+        let cases: [(GatewaySettings, &str); 14] = [
             (
                 GatewaySettings {
                     file_keep: Some(0),
@@ -1109,6 +1222,20 @@ mod tests {
                     ..Default::default()
                 },
                 "decode_budget = \"lots\" is not a size",
+            ),
+            (
+                GatewaySettings {
+                    max_connections: Some(0),
+                    ..Default::default()
+                },
+                "max_connections = 0 is outside 1..=1000000",
+            ),
+            (
+                GatewaySettings {
+                    http_header_timeout: Some("0s".into()),
+                    ..Default::default()
+                },
+                "http_header_timeout",
             ),
             (
                 GatewaySettings {

@@ -5,6 +5,9 @@
 //! | `/healthz` | `200 ok` while the process runs |
 //! | `/readyz` | `200 ok` when the sink can take messages, else `503` and the reason |
 //! | `/metrics` | Prometheus text format (see [`super::metrics`]) |
+//!
+//! Served with the connection limits, deadlines and per-request timeout of
+//! [`crate::net`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use tokio::net::TcpListener;
 
 use super::shutdown::Shutdown;
 use super::sink::Sink;
+use crate::net::ListenerLimits;
 
 /// How long `/readyz` waits for the sink's health check.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,13 +41,14 @@ pub struct HttpState {
     pub stopping: Shutdown,
 }
 
-/// The routes.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// The routes, each answering within `request_timeout` (else `408`).
+pub fn router(state: HttpState, request_timeout: Duration) -> Router {
+    let timed = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
-        .with_state(state)
+        .with_state(state);
+    crate::net::http::timed(timed, request_timeout)
 }
 
 async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
@@ -81,6 +86,7 @@ async fn render_metrics(State(state): State<HttpState>) -> impl IntoResponse {
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
+    limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
     let handle = state.metrics.clone();
@@ -91,9 +97,14 @@ pub async fn serve(
             handle.run_upkeep();
         }
     });
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let listener = crate::net::http::listener(listener, "gateway_http", &limits);
+    crate::net::http::serve(
+        listener,
+        router(state, limits.request_timeout),
+        &limits,
+        shutdown,
+    )
+    .await;
     upkeep.abort();
-    result
+    Ok(())
 }

@@ -16,6 +16,7 @@
 //! | `telespool_gateway_tls_handshake_failures_total` | counter | `reason` | TLS handshakes of the gRPC listener that failed: `error` or `timeout` |
 //! | `telespool_gateway_decode_budget_bytes_in_use` | gauge | | bytes of gRPC messages being received, decoded or held (`--decode-budget`, see [`crate::grpc_limits`]) |
 //! | `telespool_gateway_decode_budget_refused_total` | counter | | messages refused with `RESOURCE_EXHAUSTED` because the decode budget was full |
+//! | `telespool_listener_*` | | `listener` (`gateway_grpc`, `gateway_http`) | open connections, accepts, the connection limit, accept errors, deadlines: see [`crate::net`] |
 //!
 //! The `source` label is bounded ([`source_label`]): `licensed_instance`,
 //! `unlicensed_instance`, `unknown`, the first [`MAX_SERVICE_LABELS`]
@@ -150,6 +151,7 @@ fn describe() {
         crate::tls::server::HANDSHAKE_FAILURES,
         "TLS handshakes of the gRPC listener that failed, by reason"
     );
+    crate::net::listener::describe_metrics();
 }
 
 /// Records one SIGHUP reload.

@@ -12,8 +12,9 @@
 //! [`serve`] runs the service on a listener until a shutdown signal (bind
 //! port 0 in tests), accepting messages up to 16 MiB (inflated: gzip is
 //! accepted), within the gateway's decode budget (`--decode-budget`), with
-//! `RecordEvents` messages decoded lazily (see [`crate::grpc_limits`]), over
-//! TLS when the gateway has a certificate (`tls_cert`, `tls_key`; see
+//! `RecordEvents` messages decoded lazily (see [`crate::grpc_limits`]), with
+//! the connection limits, deadlines and HTTP/2 settings of [`crate::net`],
+//! over TLS when the gateway has a certificate (`tls_cert`, `tls_key`; see
 //! [`crate::tls`]).
 
 use std::future::Future;
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::config::MAX_MESSAGE_BYTES;
@@ -35,6 +35,7 @@ use crate::grpc_limits::{
     DecodeBudget, GrpcLimits, LazyRecordEventsRequest, MessageReservations, TelemetryServer,
     TelemetryService,
 };
+use crate::net::ListenerLimits;
 use crate::proto::telemetrygateway::v1::{
     RecordEventRequest, RecordEventResponse, RecordEventsResponse,
 };
@@ -184,10 +185,11 @@ pub async fn serve(
     listener: TcpListener,
     service: GatewayService,
     tls: Option<Arc<ServerTls>>,
+    limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let router = tonic::transport::Server::builder()
+    let incoming = crate::net::grpc::listener(listener, "gateway_grpc", &limits).into_stream();
+    let router = crate::net::grpc::server(&limits)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(service.into_server());

@@ -114,9 +114,11 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
-/// The router.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// The router. Every route answers within `request_timeout` (else `408`,
+/// see [`crate::net::http::timed`]); a streaming route, when there is one,
+/// is merged after the timed ones and sends heartbeats.
+pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router {
+    let timed = Router::new()
         .route(
             "/v1/events",
             post(post_events).route_layer(middleware::from_fn(guard::refuse_cross_site)),
@@ -125,7 +127,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .merge(admin::router(state.clone()))
-        .with_state(state)
+        .with_state(state);
+    crate::net::http::timed(timed, request_timeout)
 }
 
 /// A JSON error answer.
