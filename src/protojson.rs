@@ -435,14 +435,39 @@ fn check_value<'a>(
 }
 
 /// Parses a protojson `Event` from JSON text (see the module docs for what
-/// is accepted). Errors carry the JSON path and the line and column.
+/// is accepted) with the typed parser. Errors carry the JSON path and the
+/// line and column.
+pub fn parse_event_str(json: &str) -> Result<Event, ProtojsonError> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let event = parse::event(&mut deserializer)?;
+    // Trailing characters after the object.
+    deserializer
+        .end()
+        .map_err(|err| json_error(EVENT_MESSAGE, None, &err))?;
+    Ok(event)
+}
+
+/// [`parse_event_str`] on bytes, which must be UTF-8.
 pub fn parse_event(json: &[u8]) -> Result<Event, ProtojsonError> {
+    parse_event_str(utf8(json)?)
+}
+
+/// Parses a protojson `Event` from an already parsed JSON value, with the
+/// typed parser. Errors carry the JSON path (there are no lines and
+/// columns).
+pub fn parse_event_value(json: &serde_json::Value) -> Result<Event, ProtojsonError> {
+    parse::event(json)
+}
+
+/// The reference parser (prost-reflect) for what [`parse_event`] does:
+/// slower, kept to check the typed parser against (tests, benches).
+pub fn parse_event_reference(json: &[u8]) -> Result<Event, ProtojsonError> {
     parse_text(event_descriptor()?, EVENT_MESSAGE, json)
 }
 
-/// Parses a protojson `Event` from an already parsed JSON value. Errors
-/// carry the JSON path (there are no lines and columns).
-pub fn parse_event_value(json: &serde_json::Value) -> Result<Event, ProtojsonError> {
+/// The reference parser (prost-reflect) for what [`parse_event_value`]
+/// does.
+pub fn parse_event_value_reference(json: &serde_json::Value) -> Result<Event, ProtojsonError> {
     parse_value(event_descriptor()?, EVENT_MESSAGE, json)
 }
 
@@ -456,17 +481,15 @@ fn parse_text<M: prost::Message + Default>(
     message_type: &'static str,
     json: &[u8],
 ) -> Result<M, ProtojsonError> {
-    let text = std::str::from_utf8(json).map_err(|err| ProtojsonError::InvalidUtf8 {
-        offset: err.valid_up_to(),
-    })?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut deserializer = serde_json::Deserializer::from_str(utf8(json)?);
     let mut track = serde_path_to_error::Track::new();
     let parsed = DynamicMessage::deserialize_with_options(
         desc.clone(),
         serde_path_to_error::Deserializer::new(&mut deserializer, &mut track),
         &DESERIALIZE,
     );
-    let dynamic = parsed.map_err(|err| json_error(message_type, Some(track.path()), &err))?;
+    let dynamic =
+        parsed.map_err(|err| json_error(message_type, Some(json_path(&track.path())), &err))?;
     // Trailing characters after the object.
     deserializer
         .end()
@@ -485,8 +508,15 @@ fn parse_value<M: prost::Message + Default>(
         serde_path_to_error::Deserializer::new(json, &mut track),
         &DESERIALIZE,
     );
-    let dynamic = parsed.map_err(|err| json_error(message_type, Some(track.path()), &err))?;
+    let dynamic =
+        parsed.map_err(|err| json_error(message_type, Some(json_path(&track.path())), &err))?;
     transcode(message_type, &dynamic)
+}
+
+fn utf8(json: &[u8]) -> Result<&str, ProtojsonError> {
+    std::str::from_utf8(json).map_err(|err| ProtojsonError::InvalidUtf8 {
+        offset: err.valid_up_to(),
+    })
 }
 
 fn transcode<M: prost::Message + Default>(
@@ -505,7 +535,7 @@ fn transcode<M: prost::Message + Default>(
 /// fit the message, keeping the path and position apart from the reason.
 fn json_error(
     message_type: &'static str,
-    path: Option<serde_path_to_error::Path>,
+    path: Option<String>,
     err: &serde_json::Error,
 ) -> ProtojsonError {
     let position = (err.line() > 0).then(|| Position {
@@ -523,7 +553,7 @@ fn json_error(
     match (err.classify(), position) {
         (serde_json::error::Category::Data, _) | (_, None) => ProtojsonError::Invalid {
             message_type,
-            path: path.as_ref().map_or_else(|| "$".to_owned(), json_path),
+            path: path.unwrap_or_else(|| "$".to_owned()),
             position,
             reason,
         },
@@ -544,6 +574,8 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
     }
     out
 }
+
+mod parse;
 
 #[cfg(test)]
 pub(crate) mod tests;
