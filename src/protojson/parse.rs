@@ -60,6 +60,7 @@ mod equivalence;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -260,8 +261,7 @@ impl<'de, M: Message> Visitor<'de> for MessageSeed<'_, M> {
             };
             if !message.merge(field)? {
                 return Err(A::Error::custom(format_args!(
-                    "unrecognized field name '{}'",
-                    &*key
+                    "unrecognized field name '{key}'"
                 )));
             }
         }
@@ -273,47 +273,30 @@ impl<'de, M: Message> Visitor<'de> for MessageSeed<'_, M> {
 struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string")
     }
 
-    fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key::Borrowed(v))
+    fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
     }
 
-    fn visit_str<E: Error>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(v.to_owned()))
+    fn visit_str<E: Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 
-    fn visit_string<E: Error>(self, v: String) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(v))
-    }
-}
-
-/// A key (a `Cow<str>`, spelled out so it derefs without a clone).
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl std::ops::Deref for Key<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            Key::Borrowed(key) => key,
-            Key::Owned(key) => key,
-        }
+    fn visit_string<E: Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
