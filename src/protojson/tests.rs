@@ -965,7 +965,7 @@ fn arb_marketing() -> impl Strategy<Value = EventMarketingTracking> {
     })
 }
 
-fn arb_event() -> impl Strategy<Value = Event> {
+pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
     let head = (
         arb_text(),
         prop::option::of(
