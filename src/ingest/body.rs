@@ -178,9 +178,10 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Decoded, BodyError> {
                 out.events.push(event);
                 out.index_of.push(index);
             }
-            // The walk checked the syntax; what the parser still refuses
-            // (nesting past its recursion limit, a number out of range) is
-            // malformed JSON for the whole request, as it always was.
+            // The walk checked the syntax; what the parser still refuses as
+            // syntax (a number out of range) is malformed JSON for the whole
+            // request, as it always was. Nesting past protobuf's limit is
+            // not syntax: it fails the event alone (module docs).
             Err(EventError::Protojson(ProtojsonError::Syntax { position, reason })) => {
                 return Err(BodyError::Malformed { position, reason });
             }
