@@ -211,7 +211,7 @@ impl FileConfig {
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
         // The error names the line and key, never the value (which may be
         // a secret): see `crate::config_file`.
-        crate::config_file::parse(&text)
+        crate::settings::file::parse(&text)
             .map_err(|e| bad("--config", format!("{}: {e}", path.display())))
     }
 }

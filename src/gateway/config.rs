@@ -394,7 +394,7 @@ pub enum ConfigError {
         path: PathBuf,
         /// The parser's complaint: line, column, key and reason, never the
         /// value (it may be a secret).
-        source: crate::config_file::TomlError,
+        source: crate::settings::TomlError,
     },
     /// An address that does not parse as `IP:PORT`.
     #[error("{setting} = {value:?} is not an IP:PORT address: {source}")]
@@ -591,7 +591,7 @@ impl GatewaySettings {
 
     /// Parses TOML text; `path` is only for error messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<GatewaySettings, ConfigError> {
-        crate::config_file::parse(text).map_err(|source| ConfigError::ParseFile {
+        crate::settings::file::parse(text).map_err(|source| ConfigError::ParseFile {
             path: path.to_owned(),
             source,
         })
