@@ -246,40 +246,53 @@ pub enum ConfigError {
         key: String,
     },
     /// A value that does not parse as its setting's type.
-    #[error(
-        "invalid setting {setting} from {origin}: {}",
-        value_problem(setting, value, expected, source)
-    )]
-    Value {
-        /// The setting.
-        setting: SettingNames,
-        /// Where the value came from.
-        origin: Origin,
-        /// The value as given (masked if secret); none when the file held
-        /// a value of the wrong TOML type, which is never shown.
-        value: Option<String>,
-        /// What a value looks like (`a size`).
-        expected: Option<&'static str>,
-        /// Why it does not parse.
-        #[source]
-        source: ValueError,
-    },
+    #[error(transparent)]
+    Value(Box<BadValue>),
     /// A value its component refused, or settings that do not go together.
-    #[error(
-        "invalid setting {setting} from {origin}: {source}{}",
-        see_also(related)
-    )]
-    Setting {
-        /// The setting.
-        setting: SettingNames,
-        /// Where its value came from.
-        origin: Origin,
-        /// The other settings the error mentions.
-        related: Vec<SettingNames>,
-        /// What is wrong, in the component's terms.
-        #[source]
-        source: SettingError,
-    },
+    #[error(transparent)]
+    Setting(Box<BadSetting>),
+}
+
+/// A value that does not parse as its setting's type
+/// ([`ConfigError::Value`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid setting {setting} from {origin}: {}",
+    value_problem(setting, value, expected, source)
+)]
+pub struct BadValue {
+    /// The setting.
+    pub setting: SettingNames,
+    /// Where the value came from.
+    pub origin: Origin,
+    /// The value as given (masked if secret); none when the file held a
+    /// value of the wrong TOML type, which is never shown.
+    pub value: Option<String>,
+    /// What a value looks like (`a size`).
+    pub expected: Option<&'static str>,
+    /// Why it does not parse.
+    #[source]
+    pub source: ValueError,
+}
+
+/// A value its component refused, or settings that do not go together
+/// ([`ConfigError::Setting`]): the component's [`SettingError`] with the
+/// flag, environment variable and origin of the settings it names.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid setting {setting} from {origin}: {source}{}",
+    see_also(related)
+)]
+pub struct BadSetting {
+    /// The setting.
+    pub setting: SettingNames,
+    /// Where its value came from.
+    pub origin: Origin,
+    /// The other settings the error mentions.
+    pub related: Vec<SettingNames>,
+    /// What is wrong, in the component's terms.
+    #[source]
+    pub source: SettingError,
 }
 
 fn value_problem(
@@ -309,9 +322,8 @@ impl ConfigError {
     /// The setting the error is about, when it is about one.
     pub fn setting(&self) -> Option<&SettingNames> {
         match self {
-            ConfigError::Value { setting, .. } | ConfigError::Setting { setting, .. } => {
-                Some(setting)
-            }
+            ConfigError::Value(e) => Some(&e.setting),
+            ConfigError::Setting(e) => Some(&e.setting),
             _ => None,
         }
     }
@@ -319,7 +331,7 @@ impl ConfigError {
     /// The component-level error, when the error is one.
     pub fn setting_error(&self) -> Option<&SettingError> {
         match self {
-            ConfigError::Setting { source, .. } => Some(source),
+            ConfigError::Setting(e) => Some(&e.source),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::error::{BadSetting, BadValue};
 use super::file::FileLayer;
 use super::{ConfigError, SettingError, SettingValue, ValueError};
 
@@ -218,13 +219,13 @@ impl Layers<'_> {
             match T::from_raw(raw) {
                 Ok(value) => (value, origin),
                 Err(source) => {
-                    return Err(ConfigError::Value {
+                    return Err(ConfigError::Value(Box::new(BadValue {
                         value: Some(T::mask(&crate::settings::RawValue::text(raw))),
                         setting: names,
                         origin,
                         expected: T::EXPECTED,
                         source,
-                    });
+                    })));
                 }
             }
         } else if let Some(file) = self.file
@@ -242,13 +243,13 @@ impl Layers<'_> {
                         (_, toml::Value::String(s)) => Some(T::mask(s)),
                         (_, other) => Some(T::mask(&other.to_string())),
                     };
-                    return Err(ConfigError::Value {
+                    return Err(ConfigError::Value(Box::new(BadValue {
                         setting: names,
                         origin,
                         value,
                         expected: T::EXPECTED,
                         source,
-                    });
+                    })));
                 }
             }
         } else {
@@ -339,12 +340,12 @@ impl<S: CommandSettings> Resolved<S> {
             .filter(|other| self.names.iter().any(|n| n.key == *other))
             .map(|other| lookup(&self.names, other))
             .collect();
-        ConfigError::Setting {
+        ConfigError::Setting(Box::new(BadSetting {
             setting: lookup(&self.names, key),
             origin: self.origin(key),
             related,
             source: error,
-        }
+        }))
     }
 
     /// Every setting: names, shown value (secrets masked) and origin.

@@ -62,7 +62,7 @@ pub mod table;
 mod value;
 
 pub use duration::ReadableDuration;
-pub use error::{ConfigError, SettingError};
+pub use error::{BadSetting, BadValue, ConfigError, SettingError};
 pub use file::{FileLayer, TomlError};
 pub use layer::{
     CliOrigins, CommandArgs, CommandSettings, Entry, Layers, Origin, Resolved, SettingNames,
