@@ -8,6 +8,7 @@
 //! when valid, [`EXIT_CONFIG`] with the error (naming the setting, its
 //! flag, environment variable and origin) when not.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use super::{CmdError, EXIT_CONFIG};
@@ -29,13 +30,20 @@ pub fn run(args: &ConfigArgs) -> Result<ExitCode, CmdError> {
             GatewayConfig::resolve_with_origins(a).map(|(_, r)| r.report()),
         ),
     };
+    // A closed stdout (`| head`) is not an error of the configuration.
+    let mut out = std::io::stdout().lock();
     match (result, check.json) {
-        (Ok(report), false) => print!("{}", report.text()),
-        (Ok(report), true) => println!("{}", report.json()),
+        (Ok(report), false) => {
+            let _ = write!(out, "{}", report.text());
+        }
+        (Ok(report), true) => {
+            let _ = writeln!(out, "{}", report.json());
+        }
         (Err(e), json) => {
             if json {
                 let setting = e.setting().map(|s| s.key.clone());
-                println!(
+                let _ = writeln!(
+                    out,
                     "{}",
                     serde_json::json!({
                         "command": command,

@@ -47,7 +47,11 @@ impl Report {
             let _ = write!(out, " (config file {})", file.display());
         }
         out.push_str("\n\n");
-        let value = |row: &Row| row.value.clone().unwrap_or_else(|| "(none)".to_owned());
+        let value = |row: &Row| match row.value.as_deref() {
+            None => "(none)".to_owned(),
+            Some("") => "\"\"".to_owned(),
+            Some(v) => v.to_owned(),
+        };
         let key_width = self
             .rows
             .iter()
