@@ -18,6 +18,22 @@
 //!                 net   (accept loop, connection limits and deadlines,
 //!                        HTTP/2 and HTTP/1 settings, RLIMIT_NOFILE)
 //! ```
+//!
+//! Configuration, one mechanism for both commands:
+//!
+//! ```text
+//! cli, commands          (clap: Cli; `config check`)
+//!   ├── config           (the sidecar: its settings table, ServeConfig
+//!   │                     composed of its components' structs)
+//!   └── gateway::settings (the gateway: its settings table → GatewayConfig)
+//!           │  components' config structs, next to each component:
+//!           │  ingest::config, queue, tee::config, event_logs, export::config,
+//!           │  deadletter, net::limits, gateway::config, gateway::sink::spec
+//!           ▼
+//!        settings        (typed values, flag > env > file > default with
+//!                         provenance, the TOML file, the config errors;
+//!                         depends on no component) ── secret
+//! ```
 
 pub mod app;
 pub mod cli;

@@ -379,7 +379,7 @@ fn the_effective_settings_written_as_toml_resolve_back_to_the_same_settings() {
     ];
     for argv in [&[][..], &changed[..]] {
         let (config, resolved) = ServeConfig::resolve_with_origins(&args(argv)).unwrap();
-        let text = crate::settings::to_toml(&resolved.settings);
+        let text = crate::settings::to_toml(&resolved.settings).unwrap();
         let file = dir.path().join("effective.toml");
         std::fs::write(&file, &text).unwrap();
         let (back_config, back) = ServeConfig::resolve_with_origins(&ServeArgs {

@@ -20,8 +20,10 @@ use crate::net::ListenerLimits;
 use crate::settings::SettingError;
 
 pub use super::sink::spec::{
-    FileConfig, MAX_FILE_KEEP, MIN_FILE_MAX_AGE, MIN_FILE_ROTATE_BYTES, NatsConfig, NatsUrl,
-    NatsUserinfo, SinkSpec, SinkSpecError,
+    DEFAULT_FILE_KEEP, DEFAULT_FILE_ROTATE_BYTES, DEFAULT_NATS_ACK_TIMEOUT,
+    DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT, FileConfig,
+    MAX_FILE_KEEP, MIN_FILE_MAX_AGE, MIN_FILE_ROTATE_BYTES, NatsConfig, NatsUrl, NatsUserinfo,
+    SinkSpec, SinkSpecError,
 };
 
 /// Default gRPC listen address (Sourcegraph's gateway port).
@@ -30,25 +32,11 @@ pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:10080";
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:10081";
 /// Default sink: a JSONL file.
 pub const DEFAULT_SINK: &str = "file:./telespool-gateway/events.jsonl";
-/// Default JetStream stream name.
-pub const DEFAULT_NATS_STREAM: &str = "telemetry-events";
-/// Default subject events are published on.
-pub const DEFAULT_NATS_SUBJECT: &str = "telemetry.events";
-/// Default publish-ack timeout: async-nats' default for awaited acks.
-pub const DEFAULT_NATS_ACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default duplicate window of a stream the gateway creates (JetStream's
-/// own default).
-pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Default number of a payload's events published at once (Sourcegraph's
 /// `TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY` default).
 pub const DEFAULT_PUBLISH_CONCURRENCY: usize = 250;
 /// Largest accepted publish concurrency.
 pub const MAX_PUBLISH_CONCURRENCY: usize = 10_000;
-/// Default size at which the JSONL file is rotated: 256 MiB.
-pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
-/// Default number of rotated JSONL files kept (older ones are deleted):
-/// with the default rotation size, about 2.5 GiB.
-pub const DEFAULT_FILE_KEEP: u64 = 10;
 /// Default treatment of the license key in published JSON: its SHA-256
 /// (see [`PublishLicenseKey`]).
 pub const DEFAULT_PUBLISH_LICENSE_KEY: PublishLicenseKey = PublishLicenseKey::Sha256;
@@ -189,23 +177,8 @@ impl Default for GatewayConfig {
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 10080)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 10081)),
             sink: SinkSpec::File(PathBuf::from("./telespool-gateway/events.jsonl")),
-            nats: NatsConfig {
-                stream: DEFAULT_NATS_STREAM.to_owned(),
-                subject: DEFAULT_NATS_SUBJECT.to_owned(),
-                ack_timeout: DEFAULT_NATS_ACK_TIMEOUT,
-                duplicate_window: DEFAULT_NATS_DUPLICATE_WINDOW,
-                creds: None,
-                tls_ca: None,
-                tls_cert: None,
-                tls_key: None,
-                password_file: None,
-                token_file: None,
-            },
-            file: FileConfig {
-                rotate_bytes: DEFAULT_FILE_ROTATE_BYTES,
-                keep: DEFAULT_FILE_KEEP,
-                max_age: None,
-            },
+            nats: NatsConfig::default(),
+            file: FileConfig::default(),
             license_keys: None,
             service_tokens: None,
             accept_any_license: false,

@@ -186,13 +186,13 @@ impl Entry {
 
 /// The settings as a TOML document (secrets included: it is the
 /// configuration itself), which [`resolve`] reads back to the same values.
-pub fn to_toml<S: CommandSettings>(settings: &S) -> String {
+pub fn to_toml<S: CommandSettings>(settings: &S) -> Result<String, toml::ser::Error> {
     let table: toml::Table = settings
         .entries()
         .into_iter()
         .filter_map(|e| Some((e.key.to_owned(), e.toml?)))
         .collect();
-    toml::to_string(&table).unwrap_or_default()
+    toml::to_string(&table)
 }
 
 /// The layers a command's settings are taken from.

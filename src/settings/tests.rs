@@ -214,7 +214,7 @@ fn the_report_masks_secrets_and_names_each_origin() {
 #[test]
 fn settings_written_as_toml_resolve_back_to_the_same_settings() {
     let defaults = TestSettings::default();
-    let (_dir, path) = file(&to_toml(&defaults));
+    let (_dir, path) = file(&to_toml(&defaults).unwrap());
     let back = resolve::<TestSettings>(&args(&["--config", &path], &[])).unwrap();
     assert_eq!(back.settings, defaults);
     let changed = TestSettings {
@@ -225,7 +225,7 @@ fn settings_written_as_toml_resolve_back_to_the_same_settings() {
         token: Some(Secret::new("t0k3n")),
         dir: PathBuf::from("/var/lib/x y"),
     };
-    let text = to_toml(&changed);
+    let text = to_toml(&changed).unwrap();
     let (_dir, path) = file(&text);
     let back = resolve::<TestSettings>(&args(&["--config", &path], &[])).unwrap();
     assert_eq!(back.settings, changed, "{text}");

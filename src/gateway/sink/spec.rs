@@ -9,6 +9,21 @@ use std::time::Duration;
 
 use crate::settings::SettingError;
 
+/// Default JetStream stream name.
+pub const DEFAULT_NATS_STREAM: &str = "telemetry-events";
+/// Default subject events are published on.
+pub const DEFAULT_NATS_SUBJECT: &str = "telemetry.events";
+/// Default publish-ack timeout: async-nats' default for awaited acks.
+pub const DEFAULT_NATS_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default duplicate window of a stream the gateway creates (JetStream's
+/// own default).
+pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Default size at which the JSONL file is rotated: 256 MiB.
+pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
+/// Default number of rotated JSONL files kept (older ones are deleted):
+/// with the default rotation size, about 2.5 GiB.
+pub const DEFAULT_FILE_KEEP: u64 = 10;
+
 /// Where events go. `Display` and `Debug` show a `nats://` URL without
 /// its userinfo.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,6 +194,33 @@ pub struct NatsConfig {
     pub password_file: Option<PathBuf>,
     /// File holding an authentication token. Default none.
     pub token_file: Option<PathBuf>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> NatsConfig {
+        NatsConfig {
+            stream: DEFAULT_NATS_STREAM.to_owned(),
+            subject: DEFAULT_NATS_SUBJECT.to_owned(),
+            ack_timeout: DEFAULT_NATS_ACK_TIMEOUT,
+            duplicate_window: DEFAULT_NATS_DUPLICATE_WINDOW,
+            creds: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            password_file: None,
+            token_file: None,
+        }
+    }
+}
+
+impl Default for FileConfig {
+    fn default() -> FileConfig {
+        FileConfig {
+            rotate_bytes: DEFAULT_FILE_ROTATE_BYTES,
+            keep: DEFAULT_FILE_KEEP,
+            max_age: None,
+        }
+    }
 }
 
 impl NatsConfig {
