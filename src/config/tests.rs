@@ -408,3 +408,54 @@ fn every_setting_has_a_flag_an_environment_variable_and_a_row_in_the_readme() {
         );
     }
 }
+
+#[test]
+fn the_settings_defaults_are_the_components_defaults() {
+    let c = ServeConfig::from_settings(&ServeSettings::default()).unwrap();
+    let listen = ListenConfig::default();
+    assert_eq!(
+        (c.listen.grpc, c.listen.http, c.listen.max_body_bytes),
+        (listen.grpc, listen.http, listen.max_body_bytes)
+    );
+    assert_eq!(
+        (c.listen.max_ingest_in_flight, c.listen.decode_budget_bytes),
+        (listen.max_ingest_in_flight, listen.decode_budget_bytes)
+    );
+    let queue = QueueConfig::default();
+    assert_eq!(
+        (
+            c.queue.segment_bytes,
+            c.queue.segment_age,
+            c.queue.quota_bytes
+        ),
+        (queue.segment_bytes, queue.segment_age, queue.quota_bytes)
+    );
+    assert_eq!(c.queue.full_policy, queue.full_policy);
+    let tee = TeeConfig::default();
+    assert_eq!(c.tee.limits, tee.limits);
+    assert_eq!(c.tee.server_version, tee.server_version);
+    assert_eq!(c.event_logs, EventLogConfig::default());
+    assert_eq!(c.dead_letters, DeadLetterConfig::default());
+    assert_eq!(c.limits, ListenerLimits::sidecar());
+    let export = ExportConfig::default();
+    assert_eq!(
+        (
+            c.export.interval,
+            c.export.batch_size,
+            c.export.max_attempts
+        ),
+        (export.interval, export.batch_size, export.max_attempts)
+    );
+    let cleanup = CleanupConfig::default();
+    assert_eq!(
+        (c.cleanup.exported_retention, c.cleanup.interval),
+        (cleanup.exported_retention, cleanup.interval)
+    );
+}
+
+#[test]
+fn a_blank_optional_value_unsets_it() {
+    let c = resolve(&["--export-addr", "  ", "--instance-id", ""]).unwrap();
+    assert_eq!(c.export.addr, None);
+    assert_eq!(c.export.instance_id, None);
+}

@@ -7,8 +7,8 @@
 //! # How a setting is defined and read
 //!
 //! A command has one **settings table** (the crate's `settings_table!`
-//! macro, see [`table`]): `crate::config::settings` for the sidecar,
-//! `crate::gateway::settings` for the gateway. A row names the setting
+//! macro, see [`table`]): `config/settings.rs` for the sidecar,
+//! `gateway/settings.rs` for the gateway. A row names the setting
 //! once: its key is the TOML key, `--` and the key with `-` is the flag,
 //! the row's `env` is the environment variable, its doc comment the help,
 //! its type says how the value parses, its expression is the default.

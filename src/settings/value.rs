@@ -23,7 +23,7 @@ pub trait RawValue: Clone + Send + Sync + 'static {
     fn text(&self) -> Cow<'_, str>;
     /// The raw value of a TOML string.
     fn from_text(text: &str) -> Self;
-    /// Empty: an empty value unsets an optional setting.
+    /// Empty (or blank): such a value unsets an optional setting.
     fn is_empty(&self) -> bool;
 }
 
@@ -37,7 +37,7 @@ impl RawValue for String {
     }
 
     fn is_empty(&self) -> bool {
-        str::is_empty(self)
+        self.trim().is_empty()
     }
 }
 
