@@ -15,10 +15,11 @@
 //! ...); the soft `RLIMIT_NOFILE` is raised to the hard limit at start.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
+use crate::config::ServeConfig;
 use crate::deadletter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::grpc_limits::DecodeBudget;
+use crate::grpc_limits::MAX_MESSAGE_BYTES as GRPC_MAX_MESSAGE_BYTES;
 use crate::grpc_limits::budget::SIDECAR_BUDGET;
 use crate::ingest::admin::Admin;
 use crate::ingest::grpc::IngestService;
@@ -237,8 +238,8 @@ pub async fn start(
     let incoming = crate::net::grpc::listener(grpc, "sidecar_grpc", &limits).into_stream();
     servers.push(tokio::spawn(async move {
         crate::net::grpc::server(&limits)
-            .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(crate::grpc_limits::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::grpc_limits::CONNECTION_WINDOW_BYTES)
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = rx.wait_for(|s| *s).await;

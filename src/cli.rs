@@ -1,11 +1,51 @@
 //! Command-line definitions (clap). Parsing only; the commands live in
-//! `commands/`.
+//! `commands/`. The flags of `serve` and `gateway` are their settings
+//! tables' `Args` ([`crate::config::settings`],
+//! [`crate::gateway::settings`]); [`parse`] records, for each of their
+//! values, whether it came from the command line or the environment.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Default data directory of the sidecar.
-pub const DEFAULT_DATA_DIR: &str = "./telespool-data";
+pub use crate::config::DEFAULT_DATA_DIR;
+pub use crate::config::ServeArgs;
+pub use crate::gateway::settings::GatewayArgs;
+use crate::settings::{CliOrigins, CommandArgs};
+
+/// Parses the process's command line (exits with clap's message and code
+/// on a usage error).
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses `args` (the program name first) and records the origin of each
+/// `serve` and `gateway` setting.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let sub = |m: &clap::ArgMatches| m.subcommand().map(|(_, m)| m.clone());
+    match (&mut cli.command, sub(&matches)) {
+        (Command::Serve(a), Some(m)) => a.set_origins(CliOrigins::from_matches(&m)),
+        (Command::Gateway(a), Some(m)) => a.set_origins(CliOrigins::from_matches(&m)),
+        (Command::Config(c), Some(m)) => {
+            // config check <serve|gateway>
+            let target = sub(&m).and_then(|check| sub(&check));
+            let ConfigCommand::Check(check) = &mut c.command;
+            if let Some(m) = target {
+                match &mut check.target {
+                    CheckTarget::Serve(a) => a.set_origins(CliOrigins::from_matches(&m)),
+                    CheckTarget::Gateway(a) => a.set_origins(CliOrigins::from_matches(&m)),
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(cli)
+}
 
 /// telespool: a durable telemetry sidecar and gateway for Sourcegraph's
 /// telemetrygateway.v1 protocol.
@@ -34,6 +74,46 @@ pub enum Command {
     DeadLetter(DeadLetterArgs),
     /// Run the Telemetry Gateway: serve telemetrygateway.v1 and publish each
     /// event as JSON to a sink (JSONL file, NATS JetStream, or the log).
+    Gateway(Box<GatewayArgs>),
+    /// Check a configuration without running it.
+    Config(ConfigArgs),
+}
+
+/// `telespool config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `telespool config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the settings of `serve` or `gateway` (their flags,
+    /// environment and --config file) and print each effective value, secrets
+    /// masked, with where it came from: flag, env, file or default. Exits 2
+    /// naming the setting when one is invalid.
+    Check(CheckArgs),
+}
+
+/// `telespool config check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command whose settings to check, with its flags.
+    #[command(subcommand)]
+    pub target: CheckTarget,
+}
+
+/// Whose settings `telespool config check` checks.
+#[derive(Debug, Subcommand)]
+pub enum CheckTarget {
+    /// The sidecar's: `telespool config check serve [--config FILE] [FLAGS]`.
+    Serve(Box<ServeArgs>),
+    /// The gateway's: `telespool config check gateway [--config FILE] [FLAGS]`.
     Gateway(Box<GatewayArgs>),
 }
 
@@ -122,389 +202,4 @@ pub struct StatusArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `telespool serve`. Every setting: flag > environment variable > TOML
-/// file (`--config`, keys named like the flags with `_`) > default.
-#[derive(Debug, Args, Default)]
-pub struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "TELESPOOL_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Data directory (queue, indexes, event_logs, dead letters) [default: ./telespool-data].
-    #[arg(long, env = "TELESPOOL_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// gRPC ingest address (telemetrygateway.v1) [default: 127.0.0.1:10085].
-    #[arg(long, env = "TELESPOOL_GRPC_LISTEN", value_name = "ADDR")]
-    pub grpc_listen: Option<String>,
-    /// HTTP address: POST /v1/events, admin API, /metrics, /healthz, /readyz [default: 127.0.0.1:10086].
-    #[arg(long, env = "TELESPOOL_HTTP_LISTEN", value_name = "ADDR")]
-    pub http_listen: Option<String>,
-    /// Bearer token that opens the admin API to non-loopback clients [default: none: loopback only].
-    #[arg(
-        long,
-        env = "TELESPOOL_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub admin_token: Option<String>,
-    /// Queue sync policy: always | interval(MS) | never (tests only) [default: always].
-    #[arg(long, env = "TELESPOOL_SYNC", value_name = "POLICY")]
-    pub sync: Option<String>,
-    /// Roll a queue segment at this size [default: 64MiB].
-    #[arg(long, env = "TELESPOOL_SEGMENT_SIZE", value_name = "SIZE")]
-    pub segment_size: Option<String>,
-    /// Roll a non-empty queue segment at this age [default: 1h].
-    #[arg(long, env = "TELESPOOL_SEGMENT_AGE", value_name = "DURATION")]
-    pub segment_age: Option<String>,
-    /// Disk quota of the export queue [default: 1GiB].
-    #[arg(long, env = "TELESPOOL_QUEUE_QUOTA", value_name = "SIZE")]
-    pub queue_quota: Option<String>,
-    /// When the queue is full: refuse | drop-oldest [default: refuse].
-    #[arg(long, env = "TELESPOOL_QUEUE_FULL_POLICY", value_name = "POLICY")]
-    pub queue_full_policy: Option<String>,
-    /// Which events are queued for export: all | cody-only | disabled [default: all].
-    #[arg(long, env = "TELESPOOL_EXPORT_MODE", value_name = "MODE")]
-    pub export_mode: Option<String>,
-    /// Sourcegraph.com mode: export private metadata and marketing unredacted.
-    #[arg(long, env = "TELESPOOL_DOTCOM")]
-    pub dotcom: bool,
-    /// Extra allowlisted event types: feature::action::key1::key2,... [default: none].
-    #[arg(
-        long,
-        env = "SRC_TELEMETRY_SENSITIVEMETADATA_ADDITIONAL_ALLOWED_EVENT_TYPES",
-        value_name = "LIST"
-    )]
-    pub allowed_event_types: Option<String>,
-    /// Largest event, protobuf-encoded [default: 1MiB].
-    #[arg(long, env = "TELESPOOL_MAX_EVENT_SIZE", value_name = "SIZE")]
-    pub max_event_size: Option<String>,
-    /// Largest HTTP request body [default: 16MiB].
-    #[arg(long, env = "TELESPOOL_MAX_BODY_SIZE", value_name = "SIZE")]
-    pub max_body_size: Option<String>,
-    /// Most events per request or payload [default: 10000].
-    #[arg(long, env = "TELESPOOL_MAX_EVENTS", value_name = "N")]
-    pub max_events: Option<usize>,
-    /// Deepest private-metadata nesting [default: 64].
-    #[arg(long, env = "TELESPOOL_MAX_DEPTH", value_name = "N")]
-    pub max_depth: Option<usize>,
-    /// How long event_logs rows are kept [default: 93d].
-    #[arg(long, env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
-    pub event_logs_retention: Option<String>,
-    /// Page cache of the event_logs database [default: 16MiB].
-    #[arg(long, env = "TELESPOOL_EVENT_LOGS_CACHE", value_name = "SIZE")]
-    pub event_logs_cache: Option<String>,
-    /// Version written to event_logs rows of events without one [default: telespool-VERSION].
-    #[arg(long, env = "TELESPOOL_SERVER_VERSION", value_name = "VERSION")]
-    pub server_version: Option<String>,
-    /// Telemetry Gateway to export to, https://HOST:PORT [default: none: export off].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_ADDR",
-        value_name = "URL"
-    )]
-    pub export_addr: Option<String>,
-    /// Poll interval when there is nothing to export, at most 1h [default: 5m].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub export_interval: Option<String>,
-    /// Events per export stream before it is reopened, at least 100 [default: 10000].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORT_BATCH_SIZE",
-        value_name = "N"
-    )]
-    pub export_batch_size: Option<usize>,
-    /// How long fully exported queue segments are kept [default: 24h].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EXPORTER_EXPORTED_EVENTS_RETENTION",
-        value_name = "DURATION"
-    )]
-    pub exported_events_retention: Option<String>,
-    /// How often exported segments and old event_logs rows are purged [default: 30m].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EXPORTER_QUEUE_CLEANUP_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub queue_cleanup_interval: Option<String>,
-    /// Answered export attempts before an event is dead-lettered [default: 10].
-    #[arg(long, env = "TELESPOOL_EXPORT_MAX_ATTEMPTS", value_name = "N")]
-    pub export_max_attempts: Option<u32>,
-    /// Instance id sent to the gateway [default: a UUID kept in the data dir].
-    #[arg(long, env = "TELESPOOL_INSTANCE_ID", value_name = "ID")]
-    pub instance_id: Option<String>,
-    /// License key: export as a licensed instance [default: none: unlicensed].
-    #[arg(
-        long,
-        env = "TELESPOOL_LICENSE_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    pub license_key: Option<String>,
-    /// External URL sent to the gateway [default: empty].
-    #[arg(long, env = "TELESPOOL_EXTERNAL_URL", value_name = "URL")]
-    pub external_url: Option<String>,
-    /// Allow plain-text export to a non-loopback gateway.
-    #[arg(long, env = "TELESPOOL_EXPORT_INSECURE")]
-    pub export_insecure: bool,
-    /// Compress export payloads with gzip.
-    #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
-    pub export_gzip: bool,
-    /// Byte quota of the dead-letter store; the oldest entries go first past it, at least 1MiB [default: 256MiB].
-    #[arg(long, env = "TELESPOOL_DEAD_LETTER_QUOTA", value_name = "SIZE")]
-    pub dead_letter_quota: Option<String>,
-    /// Require the admin token from loopback clients too (needs --admin-token).
-    #[arg(long, env = "TELESPOOL_ADMIN_REQUIRE_TOKEN")]
-    pub admin_require_token: bool,
-    /// Bytes of POST /v1/events bodies read and decoded at once; past it requests wait up to 10s, then 503 [default: 64MiB].
-    #[arg(long, env = "TELESPOOL_MAX_INGEST_IN_FLIGHT", value_name = "SIZE")]
-    pub max_ingest_in_flight: Option<String>,
-    /// PEM CA bundle trusted for the gateway's certificate, instead of the public roots; reloaded on SIGHUP [default: none: public roots].
-    #[arg(long, env = "TELESPOOL_EXPORT_CA_FILE", value_name = "FILE")]
-    pub export_ca_file: Option<PathBuf>,
-    /// Client certificate chain (PEM) for mutual TLS with the gateway; reloaded on SIGHUP [default: none].
-    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_CERT", value_name = "FILE")]
-    pub export_client_cert: Option<PathBuf>,
-    /// Private key (PEM) of --export-client-cert [default: none].
-    #[arg(long, env = "TELESPOOL_EXPORT_CLIENT_KEY", value_name = "FILE")]
-    pub export_client_key: Option<PathBuf>,
-    /// File holding the license key (kept out of `ps`); instead of --license-key [default: none].
-    #[arg(long, env = "TELESPOOL_LICENSE_KEY_FILE", value_name = "FILE")]
-    pub license_key_file: Option<PathBuf>,
-    /// File holding the admin token (kept out of `ps`); instead of --admin-token [default: none].
-    #[arg(long, env = "TELESPOOL_ADMIN_TOKEN_FILE", value_name = "FILE")]
-    pub admin_token_file: Option<PathBuf>,
-    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
-    #[arg(long, env = "TELESPOOL_DECODE_BUDGET", value_name = "SIZE")]
-    pub decode_budget: Option<String>,
-    /// Connections each listener holds at once; past it, new ones wait in the kernel backlog [default: 1024].
-    #[arg(long, env = "TELESPOOL_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<u64>,
-    /// HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS) [default: 100].
-    #[arg(long, env = "TELESPOOL_HTTP2_MAX_STREAMS", value_name = "N")]
-    pub http2_max_streams: Option<u64>,
-    /// The server pings an HTTP/2 connection silent for this long [default: 60s].
-    #[arg(
-        long,
-        env = "TELESPOOL_HTTP2_KEEPALIVE_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub http2_keepalive_interval: Option<String>,
-    /// An HTTP/2 ping unanswered for this long closes the connection [default: 20s].
-    #[arg(
-        long,
-        env = "TELESPOOL_HTTP2_KEEPALIVE_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub http2_keepalive_timeout: Option<String>,
-    /// Connections are asked to go away (HTTP/2 GOAWAY) at this age [default: 30m].
-    #[arg(long, env = "TELESPOOL_MAX_CONNECTION_AGE", value_name = "DURATION")]
-    pub max_connection_age: Option<String>,
-    /// Time an aged connection gets to finish its calls before it is closed [default: 5m].
-    #[arg(
-        long,
-        env = "TELESPOOL_MAX_CONNECTION_AGE_GRACE",
-        value_name = "DURATION"
-    )]
-    pub max_connection_age_grace: Option<String>,
-    /// A connection must send its first bytes, and an HTTP/1 request its head, within this [default: 10s].
-    #[arg(long, env = "TELESPOOL_HTTP_HEADER_TIMEOUT", value_name = "DURATION")]
-    pub http_header_timeout: Option<String>,
-    /// An HTTP connection with no byte moving either way for this long is closed [default: 60s].
-    #[arg(long, env = "TELESPOOL_HTTP_IDLE_TIMEOUT", value_name = "DURATION")]
-    pub http_idle_timeout: Option<String>,
-    /// Time an HTTP request or unary gRPC call has to be answered; streams are exempt [default: 30s].
-    #[arg(long, env = "TELESPOOL_REQUEST_TIMEOUT", value_name = "DURATION")]
-    pub request_timeout: Option<String>,
-}
-
-/// `telespool gateway`. Every setting also has an environment variable and
-/// a key in the TOML config file (the flag name with underscores);
-/// precedence: flags, then environment, then the file, then the defaults.
-#[derive(Debug, Args)]
-pub struct GatewayArgs {
-    /// TOML config file (keys: grpc_listen, http_listen, sink, ...).
-    #[arg(long, env = "TELESPOOL_GATEWAY_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// gRPC listen address [default: 0.0.0.0:10080].
-    #[arg(long, env = "TELESPOOL_GATEWAY_GRPC_LISTEN", value_name = "ADDR")]
-    pub grpc_listen: Option<String>,
-    /// HTTP listen address for /healthz, /readyz, /metrics [default: 0.0.0.0:10081].
-    #[arg(long, env = "TELESPOOL_GATEWAY_HTTP_LISTEN", value_name = "ADDR")]
-    pub http_listen: Option<String>,
-    /// Where events go: file:PATH, nats://HOST:PORT (or nats://USER:PASSWORD@HOST:PORT, nats://TOKEN@HOST:PORT) or log [default: file:./telespool-gateway/events.jsonl].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_SINK",
-        value_name = "SINK",
-        hide_env_values = true
-    )]
-    pub sink: Option<String>,
-    /// JetStream stream, created when missing [default: telemetry-events].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_STREAM", value_name = "S")]
-    pub nats_stream: Option<String>,
-    /// Subject events are published on [default: telemetry.events].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_SUBJECT", value_name = "S")]
-    pub nats_subject: Option<String>,
-    /// How long to wait for a JetStream publish ack [default: 5s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_NATS_ACK_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub nats_ack_timeout: Option<String>,
-    /// Duplicate window of a stream the gateway creates [default: 2m].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_NATS_DUPLICATE_WINDOW",
-        value_name = "DURATION"
-    )]
-    pub nats_duplicate_window: Option<String>,
-    /// Rotate the JSONL file before it grows past this many bytes [default: 268435456].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_FILE_ROTATE_BYTES",
-        value_name = "BYTES"
-    )]
-    pub file_rotate_bytes: Option<u64>,
-    /// File of accepted license keys or their SHA-256 hashes, one per line.
-    #[arg(long, env = "TELESPOOL_GATEWAY_LICENSE_KEYS", value_name = "FILE")]
-    pub license_keys: Option<PathBuf>,
-    /// File of managed-service bearer tokens: TOKEN or SERVICE_ID TOKEN per line.
-    #[arg(long, env = "TELESPOOL_GATEWAY_SERVICE_TOKENS", value_name = "FILE")]
-    pub service_tokens: Option<PathBuf>,
-    /// Accept any non-empty license key (development only).
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_ACCEPT_ANY_LICENSE",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_name = "BOOL",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub accept_any_license: Option<bool>,
-    /// Events of one payload published at once [default: 250].
-    #[arg(
-        long,
-        env = "TELEMETRY_GATEWAY_EVENTS_STREAM_PUBLISH_CONCURRENCY",
-        value_name = "N"
-    )]
-    pub publish_concurrency: Option<u64>,
-    /// Time in-flight payloads get to finish on SIGTERM or ctrl-c [default: 30s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_SHUTDOWN_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub shutdown_timeout: Option<String>,
-    /// Rotated JSONL files kept; older ones are deleted, 1..=1000000 [default: 10].
-    #[arg(long, env = "TELESPOOL_GATEWAY_FILE_KEEP", value_name = "N")]
-    pub file_keep: Option<u64>,
-    /// Delete rotated JSONL files last modified longer ago than this, at least 1s [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_FILE_MAX_AGE", value_name = "DURATION")]
-    pub file_max_age: Option<String>,
-    /// License key in published JSON: raw | sha256 | omit [default: sha256].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_PUBLISH_LICENSE_KEY",
-        value_name = "MODE"
-    )]
-    pub publish_license_key: Option<String>,
-    /// Certificate chain (PEM) of the gRPC listener; with --tls-key, gRPC is TLS only; reloaded on SIGHUP [default: none: plain text].
-    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// CA bundle (PEM) client certificates must chain to: mutual TLS [default: none: no client certificates].
-    #[arg(long, env = "TELESPOOL_GATEWAY_TLS_CLIENT_CA", value_name = "FILE")]
-    pub tls_client_ca: Option<PathBuf>,
-    /// NATS credentials file (user JWT and nkey seed) [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_CREDS", value_name = "FILE")]
-    pub nats_creds: Option<PathBuf>,
-    /// CA bundle (PEM) for the NATS server's certificate; requires TLS [default: none: system roots].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_CA", value_name = "FILE")]
-    pub nats_tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for NATS mutual TLS; requires TLS [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_CERT", value_name = "FILE")]
-    pub nats_tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --nats-tls-cert [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TLS_KEY", value_name = "FILE")]
-    pub nats_tls_key: Option<PathBuf>,
-    /// File holding the NATS password of the user in the sink URL (nats://USER@HOST:PORT) [default: none].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_NATS_PASSWORD_FILE",
-        value_name = "FILE"
-    )]
-    pub nats_password_file: Option<PathBuf>,
-    /// File holding a NATS authentication token [default: none].
-    #[arg(long, env = "TELESPOOL_GATEWAY_NATS_TOKEN_FILE", value_name = "FILE")]
-    pub nats_token_file: Option<PathBuf>,
-    /// Most events in one RecordEvents payload; more is refused before decoding [default: 10000].
-    #[arg(long, env = "TELESPOOL_GATEWAY_MAX_EVENTS", value_name = "N")]
-    pub max_events: Option<u64>,
-    /// Bytes of gRPC messages being received, decoded or held at once; past it, RESOURCE_EXHAUSTED [default: 256MiB].
-    #[arg(long, env = "TELESPOOL_GATEWAY_DECODE_BUDGET", value_name = "SIZE")]
-    pub decode_budget: Option<String>,
-    /// Connections each listener holds at once; past it, new ones wait in the kernel backlog [default: 20000].
-    #[arg(long, env = "TELESPOOL_GATEWAY_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<u64>,
-    /// HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS) [default: 100].
-    #[arg(long, env = "TELESPOOL_GATEWAY_HTTP2_MAX_STREAMS", value_name = "N")]
-    pub http2_max_streams: Option<u64>,
-    /// The server pings an HTTP/2 connection silent for this long [default: 60s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_INTERVAL",
-        value_name = "DURATION"
-    )]
-    pub http2_keepalive_interval: Option<String>,
-    /// An HTTP/2 ping unanswered for this long closes the connection [default: 20s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_HTTP2_KEEPALIVE_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub http2_keepalive_timeout: Option<String>,
-    /// Connections are asked to go away (HTTP/2 GOAWAY) at this age [default: 30m].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE",
-        value_name = "DURATION"
-    )]
-    pub max_connection_age: Option<String>,
-    /// Time an aged connection gets to finish its calls before it is closed [default: 5m].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_MAX_CONNECTION_AGE_GRACE",
-        value_name = "DURATION"
-    )]
-    pub max_connection_age_grace: Option<String>,
-    /// A connection must send its first bytes, and an HTTP/1 request its head, within this [default: 10s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_HTTP_HEADER_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub http_header_timeout: Option<String>,
-    /// An HTTP connection with no byte moving either way for this long is closed [default: 60s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_HTTP_IDLE_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub http_idle_timeout: Option<String>,
-    /// Time an HTTP request or unary gRPC call has to be answered; streams are exempt [default: 30s].
-    #[arg(
-        long,
-        env = "TELESPOOL_GATEWAY_REQUEST_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub request_timeout: Option<String>,
 }

@@ -18,13 +18,28 @@
 //!                 net   (accept loop, connection limits and deadlines,
 //!                        HTTP/2 and HTTP/1 settings, RLIMIT_NOFILE)
 //! ```
+//!
+//! Configuration, one mechanism for both commands:
+//!
+//! ```text
+//! cli, commands          (clap: Cli; `config check`)
+//!   ├── config           (the sidecar: its settings table, ServeConfig
+//!   │                     composed of its components' structs)
+//!   └── gateway::settings (the gateway: its settings table → GatewayConfig)
+//!           │  components' config structs, next to each component:
+//!           │  ingest::config, queue, tee::config, event_logs, export::config,
+//!           │  deadletter, net::limits, gateway::config, gateway::sink::spec
+//!           ▼
+//!        settings        (typed values, flag > env > file > default with
+//!                         provenance, the TOML file, the config errors;
+//!                         depends on no component) ── secret
+//! ```
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod config_file;
 pub mod deadletter;
 pub mod event_logs;
 pub mod export;
@@ -40,6 +55,7 @@ pub mod proto;
 pub mod protojson;
 pub mod queue;
 pub mod secret;
+pub mod settings;
 pub mod sled_db;
 pub mod storage;
 pub mod tasks;

@@ -1,8 +1,7 @@
 //! The `telespool` binary: parses the command line and runs a command.
 
-use clap::Parser;
 use std::process::ExitCode;
-use telespool::cli::{Cli, Command};
+use telespool::cli::Command;
 use telespool::commands;
 
 /// mimalloc instead of glibc's malloc: the gateway and the sidecar
@@ -14,7 +13,7 @@ use telespool::commands;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = telespool::cli::parse();
     // Servers log their lifecycle at info; one-shot commands only warnings.
     let default_level = match cli.command {
         Command::Serve(_) | Command::Gateway(_) => "info",
@@ -38,6 +37,7 @@ fn main() -> ExitCode {
         Command::EventLogs(a) => commands::event_logs::run(&a),
         Command::DeadLetter(a) => commands::dead_letter::run(&a),
         Command::Gateway(a) => commands::gateway::run(*a),
+        Command::Config(a) => commands::config::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,9 @@
 //!   an error naming the setting and the file.
 //! - [`redact_url`]: the userinfo (`user:password@`, `token@`) of a URL is
 //!   removed before the URL is written to a log line, an error or a metric.
+//! - [`mask_userinfo`]: the userinfo is replaced by `***`, for
+//!   `telespool config check`, which shows that credentials are set
+//!   without showing them.
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +57,18 @@ pub enum SecretFileError {
         /// The file.
         path: PathBuf,
     },
+}
+
+impl SecretFileError {
+    /// The setting that names the file.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            SecretFileError::Read { setting, .. }
+            | SecretFileError::Empty { setting, .. }
+            | SecretFileError::TooLarge { setting, .. }
+            | SecretFileError::NotText { setting, .. } => setting,
+        }
+    }
 }
 
 /// Reads the secret held by `path` for `setting` (see the module docs).
@@ -135,6 +150,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `url` with its userinfo replaced by `***`:
+/// `nats://user:pass@host:4222` becomes `nats://***@host:4222`. Text that
+/// is not a `scheme://` URL, or has no userinfo, is returned as is.
+pub fn mask_userinfo(url: &str) -> String {
+    let Some((start, end)) = authority_span(url) else {
+        return url.to_owned();
+    };
+    let authority = url.get(start..end).unwrap_or_default();
+    match split_userinfo(authority) {
+        (Some(_), host) => format!(
+            "{}***@{host}{}",
+            url.get(..start).unwrap_or_default(),
+            url.get(end..).unwrap_or_default()
+        ),
+        (None, _) => url.to_owned(),
+    }
+}
+
 /// The authority of a `scheme://` URL (`[userinfo@]host[:port]`).
 pub fn url_authority(url: &str) -> Option<&str> {
     let (start, end) = authority_span(url)?;
@@ -183,6 +216,18 @@ mod tests {
             "https://host/path@not-userinfo",
         ] {
             assert_eq!(redact_url(text), text);
+        }
+    }
+
+    #[test]
+    fn mask_userinfo_shows_that_credentials_are_set_without_them() {
+        assert_eq!(
+            mask_userinfo("nats://alice:s3cret@127.0.0.1:4222/x"),
+            "nats://***@127.0.0.1:4222/x"
+        );
+        assert_eq!(mask_userinfo("nats://a:p@ss@host:1"), "nats://***@host:1");
+        for text in ["nats://127.0.0.1:4222", "log", "", "https://h/p@q"] {
+            assert_eq!(mask_userinfo(text), text);
         }
     }
 

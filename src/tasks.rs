@@ -3,8 +3,9 @@
 //! every cleanup interval.
 
 use crate::clock::Clock;
-use crate::config::{CleanupConfig, ServeConfig};
+use crate::config::ServeConfig;
 use crate::event_logs::store::EventLogStore;
+use crate::export::config::CleanupConfig;
 use crate::queue::Queue;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! that `main` prints.
 
 pub mod client;
+pub mod config;
 pub mod dead_letter;
 pub mod event_logs;
 pub mod gateway;
@@ -11,6 +12,8 @@ pub mod verify;
 
 use crate::queue::QueueError;
 
+/// Exit code for "the configuration is invalid" (`serve`, `config check`).
+pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for "the data directory is in use by a running sidecar".
 pub const EXIT_IN_USE: u8 = 3;
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 pub fn run(args: &ServeArgs) -> Result<ExitCode, CmdError> {
     let config = ServeConfig::resolve(args).map_err(|e| CmdError {
         message: e.to_string(),
-        code: 2,
+        code: super::EXIT_CONFIG,
     })?;
     crate::app::serve(config).map_err(|e| CmdError::new(e.to_string()))?;
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@
 //! logs an error naming the file. Reloads are counted in
 //! `telespool_export_tls_reloads_total{result}` (`ok`, `error`).
 
-use crate::config::ExportConfig;
+use super::config::ExportConfig;
 use crate::secret::redact_url;
 use crate::tls::client::{ClientTls, ClientTlsFiles, TlsConnector};
 use crate::tls::{PemFile, TlsError};
@@ -113,8 +113,8 @@ pub fn export_channel(config: &ExportConfig) -> Result<ExportChannel, ChannelErr
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
-            .initial_stream_window_size(crate::config::GRPC_STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(crate::config::GRPC_CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(crate::grpc_limits::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::grpc_limits::CONNECTION_WINDOW_BYTES)
             .tcp_nodelay(true))
     };
     match uri.scheme_str() {
@@ -210,7 +210,7 @@ pub async fn reload_on_sighup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_EXPORT_INTERVAL;
+    use crate::export::config::DEFAULT_EXPORT_INTERVAL;
 
     fn cfg(addr: &str, insecure: bool) -> ExportConfig {
         ExportConfig {

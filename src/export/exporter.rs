@@ -35,10 +35,10 @@
 //! untouched (see `telespool.v1.RawEventsPayload`).
 
 use super::backoff::Backoff;
+use super::config::ExportConfig;
 use super::identity;
 use super::wire::event_id;
 use crate::clock::Clock;
-use crate::config::ExportConfig;
 use crate::deadletter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
 use crate::ids::RecordId;
 use crate::index::Resolution;
@@ -365,8 +365,8 @@ impl Exporter {
         };
         let _ = tx.send(meta).await;
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-            .max_decoding_message_size(crate::config::GRPC_MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::config::GRPC_MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::grpc_limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::grpc_limits::MAX_MESSAGE_BYTES);
         if self.config.gzip {
             grpc = grpc
                 .send_compressed(CompressionEncoding::Gzip)

@@ -4,7 +4,7 @@
 //! `0600` through a temporary file that is never a followed link
 //! ([`crate::storage::owner_only`]).
 
-use crate::config::ExportConfig;
+use super::config::ExportConfig;
 use crate::proto::telemetrygateway::v1::identifier::{
     Identifier as Id, LicensedInstanceIdentifier, UnlicensedInstanceIdentifier,
 };
@@ -76,7 +76,7 @@ pub fn metadata(identifier: &Identifier) -> RecordEventsRequestMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_EXPORT_INTERVAL;
+    use crate::export::config::DEFAULT_EXPORT_INTERVAL;
 
     fn config() -> ExportConfig {
         ExportConfig {

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod channel;
+pub mod config;
 pub mod exporter;
 pub mod identity;
 pub mod wire;

@@ -49,6 +49,7 @@ pub mod publish;
 pub mod reload;
 pub mod render;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod sink;
 pub mod stream;

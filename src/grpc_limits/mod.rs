@@ -57,6 +57,17 @@
 //! codec did. The payloads a stream received before a refused one are
 //! answered, and nothing acknowledged is touched.
 
+/// Largest gRPC message both servers and the exporter accept (after
+/// inflation): 16 MiB, so that the event-count and size limits, not the
+/// transport, answer oversized payloads.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// HTTP/2 stream receive window of our gRPC servers and clients. The
+/// default 64 KiB would make a 1 MiB payload wait for sixteen window
+/// updates.
+pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// HTTP/2 connection receive window of our gRPC servers and clients.
+pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 pub mod body;
 pub mod budget;
 pub mod lazy;

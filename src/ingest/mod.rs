@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod config;
 pub mod grpc;
 pub mod guard;
 pub mod http;

@@ -98,6 +98,17 @@ pub struct LimitError {
     pub allowed: String,
 }
 
+/// A limit's error as the config layer reports it, naming the setting.
+impl From<LimitError> for crate::settings::SettingError {
+    fn from(e: LimitError) -> crate::settings::SettingError {
+        crate::settings::SettingError::Component {
+            key: e.setting,
+            also: &[],
+            source: Box::new(e),
+        }
+    }
+}
+
 impl ListenerLimits {
     /// The gateway's defaults.
     pub const fn gateway() -> ListenerLimits {

@@ -28,6 +28,7 @@
 //! The facts followed are in `SOURCEGRAPH.md` (d), (e), (g), (h).
 
 pub mod allowlist;
+pub mod config;
 pub mod export_mode;
 pub mod json;
 pub mod mirror;

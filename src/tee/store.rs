@@ -32,6 +32,7 @@
 //! message limit. It is logged with its feature and action escaped
 //! ([`crate::untrusted`]): they are the sender's text.
 
+use super::config::TeeConfig;
 use super::export_mode::ExportMode;
 use super::mirror::{Mirror, MirrorError, MirrorPending};
 use super::redact::redact_with;
@@ -39,7 +40,6 @@ use super::validate::{
     EventField, ValidationError, check_event_count, fill_defaults, new_event_id, validate_event,
 };
 use crate::clock::Clock;
-use crate::config::TeeConfig;
 use crate::deadletter::{
     DeadLetterEntry, DeadLetterSource, DeadLetterStore, INGEST_EVENT_PREFIX_BYTES,
 };

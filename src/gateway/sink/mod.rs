@@ -17,6 +17,7 @@
 pub mod file;
 pub mod log;
 pub mod nats;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

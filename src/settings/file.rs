@@ -1,4 +1,9 @@
-//! Reading TOML config files without echoing their values.
+//! Reading TOML config files without echoing their values: the file
+//! layer of [`super::layer`].
+//!
+//! [`FileLayer::read`] parses a file into its top-level keys, each with
+//! its TOML value and line; the layering code checks the keys against the
+//! command's settings and reads each value with its setting's type.
 //!
 //! A config file can hold secrets (`admin_token`, `license_key`). The
 //! `toml` crate's error message quotes the offending line, and serde's
@@ -10,7 +15,76 @@
 //! offending line's value left in the reason is replaced by `<redacted>`.
 
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// A parsed config file: its top-level keys, values and their lines.
+#[derive(Clone, Debug)]
+pub struct FileLayer {
+    path: PathBuf,
+    /// Each key's value and line (from 1).
+    values: BTreeMap<String, (toml::Value, usize)>,
+}
+
+impl FileLayer {
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> Result<FileLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        FileLayer::parse(&text, path)
+    }
+
+    /// Parses `text`; `path` names the file in errors and provenance.
+    pub fn parse(text: &str, path: &Path) -> Result<FileLayer, ConfigError> {
+        let spanned: BTreeMap<String, toml::Spanned<toml::Value>> =
+            parse(text).map_err(|source| ConfigError::ParseFile {
+                path: path.to_owned(),
+                source,
+            })?;
+        let values = spanned
+            .into_iter()
+            .map(|(key, value)| {
+                let line = line_of(text, value.span().start);
+                (key, (value.into_inner(), line))
+            })
+            .collect();
+        Ok(FileLayer {
+            path: path.to_owned(),
+            values,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The value of `key` and its line, when the file sets it.
+    pub fn get(&self, key: &str) -> Option<(&toml::Value, usize)> {
+        self.values.get(key).map(|(value, line)| (value, *line))
+    }
+
+    /// Every key with its line.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.values
+            .iter()
+            .map(|(key, (_, line))| (key.as_str(), *line))
+    }
+}
+
+/// The line (from 1) of byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .unwrap_or_default()
+        .matches('\n')
+        .count()
+        + 1
+}
 
 /// Why a TOML file did not parse, without any of its values.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +229,22 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(e.line.is_some(), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_file_layer_knows_each_key_and_its_line() {
+        let text = "# comment\na = 1\n\nb = \"x\"\n";
+        let file = FileLayer::parse(text, Path::new("t.toml")).unwrap();
+        assert_eq!(file.get("a"), Some((&toml::Value::Integer(1), 2)));
+        assert_eq!(file.get("b").map(|(_, line)| line), Some(4));
+        assert_eq!(file.get("c"), None);
+        let keys: Vec<_> = file.keys().collect();
+        assert_eq!(keys, [("a", 2), ("b", 4)]);
+        let err = FileLayer::parse(&format!("a = \"{SECRET}\n"), Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.toml") && err.contains("line 1"), "{err}");
+        assert!(!err.contains(SECRET), "{err}");
     }
 
     #[test]
