@@ -27,11 +27,10 @@
 mod codec;
 mod mem;
 mod sled_index;
-mod watermark;
 
+pub use crate::segment_meta::{RangeSet, Resolution, ResolvedCounts, SegmentMeta};
 pub use mem::MemIndex;
 pub use sled_index::SledIndex;
-pub use watermark::{RangeSet, Resolution, ResolvedCounts, SegmentMeta};
 
 use crate::ids::SegmentId;
 

@@ -3,7 +3,7 @@
 
 use crate::clock::UnixNanos;
 use crate::ids::{RecordId, SegmentId};
-use crate::index::SegmentMeta;
+use crate::segment_meta::SegmentMeta;
 use crate::storage::{Mapped, StorageFile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use super::table::{Entry, Table};
 use super::{AppendError, Batch, SyncPolicy};
 use crate::clock::{Clock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::SegmentMeta;
+use crate::segment_meta::SegmentMeta;
 use crate::storage::{Storage, StorageFile};
 use futures::channel::oneshot;
 use std::collections::VecDeque;

@@ -37,12 +37,13 @@ pub mod verify;
 
 use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::{Index, IndexError, Resolution, SledIndex};
+use crate::index::{Index, IndexError, SledIndex};
 use crate::log::Pending;
 use crate::log::segment::{self, HeaderError};
 use crate::log::table::Table;
 use crate::log::writer::{Ctx, Writer};
 use crate::log::{AppendAck, AppendError, Batch, SyncPolicy, record};
+use crate::segment_meta::{Resolution, SegmentMeta};
 use crate::storage::{FsStorage, LockGuard, Storage};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -267,7 +268,7 @@ pub struct Backlog {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
     /// The index entry.
-    pub meta: crate::index::SegmentMeta,
+    pub meta: SegmentMeta,
     /// Whether it is the active segment.
     pub active: bool,
     /// Unresolved records.
@@ -630,7 +631,7 @@ impl Queue {
     /// crash-safe order.
     fn purge_where(
         &self,
-        pick: impl Fn(&crate::index::SegmentMeta, bool) -> bool,
+        pick: impl Fn(&SegmentMeta, bool) -> bool,
     ) -> Result<PurgeReport, QueueError> {
         let ids: Vec<SegmentId> = {
             let t = self.table();

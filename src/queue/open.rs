@@ -30,11 +30,12 @@
 use super::{Queue, QueueConfig, QueueError};
 use crate::clock::{Clock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::{Index, Resolution, SegmentMeta};
+use crate::index::Index;
 use crate::log::SyncPolicy;
 use crate::log::segment::{self, Cause, Damage, HEADER_LEN, Header, HeaderError};
 use crate::log::table::{Entry, Table};
 use crate::log::writer::{Active, Ctx, Writer};
+use crate::segment_meta::{Resolution, SegmentMeta};
 use crate::storage::{LockGuard, Storage, StorageFile, read_exact_at};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -11,9 +11,9 @@
 
 use super::{Queue, QueueError};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::{RangeSet, Resolution};
 use crate::log::Record;
 use crate::log::segment::{self, HEADER_LEN, Step, Walk};
+use crate::segment_meta::{RangeSet, Resolution};
 use crate::storage::{Mapped, StorageFile, read_exact_at};
 use std::sync::Arc;
 
