@@ -489,9 +489,12 @@ impl ServeConfig {
             },
             index_flush_interval: defaults.index_flush_interval,
         };
-        queue
-            .validate()
-            .map_err(|e| bad("--segment-size / --queue-quota / --segment-age", e))?;
+        queue.validate().map_err(|e| {
+            bad(
+                "--segment-size / --queue-quota / --segment-age",
+                e.to_string(),
+            )
+        })?;
 
         let allowlist = match pick(&a.allowed_event_types, &f.allowed_event_types) {
             Some(s) => Allowlist::from_env_value(&s).map_err(|e| {

@@ -17,9 +17,13 @@
 //! valid follows is the [`Step::Tail`], a torn write when it is the end of the
 //! active segment.
 
+use super::error::CreateError;
 use super::record::{self, Corruption, Decoded, RecordRef};
 use crate::clock::UnixNanos;
 use crate::ids::{RecordId, SegmentId};
+use crate::storage::{Storage, StorageFile};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The magic bytes at the start of every segment.
 pub const MAGIC: [u8; 8] = *b"TELSPOOL";
@@ -123,6 +127,43 @@ pub fn parse_file_name(name: &str) -> Option<SegmentId> {
         return None;
     }
     stem.parse().ok().map(SegmentId)
+}
+
+/// Creates the file of a new, empty segment and writes its header; when
+/// `durable`, the file is `fdatasync`ed and the directory fsynced, so the
+/// segment's name and header survive a power loss before anything is
+/// appended to it. The one way segments are made: by the writer's roll and
+/// by recovery when it starts a new active segment.
+pub(crate) fn create(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: &Header,
+    durable: bool,
+) -> Result<Arc<dyn StorageFile>, CreateError> {
+    let path = dir.join(file_name(header.segment));
+    let file = match storage.create(&path) {
+        Ok(f) => f,
+        Err(source) => return Err(CreateError::Create { path, source }),
+    };
+    if let Err(source) = file.write_at(&header.encode(), 0) {
+        drop(file);
+        if let Err(e) = storage.remove(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "removing a segment whose header could not be written failed");
+        }
+        return Err(CreateError::WriteHeader { path, source });
+    }
+    if durable {
+        if let Err(source) = file.sync_data() {
+            return Err(CreateError::Sync { path, source });
+        }
+        if let Err(source) = storage.sync_dir(dir) {
+            return Err(CreateError::SyncDir {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    Ok(file)
 }
 
 /// Bytes that did not decode, followed by a valid record.

@@ -31,25 +31,26 @@
 //!
 //! Reconciliation on open is described in [`open`].
 
+mod error;
 pub mod open;
 mod read;
+mod recovery;
 pub mod verify;
 
 use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::{Index, IndexError, SledIndex};
-use crate::log::Pending;
-use crate::log::segment::{self, HeaderError};
-use crate::log::table::Table;
-use crate::log::writer::{Ctx, Writer};
-use crate::log::{AppendAck, AppendError, Batch, SyncPolicy, record};
+use crate::index::{Index, SledIndex};
+use crate::log::segment;
+use crate::log::{
+    AppendAck, AppendError, Batch, Entry, Log, LogState, PendingAppend, SyncPolicy, Table, record,
+};
 use crate::segment_meta::{Resolution, SegmentMeta};
 use crate::storage::{FsStorage, LockGuard, Storage};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use error::{ConfigError, Inconsistency, QueueError};
 pub use open::OpenReport;
 
 /// Default segment size limit.
@@ -124,116 +125,24 @@ impl Default for QueueConfig {
 
 impl QueueConfig {
     /// Checks the settings, naming the one that is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let min = (segment::HEADER_LEN + record::encoded_len(0)) as u64;
         if self.segment_bytes < min {
-            return Err(format!(
-                "segment size must be at least {min} bytes, got {}",
-                self.segment_bytes
-            ));
+            return Err(ConfigError::SegmentTooSmall {
+                min,
+                got: self.segment_bytes,
+            });
         }
         if self.quota_bytes < self.segment_bytes.min(DEFAULT_SEGMENT_BYTES) {
-            return Err(format!(
-                "queue quota ({} bytes) must be at least the segment size ({} bytes)",
-                self.quota_bytes, self.segment_bytes
-            ));
+            return Err(ConfigError::QuotaBelowSegment {
+                quota: self.quota_bytes,
+                segment: self.segment_bytes,
+            });
         }
         if self.segment_age.is_zero() {
-            return Err("segment age limit must be positive".into());
+            return Err(ConfigError::ZeroSegmentAge);
         }
         Ok(())
-    }
-}
-
-/// Errors of the queue.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// Another process (a running sidecar) holds the directory.
-    #[error(
-        "queue directory {dir} is in use by another process ({owner}); stop it, or ask it through its admin API (--addr)"
-    )]
-    InUse {
-        /// The directory.
-        dir: PathBuf,
-        /// What the holder wrote in the lock file.
-        owner: String,
-    },
-    /// An I/O operation failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// On which path.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A segment file cannot be used; it is left untouched.
-    #[error(
-        "segment file {path} is unusable: {reason}; refusing to open (the file was not modified)"
-    )]
-    BadSegment {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: HeaderError,
-    },
-    /// A segment's header disagrees with its name or its neighbours.
-    #[error(
-        "segment file {path} is inconsistent: {reason}; refusing to open (the file was not modified)"
-    )]
-    Inconsistent {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The index failed.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// The append failed.
-    #[error(transparent)]
-    Append(#[from] AppendError),
-    /// The queue is at its quota (policy `refuse`).
-    #[error(
-        "queue is full: {used} of {quota} bytes used, {needed} more needed; retry later or raise the quota"
-    )]
-    Full {
-        /// The quota.
-        quota: u64,
-        /// Bytes in use.
-        used: u64,
-        /// Bytes the append needed.
-        needed: u64,
-    },
-    /// A single batch is larger than the quota.
-    #[error("batch of {needed} bytes exceeds the queue quota of {quota} bytes")]
-    BatchTooLarge {
-        /// Bytes the batch needs.
-        needed: u64,
-        /// The quota.
-        quota: u64,
-    },
-    /// A single event is larger than a record may be.
-    #[error("event of {size} bytes exceeds the record limit of {limit} bytes")]
-    RecordTooLarge {
-        /// The event's size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// Invalid settings.
-    #[error("invalid queue setting: {0}")]
-    Config(String),
-}
-
-impl QueueError {
-    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> QueueError {
-        QueueError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
     }
 }
 
@@ -296,8 +205,7 @@ impl std::ops::AddAssign for PurgeReport {
 
 /// The export queue. All methods take `&self`; share it with an `Arc`.
 pub struct Queue {
-    ctx: Arc<Ctx>,
-    writer: Writer,
+    log: Log,
     index: Mutex<Box<dyn Index>>,
     config: QueueConfig,
     quota: Mutex<()>,
@@ -308,7 +216,7 @@ pub struct Queue {
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
-            .field("dir", &self.ctx.dir)
+            .field("dir", &self.state().dir())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -358,8 +266,12 @@ impl Queue {
         open::open(storage, dir, index, clock, config, lock)
     }
 
+    fn state(&self) -> &LogState {
+        self.log.state()
+    }
+
     fn table(&self) -> MutexGuard<'_, Table> {
-        self.ctx.table()
+        self.state().table()
     }
 
     /// The settings.
@@ -369,7 +281,7 @@ impl Queue {
 
     /// The queue directory.
     pub fn dir(&self) -> &Path {
-        &self.ctx.dir
+        self.state().dir()
     }
 
     /// Appends a batch and waits until it is acknowledged.
@@ -377,9 +289,9 @@ impl Queue {
         Ok(self.submit(batch)?.wait()?)
     }
 
-    /// Appends a batch; the returned future (also `Pending::wait`) resolves
+    /// Appends a batch; the returned future (also [`PendingAppend::wait`]) resolves
     /// when it is acknowledged. Quota and size checks happen here.
-    pub fn submit(&self, batch: Batch) -> Result<Pending, QueueError> {
+    pub fn submit(&self, batch: Batch) -> Result<PendingAppend, QueueError> {
         let limit = record::MAX_PAYLOAD_LEN - record::envelope_len(0) - 8;
         let largest = batch.max_event_len();
         if largest > limit {
@@ -388,16 +300,16 @@ impl Queue {
                 limit,
             });
         }
-        if let Some(e) = self.ctx.poisoned() {
+        if let Some(e) = self.state().poisoned() {
             return Err(e.into());
         }
         let needed = batch.encoded_len();
         if self.far_from_quota(needed) {
-            return Ok(self.writer.submit(batch));
+            return Ok(self.log.submit(batch));
         }
         let _quota = self.quota.lock().unwrap_or_else(|e| e.into_inner());
         self.make_room(needed)?;
-        Ok(self.writer.submit(batch))
+        Ok(self.log.submit(batch))
     }
 
     /// Whether [`Queue::submit`] of this batch returns at once: far from
@@ -415,7 +327,7 @@ impl Queue {
     }
 
     fn used_bytes(&self) -> u64 {
-        self.ctx.disk_bytes.load(Ordering::SeqCst) + self.ctx.pending_bytes.load(Ordering::SeqCst)
+        self.state().used_bytes()
     }
 
     /// Frees space until `needed` more bytes fit under the quota, following
@@ -465,30 +377,20 @@ impl Queue {
     /// Drops the oldest segment's unresolved records and purges it. Returns
     /// false when nothing can be dropped.
     fn drop_oldest(&self) -> Result<bool, QueueError> {
-        let now = self.ctx.clock.now();
+        let now = self.state().now();
         let victim = {
             let mut t = self.table();
-            let active = t.active;
-            let id = t
-                .segments
-                .values()
-                .find(|e| e.meta.id != active && e.meta.sealed)
-                .map(|e| e.meta.id);
-            match id {
-                Some(id) => {
-                    let dropped = t.segments.get_mut(&id).map_or(0, |e| {
-                        let (first, last) =
-                            (e.meta.first_id, e.meta.last_id.unwrap_or(e.meta.first_id));
-                        e.meta.resolve_range(first, last, Resolution::Dropped, now)
-                    });
-                    t.touch(id);
+            let oldest = t.oldest_sealed().map(|e| {
+                let m = e.meta();
+                (m.id, m.first_id, m.last_id.unwrap_or(m.first_id))
+            });
+            match oldest {
+                Some((id, first, last)) => {
+                    let dropped = t.resolve(id, first, last, Resolution::Dropped, now);
                     Some((id, dropped))
                 }
                 None => {
-                    let has_records = t
-                        .segments
-                        .get(&active)
-                        .is_some_and(|e| e.meta.records() > 0);
+                    let has_records = t.get(t.active()).is_some_and(|e| e.meta().records() > 0);
                     if !has_records {
                         return Ok(false);
                     }
@@ -498,7 +400,7 @@ impl Queue {
         };
         let Some((id, dropped)) = victim else {
             // Only the active segment holds records: seal it, then retry.
-            self.writer.roll()?;
+            self.log.roll()?;
             return Ok(true);
         };
         if dropped > 0 {
@@ -515,34 +417,28 @@ impl Queue {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let now = self.ctx.clock.now();
+        let now = self.state().now();
         let mut out = ResolveOutcome::default();
         let mut t = self.table();
         let mut i = 0;
         while i < ids.len() {
             let id = ids[i];
-            let Some(seg) = t.segment_of(id) else {
+            let Some(e) = t.segment_of(id).and_then(|seg| t.get(seg)) else {
                 out.unknown += 1;
                 i += 1;
                 continue;
             };
             // The run of consecutive ids inside this segment.
-            let Some(e) = t.segments.get_mut(&seg) else {
-                out.unknown += 1;
-                i += 1;
-                continue;
-            };
+            let meta = e.meta();
             let mut j = i + 1;
-            while j < ids.len() && ids[j].0 == ids[j - 1].0 + 1 && e.meta.holds(ids[j]) {
+            while j < ids.len() && ids[j].0 == ids[j - 1].0 + 1 && meta.holds(ids[j]) {
                 j += 1;
             }
+            let seg = meta.id;
             let run = (j - i) as u64;
-            let new = e.meta.resolve_range(id, ids[j - 1], how, now);
+            let new = t.resolve(seg, id, ids[j - 1], how, now);
             out.resolved += new;
             out.already += run - new;
-            if new > 0 {
-                t.touch(seg);
-            }
             i = j;
         }
         drop(t);
@@ -558,25 +454,23 @@ impl Queue {
         let (mut b, oldest) = {
             let t = self.table();
             let mut b = Backlog {
-                segments: t.segments.len() as u64,
-                disk_bytes: self.ctx.disk_bytes.load(Ordering::SeqCst),
+                segments: t.len() as u64,
+                disk_bytes: self.state().disk_bytes(),
                 ..Backlog::default()
             };
             let mut oldest = None;
-            for e in t.segments.values() {
-                let un = e.meta.unresolved();
+            for e in t.iter() {
+                let m = e.meta();
+                let un = m.unresolved();
                 if un == 0 {
                     continue;
                 }
                 b.records += un;
-                let data = e.meta.bytes.saturating_sub(segment::HEADER_LEN as u64);
-                let total = e.meta.records().max(1);
+                let data = m.bytes.saturating_sub(segment::HEADER_LEN as u64);
+                let total = m.records().max(1);
                 b.bytes += (u128::from(data) * u128::from(un) / u128::from(total)) as u64;
                 if oldest.is_none() {
-                    oldest = e
-                        .meta
-                        .first_unresolved()
-                        .map(|id| (e.meta.id, id, e.oldest));
+                    oldest = m.first_unresolved().map(|id| (m.id, id, e.oldest()));
                 }
             }
             (b, oldest)
@@ -586,8 +480,8 @@ impl Queue {
                 Some((cid, t)) if cid == id => Some(t),
                 _ => match self.get(id) {
                     Ok(Some(r)) => {
-                        if let Some(e) = self.table().segments.get_mut(&seg) {
-                            e.oldest = Some((id, r.append_time));
+                        if let Some(e) = self.table().get_mut(seg) {
+                            e.cache_oldest(id, r.append_time);
                         }
                         Some(r.append_time)
                     }
@@ -601,12 +495,11 @@ impl Queue {
     /// Every segment, in id order.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let t = self.table();
-        t.segments
-            .values()
+        t.iter()
             .map(|e| SegmentInfo {
-                meta: e.meta.clone(),
-                active: e.meta.id == t.active,
-                unresolved: e.meta.unresolved(),
+                meta: e.meta().clone(),
+                active: e.meta().id == t.active(),
+                unresolved: e.meta().unresolved(),
             })
             .collect()
     }
@@ -614,7 +507,7 @@ impl Queue {
     /// Purges sealed segments whose records are all resolved and that
     /// became fully resolved at least `retention` ago.
     pub fn purge(&self, retention: Duration) -> Result<PurgeReport, QueueError> {
-        let cutoff = self.ctx.clock.now().minus(retention);
+        let cutoff = self.state().now().minus(retention);
         let r = self.purge_where(|m, _| m.fully_resolved_at.is_some_and(|t| t <= cutoff))?;
         if r.segments > 0 {
             tracing::info!(
@@ -635,11 +528,11 @@ impl Queue {
     ) -> Result<PurgeReport, QueueError> {
         let ids: Vec<SegmentId> = {
             let t = self.table();
-            t.segments
-                .values()
-                .filter(|e| e.meta.id != t.active && e.meta.sealed && e.meta.all_resolved())
-                .filter(|e| pick(&e.meta, e.meta.fully_resolved_at.is_some()))
-                .map(|e| e.meta.id)
+            t.iter()
+                .map(Entry::meta)
+                .filter(|m| m.id != t.active() && m.sealed && m.all_resolved())
+                .filter(|m| pick(m, m.fully_resolved_at.is_some()))
+                .map(|m| m.id)
                 .collect()
         };
         if ids.is_empty() {
@@ -651,15 +544,16 @@ impl Queue {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         // 1. The index must say "fully resolved" durably before a file goes.
         self.flush_locked(&mut index)?;
-        let mut taken: Vec<crate::log::table::Entry> = Vec::new();
+        let state = self.state();
+        let mut taken: Vec<Entry> = Vec::new();
         let mut failed = None;
         for id in &ids {
             let Some(entry) = self.table().take(*id) else {
                 continue;
             };
-            let path = self.ctx.dir.join(segment::file_name(*id));
+            let path = state.segment_path(*id);
             // 2. Delete the file.
-            match self.ctx.storage.remove(&path) {
+            match state.storage().remove(&path) {
                 Ok(()) => taken.push(entry),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => taken.push(entry),
                 Err(e) => {
@@ -670,27 +564,27 @@ impl Queue {
             }
         }
         // 3. Make the deletions durable.
-        if let Err(e) = self.ctx.storage.sync_dir(&self.ctx.dir) {
+        if let Err(e) = state.storage().sync_dir(state.dir()) {
             // Not durable: keep the entries (their files may come back after
             // a power loss) and retry on a later purge.
             let mut t = self.table();
             for entry in taken {
                 t.insert(entry);
             }
-            return Err(QueueError::io("syncing directory", &self.ctx.dir, e));
+            return Err(QueueError::io("syncing directory", state.dir(), e));
         }
         let mut report = PurgeReport::default();
         {
             let mut t = self.table();
             for entry in &taken {
-                t.removed.insert(entry.meta.id);
+                let m = entry.meta();
+                t.record_removed(m.id);
                 report.segments += 1;
-                report.records += entry.meta.records();
-                report.bytes += entry.meta.bytes;
+                report.records += m.records();
+                report.bytes += m.bytes;
             }
         }
-        let freed = report.bytes.min(self.ctx.disk_bytes.load(Ordering::SeqCst));
-        self.ctx.disk_bytes.fetch_sub(freed, Ordering::SeqCst);
+        state.release_disk_bytes(report.bytes);
         // 4. Then drop the index entries.
         self.flush_locked(&mut index)?;
         metrics::counter!("telespool_queue_purged_segments_total").increment(report.segments);
@@ -708,33 +602,22 @@ impl Queue {
     }
 
     fn flush_locked(&self, index: &mut Box<dyn Index>) -> Result<(), QueueError> {
-        let (metas, removed) = {
-            let mut t = self.table();
-            let dirty = std::mem::take(&mut t.dirty);
-            let removed = std::mem::take(&mut t.removed);
-            let metas: Vec<_> = dirty
-                .iter()
-                .filter_map(|id| t.segments.get(id).map(|e| e.meta.clone()))
-                .collect();
-            (metas, removed)
-        };
-        if metas.is_empty() && removed.is_empty() {
+        let changes = self.table().take_changes();
+        if changes.is_empty() {
             return Ok(());
         }
         let r = (|| {
-            for m in &metas {
+            for m in &changes.metas {
                 index.put(m)?;
             }
-            for id in &removed {
+            for id in &changes.removed {
                 index.remove(*id)?;
             }
             index.flush()
         })();
         if let Err(e) = r {
             // Keep them dirty for the next attempt.
-            let mut t = self.table();
-            t.dirty.extend(metas.iter().map(|m| m.id));
-            t.removed.extend(removed);
+            self.table().restore_changes(changes);
             return Err(e.into());
         }
         *self.last_flush.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -744,7 +627,7 @@ impl Queue {
     /// Periodic maintenance: rolls the active segment if it is past its
     /// age, and flushes the index if the flush interval has passed.
     pub fn tick(&self) -> Result<(), QueueError> {
-        self.writer.check_age();
+        self.log.check_age();
         let due = self
             .last_flush
             .lock()
@@ -759,31 +642,31 @@ impl Queue {
 
     /// Seals the active segment now (if it holds records).
     pub fn roll(&self) -> Result<(), QueueError> {
-        Ok(self.writer.roll()?)
+        Ok(self.log.roll()?)
     }
 
     /// Waits until every append submitted before the call is durable and
     /// readable, whatever the sync policy's timer says (under `never`:
     /// readable only).
     pub fn sync(&self) -> Result<(), QueueError> {
-        Ok(self.writer.sync()?)
+        Ok(self.log.sync()?)
     }
 
     /// The failure that poisoned the log, if any.
     pub fn poisoned(&self) -> Option<AppendError> {
-        self.ctx.poisoned()
+        self.state().poisoned()
     }
 
     /// Stops intake, writes and syncs what was accepted, flushes the index.
     pub fn close(mut self) -> Result<(), QueueError> {
-        self.writer.close();
+        self.log.close();
         self.flush_index()
     }
 }
 
 impl Drop for Queue {
     fn drop(&mut self) {
-        self.writer.close();
+        self.log.close();
         if let Err(e) = self.flush_index() {
             tracing::warn!(error = %e, "flushing the queue index at close failed");
         }
