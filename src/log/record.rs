@@ -42,7 +42,9 @@ pub struct RecordRef<'a> {
     pub event: &'a [u8],
 }
 
-/// Why bytes are not a valid record.
+/// Why bytes are not a valid record. Expected on disk damage and torn
+/// writes: a walk reports it as damage (or as the torn tail) and
+/// resynchronises on the next valid frame; nothing fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Corruption {
     /// The length field is zero (an envelope is never empty).

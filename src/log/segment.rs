@@ -45,25 +45,32 @@ pub struct Header {
     pub created: UnixNanos,
 }
 
-/// Why a header is unusable.
+/// Why a header is unusable. Recovery refuses to open the queue on any of
+/// them (naming the file, which it leaves untouched), except on the newest
+/// segment, where a truncated or all-zero header is a roll torn by a crash
+/// and the file is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    /// Fewer than [`HEADER_LEN`] bytes.
+    /// Fewer than [`HEADER_LEN`] bytes: the file was cut while being
+    /// created.
     #[error("header is truncated ({len} of {HEADER_LEN} bytes)")]
     Truncated {
         /// Bytes present.
         len: usize,
     },
-    /// The magic bytes are wrong: not a telespool segment.
+    /// The magic bytes are wrong: not a telespool segment (move the file
+    /// out of the queue directory).
     #[error("bad magic: not a telespool segment")]
     BadMagic,
-    /// Written by a newer (or unknown) format version.
+    /// Written by a newer (or unknown) format version: run the telespool
+    /// that wrote it.
     #[error("unsupported format version {found} (this build reads version {FORMAT_VERSION})")]
     UnsupportedVersion {
         /// The version in the file.
         found: u32,
     },
-    /// The header's CRC does not match.
+    /// The header's CRC does not match: the header is damaged (`telespool
+    /// verify` shows what the file still holds).
     #[error("header CRC mismatch")]
     Crc,
 }
@@ -397,8 +404,13 @@ pub struct Scan {
 /// One sparse offset is kept per this many records.
 pub const SPARSE_EVERY: u64 = 64;
 
-/// Walks a whole segment file's bytes (header included).
+/// Walks a whole segment file's bytes (header included). Total over any
+/// bytes: `file` shorter than a header holds no records (the scan is empty,
+/// with `valid_end` at [`HEADER_LEN`]); callers that decoded the header from
+/// `file` never pass one.
 pub fn scan(file: &[u8], header: &Header) -> Scan {
+    // Not a broken invariant: `scan` is total (the fuzz target feeds it
+    // files cut anywhere), and a file without a whole header has no body.
     let body = file.get(HEADER_LEN..).unwrap_or(&[]);
     let mut s = Scan {
         valid_end: HEADER_LEN as u64,
