@@ -2,8 +2,8 @@
 
 use crate::ids::{RecordId, SegmentId};
 use crate::index::IndexError;
-use crate::log::AppendError;
 use crate::log::segment::HeaderError;
+use crate::log::{AppendError, CreateError};
 use std::path::{Path, PathBuf};
 
 /// Errors of the queue.
@@ -111,6 +111,35 @@ pub enum QueueError {
     /// Opening: the settings are invalid; fix the one named.
     #[error("invalid queue setting: {0}")]
     Config(#[from] ConfigError),
+}
+
+/// A segment the queue creates itself (recovery's new active segment):
+/// the step that failed, as [`QueueError::Io`].
+impl From<CreateError> for QueueError {
+    fn from(e: CreateError) -> QueueError {
+        match e {
+            CreateError::Create { path, source } => QueueError::Io {
+                op: "creating",
+                path,
+                source,
+            },
+            CreateError::WriteHeader { path, source } => QueueError::Io {
+                op: "writing",
+                path,
+                source,
+            },
+            CreateError::Sync { path, source } => QueueError::Io {
+                op: "syncing",
+                path,
+                source,
+            },
+            CreateError::SyncDir { dir, source } => QueueError::Io {
+                op: "syncing directory",
+                path: dir,
+                source,
+            },
+        }
+    }
 }
 
 impl QueueError {

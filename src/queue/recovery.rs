@@ -10,7 +10,7 @@ use crate::clock::{Clock, UnixNanos};
 use crate::ids::{RecordId, SegmentId};
 use crate::index::Index;
 use crate::log::segment::{self, Cause, Damage, HEADER_LEN, Header, HeaderError, Scan, Tail};
-use crate::log::{Active, CreateError, Entry, Log, LogState, Settings, SyncPolicy, Table};
+use crate::log::{Active, Entry, Log, LogState, Settings, SyncPolicy, Table};
 use crate::segment_meta::{Resolution, SegmentMeta};
 use crate::storage::{LockGuard, Storage, StorageFile, read_exact_at};
 use std::collections::{BTreeMap, BTreeSet};
@@ -570,33 +570,6 @@ impl Recovery {
             _lock: lock,
         };
         Ok((queue, self.report))
-    }
-}
-
-impl From<CreateError> for QueueError {
-    fn from(e: CreateError) -> QueueError {
-        match e {
-            CreateError::Create { path, source } => QueueError::Io {
-                op: "creating",
-                path,
-                source,
-            },
-            CreateError::WriteHeader { path, source } => QueueError::Io {
-                op: "writing",
-                path,
-                source,
-            },
-            CreateError::Sync { path, source } => QueueError::Io {
-                op: "syncing",
-                path,
-                source,
-            },
-            CreateError::SyncDir { dir, source } => QueueError::Io {
-                op: "syncing directory",
-                path: dir,
-                source,
-            },
-        }
     }
 }
 
