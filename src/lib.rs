@@ -1,13 +1,17 @@
 //! telespool: a durable telemetry sidecar and gateway for Sourcegraph's
 //! `telemetrygateway.v1` protocol.
 //!
-//! Layering (dependencies point down only):
+//! # Layering of the storage core
+//!
+//! Dependencies point down only:
 //!
 //! ```text
-//! queue   (append, read, resolve, backlog, purge, quota)
-//!   ├── log     (segments, records, group commit, recovery walk)
-//!   ├── index   (segment table and watermarks: sled, or in memory)
-//!   └── storage (real files, crashable memory disk, fault injection) + clock
+//! queue          append, read, resolve, backlog, purge, quota; recovery on open
+//!   ├── log          segment files, records, group commit, the segment table
+//!   ├── index        persistence of the segment table: sled, or in memory
+//!   │     └── proto, sled_db
+//!   ├── segment_meta per segment: record range, size, seal, resolved watermark
+//!   └── storage (real files, crashable memory disk, faults) + clock + ids
 //! ```
 //!
 //! The servers sit on one shared edge:
@@ -34,6 +38,24 @@
 //!                         provenance, the TOML file, the config errors;
 //!                         depends on no component) ── secret
 //! ```
+//! The table is the authority: a module uses (through `crate::<module>`
+//! paths, outside tests) only the modules on its row. Doc links do not count.
+//!
+//! | module         | may use                                         |
+//! |----------------|-------------------------------------------------|
+//! | `queue`        | `log`, `index`, `segment_meta`, `storage`, `clock`, `ids` |
+//! | `log`          | `segment_meta`, `storage`, `clock`, `ids`       |
+//! | `index`        | `segment_meta`, `proto`, `sled_db`, `clock`, `ids` |
+//! | `sled_db`      | `storage`                                       |
+//! | `segment_meta` | `clock`, `ids`                                  |
+//! | `storage`      | (none)                                          |
+//! | `proto`        | (none)                                          |
+//! | `clock`        | (none)                                          |
+//! | `ids`          | (none)                                          |
+//!
+//! The layers above the core (`tee`, `event_logs`, `deadletter`, `export`,
+//! `ingest`, `gateway`, `app`, `commands`) are not in the table yet: issue 11
+//! item 1 untangles their folder-level cycles first.
 
 pub mod app;
 pub mod cli;
@@ -56,6 +78,7 @@ pub mod protojson;
 pub mod queue;
 pub mod secret;
 pub mod settings;
+pub mod segment_meta;
 pub mod sled_db;
 pub mod storage;
 pub mod tasks;

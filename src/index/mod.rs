@@ -1,5 +1,7 @@
-//! The index: the segment table and, per segment, the exported-id
-//! watermark, persisted behind the small [`Index`] trait.
+//! The index: the segment table and, per segment, the resolved watermark
+//! (the highest id up to which every record is resolved: acked,
+//! dead-lettered, lost or dropped; see [`crate::segment_meta`]), persisted
+//! behind the small [`Index`] trait.
 //!
 //! The log is the source of truth; the index is what the log cannot say
 //! cheaply: which records were resolved (and how), when a segment became
@@ -21,27 +23,41 @@
 //!   crash model covers index state too.
 //!
 //! Writes are batched by the queue: it keeps the table in memory, marks
-//! changed segments dirty, and writes them with one `flush` (after a seal,
-//! before a purge, on a timer and at close).
+//! changed segments dirty, and writes them with one `flush` (on a timer,
+//! after a round of acks, before a purge and at close).
 
 mod codec;
 mod mem;
 mod sled_index;
-mod watermark;
 
+pub use crate::segment_meta::{RangeSet, Resolution, ResolvedCounts, SegmentMeta};
 pub use mem::MemIndex;
 pub use sled_index::SledIndex;
-pub use watermark::{RangeSet, Resolution, ResolvedCounts, SegmentMeta};
 
 use crate::ids::SegmentId;
+use std::path::PathBuf;
 
-/// Errors of the index layer.
+/// Errors of the index layer. Each fails the queue operation that wrote
+/// or read the index; the queue keeps unwritten changes for the next flush.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// sled failed.
+    /// sled failed (I/O, or its own files are damaged). Opening fails;
+    /// a failed flush is retried at the next one. If it persists, move the
+    /// index directory away: the queue rebuilds it from the segment files
+    /// (re-exporting what was resolved: at-least-once).
     #[error("index database error: {0}")]
     Sled(#[from] sled::Error),
-    /// A stored value does not decode.
+    /// Flushing: the fsync of sled's database file failed, so the index
+    /// may not survive a power loss; the flush fails and is retried.
+    #[error("syncing {path}: {source}")]
+    Sync {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Loading: a stored value does not decode. Opening fails; move the
+    /// index directory away to rebuild it from the files.
     #[error("index entry for segment {segment} is unreadable: {source}")]
     Decode {
         /// The segment whose entry is bad.
@@ -49,17 +65,19 @@ pub enum IndexError {
         /// The decoding error.
         source: prost::DecodeError,
     },
-    /// A stored key is not a segment id.
+    /// Loading: a stored key is not a segment id (a damaged or foreign
+    /// database). Opening fails, as for [`IndexError::Decode`].
     #[error("index key of {len} bytes is not a segment id")]
     BadKey {
         /// Length of the key.
         len: usize,
     },
-    /// Another process holds the index database.
+    /// Opening: another process (or another handle in this one) holds the
+    /// index database. Stop it, or reach it through its admin API.
     #[error("index at {path} is in use by another process")]
     InUse {
         /// The index path.
-        path: String,
+        path: PathBuf,
     },
 }
 
@@ -78,7 +96,7 @@ pub trait Index: Send + std::fmt::Debug {
 impl From<crate::sled_db::OpenError> for IndexError {
     fn from(e: crate::sled_db::OpenError) -> Self {
         match e {
-            crate::sled_db::OpenError::InUse { path } => IndexError::InUse { path },
+            crate::sled_db::OpenError::InUse { path } => IndexError::InUse { path: path.into() },
             crate::sled_db::OpenError::Sled(e) => IndexError::Sled(e),
         }
     }

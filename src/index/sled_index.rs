@@ -58,12 +58,14 @@ impl Index for SledIndex {
     fn flush(&mut self) -> Result<(), IndexError> {
         self.db.flush()?;
         let db_file = self.path.join("db");
+        let sync = |source| IndexError::Sync {
+            path: db_file.clone(),
+            source,
+        };
         match std::fs::File::open(&db_file) {
-            Ok(f) => f
-                .sync_all()
-                .map_err(|e| IndexError::Sled(sled::Error::Io(e)))?,
+            Ok(f) => f.sync_all().map_err(sync)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(IndexError::Sled(sled::Error::Io(e))),
+            Err(e) => return Err(sync(e)),
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //!   00000000000000000001.seg       sealed segment
 //!   00000000000000000002.seg       sealed segment
 //!   00000000000000000003.seg       active segment (appends go here)
-//!   index/                         sled: segment table and watermarks
+//!   index/                         sled: segment table and resolved watermarks
 //!
 //! segment = header(48 bytes) | frame | frame | ...
 //! frame   = len:u32 LE | crc32:u32 LE | envelope[len]     crc over len bytes + envelope
@@ -22,16 +22,22 @@
 //!
 //! # Writing
 //!
-//! Appends go to the one active segment through two threads (`writer.rs`):
-//! the *writer* takes every batch submitted since its last turn, assigns
-//! record ids, encodes the frames into one buffer and writes it with one
-//! `pwrite`; the *syncer* `fdatasync`s and then acknowledges every batch the
-//! sync covered. While the syncer waits on the disk, the writer already
-//! writes the next group, so a sync covers whatever arrived while the last
-//! one ran (group commit). Under the default policy, `always`, a caller is
-//! acknowledged only after the sync that covers its records; `interval`
-//! acknowledges after the write and syncs on a timer; `never` (tests and
-//! benchmarks) never syncs.
+//! Appends go to the one active segment through three threads:
+//!
+//! - the *writer* takes every batch submitted since its last turn, assigns
+//!   record ids, encodes the frames into one buffer and writes it with one
+//!   `pwrite`;
+//! - the *syncer* `fdatasync`s and publishes every group the sync covered
+//!   (readers see them from then on);
+//! - the *completer* wakes the callers, so the syncer can start the next
+//!   sync at once.
+//!
+//! While the syncer waits on the disk, the writer already writes the next
+//! group, so a sync covers whatever arrived while the last one ran (group
+//! commit). Under the default policy, `always`, a caller is acknowledged
+//! only after the sync that covers its records; `interval` acknowledges
+//! after the write and syncs on a timer; `never` (tests and benchmarks)
+//! never syncs.
 //!
 //! The first failed fsync poisons the log: every later append fails with
 //! [`AppendError::Poisoned`] until the queue is reopened (recovery then
@@ -50,24 +56,73 @@
 //! # Recovery
 //!
 //! On open the files are reconciled with the index (see
-//! [`crate::queue`]): sealed segments known to the index are trusted (and
-//! CRC-checked whenever read); the active segment, and any segment the
+//! [`crate::queue::open`]): sealed segments known to the index are trusted
+//! (and CRC-checked whenever read); the active segment, and any segment the
 //! index does not vouch for, is walked; a torn tail is truncated; damage in
 //! the middle costs only the damaged records, whose ids are reported and
-//! resolved as lost.
+//! resolved as lost. Recovery makes segments with `segment::create`, as the
+//! writer's roll does.
+//!
+//! # The seam with the queue
+//!
+//! The queue holds a `Log` (the running threads) and reaches the shared
+//! `LogState` (settings, segment table, byte counters, poison) and the
+//! segment `Table` only through their methods; their fields are private.
+//!
+//! # Files
+//!
+//! | File | Job |
+//! |---|---|
+//! | `record.rs` | frame and envelope codec (total over any bytes) |
+//! | `segment.rs` | segment header, file names, `create`, the resynchronising walk and scan |
+//! | `batch.rs` | [`Batch`]: the events of one append, stored contiguously |
+//! | `error.rs` | [`AppendError`], [`PoisonCause`], and why a segment could not be created |
+//! | `table.rs` | the in-memory segment table and its named operations |
+//! | `state.rs` | `LogState`: what the threads share with the queue |
+//! | `handle.rs` | `Log`: starts the threads; submit, roll, sync, close |
+//! | `intake.rs` | callers → writer: requests, barriers, [`PendingAppend`], [`AppendAck`] |
+//! | `writer.rs` | the writer thread: ids, frames, one `pwrite` per group, rolls |
+//! | `active.rs` | the active segment's I/O: append, cut back, preallocate |
+//! | `syncer.rs` | the syncer thread: one `fdatasync` per file per turn, publish, poison |
+//! | `completer.rs` | the completer thread: wakes the callers |
 
+mod active;
+mod batch;
+mod completer;
+mod error;
+mod handle;
+mod intake;
 pub mod record;
 pub mod segment;
-pub(crate) mod table;
-pub(crate) mod writer;
+mod state;
+mod syncer;
+mod table;
+mod writer;
 
 use crate::ids::RecordId;
-use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use writer::{AppendAck, Pending};
+pub(crate) use active::Active;
+pub use active::PREALLOC_CHUNK;
+pub use batch::Batch;
+pub(crate) use error::CreateError;
+pub use error::{AppendError, PoisonCause};
+pub(crate) use handle::Log;
+pub use intake::{AppendAck, PendingAppend};
+pub(crate) use state::LogState;
+pub(crate) use table::{Entry, Table};
+
+/// The log's settings (the part of the queue's configuration the writer
+/// threads need).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    /// When appends are durable.
+    pub policy: SyncPolicy,
+    /// Roll when the next batch would take the active segment past this.
+    pub segment_bytes: u64,
+    /// Roll when the active segment is older than this and not empty.
+    pub segment_age: Duration,
+}
 
 /// When appends are made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,116 +170,6 @@ impl std::fmt::Display for SyncPolicy {
     }
 }
 
-/// A batch of events to append, stored contiguously.
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    data: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// A batch holding copies of `events`.
-    pub fn from_slices<T: AsRef<[u8]>>(events: &[T]) -> Batch {
-        let mut b = Batch {
-            data: Vec::with_capacity(events.iter().map(|e| e.as_ref().len()).sum()),
-            ends: Vec::with_capacity(events.len()),
-        };
-        for e in events {
-            b.push(e.as_ref());
-        }
-        b
-    }
-
-    /// Adds one event.
-    pub fn push(&mut self, event: &[u8]) {
-        self.data.extend_from_slice(event);
-        self.ends.push(self.data.len());
-    }
-
-    /// Adds one event written by `f` into the batch's buffer (no copy).
-    pub fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        f(&mut self.data);
-        self.ends.push(self.data.len());
-    }
-
-    /// Number of events.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether the batch is empty.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The events.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .filter_map(|(a, b)| self.data.get(a..b))
-    }
-
-    /// Bytes the batch takes in a segment, frames included.
-    pub fn encoded_len(&self) -> u64 {
-        self.iter()
-            .map(|e| record::encoded_len(e.len()) as u64)
-            .sum()
-    }
-
-    /// The largest event, in bytes.
-    pub fn max_event_len(&self) -> usize {
-        self.iter().map(<[u8]>::len).max().unwrap_or(0)
-    }
-}
-
-/// Why an append failed. Cloneable: one failure may answer many batches.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum AppendError {
-    /// An earlier fsync (or a truncation after a failed write) failed; the
-    /// log refuses appends until it is reopened.
-    #[error("the queue's log is poisoned by an earlier failure ({reason}); restart to recover")]
-    Poisoned {
-        /// What failed first.
-        reason: Arc<str>,
-    },
-    /// The disk is full.
-    #[error("disk full writing {path}")]
-    DiskFull {
-        /// The file being written.
-        path: PathBuf,
-    },
-    /// A write failed (nothing of the batch was kept).
-    #[error("write to {path} failed: {source}")]
-    Write {
-        /// The file being written.
-        path: PathBuf,
-        /// The error.
-        source: Arc<io::Error>,
-    },
-    /// The log is closing or closed.
-    #[error("the queue is closed")]
-    Closed,
-}
-
-impl AppendError {
-    pub(crate) fn from_io(path: PathBuf, e: io::Error) -> AppendError {
-        if crate::storage::is_disk_full(&e) {
-            AppendError::DiskFull { path }
-        } else {
-            AppendError::Write {
-                path,
-                source: Arc::new(e),
-            }
-        }
-    }
-}
-
 /// One record read from the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -256,21 +201,5 @@ mod tests {
                 .contains("always")
         );
         assert!("interval(0)".parse::<SyncPolicy>().is_err());
-    }
-
-    #[test]
-    fn batch_iterates_its_events() {
-        let mut b = Batch::from_slices(&[b"a".as_slice(), b"", b"ccc"]);
-        b.push_with(|buf| buf.extend_from_slice(b"dd"));
-        let all: Vec<&[u8]> = b.iter().collect();
-        assert_eq!(all, vec![&b"a"[..], b"", b"ccc", b"dd"]);
-        assert_eq!(b.max_event_len(), 3);
-        assert_eq!(
-            b.encoded_len(),
-            [1, 0, 3, 2]
-                .iter()
-                .map(|&n| record::encoded_len(n) as u64)
-                .sum::<u64>()
-        );
     }
 }

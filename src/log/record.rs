@@ -42,7 +42,9 @@ pub struct RecordRef<'a> {
     pub event: &'a [u8],
 }
 
-/// Why bytes are not a valid record.
+/// Why bytes are not a valid record. Expected on disk damage and torn
+/// writes: a walk reports it as damage (or as the torn tail) and
+/// resynchronises on the next valid frame; nothing fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Corruption {
     /// The length field is zero (an envelope is never empty).
@@ -66,7 +68,43 @@ pub enum Corruption {
     },
     /// The CRC matched but the payload is not an envelope.
     #[error("invalid envelope: {0}")]
-    Envelope(&'static str),
+    Envelope(#[source] EnvelopeError),
+}
+
+/// Why a payload whose CRC matched is not a record envelope. Only a writer
+/// bug or a collision of the CRC produces one; the frame counts as corrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// A varint runs past the end of the payload.
+    #[error("truncated varint")]
+    TruncatedVarint,
+    /// A varint is longer than ten bytes.
+    #[error("varint too long")]
+    VarintTooLong,
+    /// A fixed64 field runs past the end of the payload.
+    #[error("truncated fixed64")]
+    TruncatedFixed64,
+    /// A fixed32 field runs past the end of the payload.
+    #[error("truncated fixed32")]
+    TruncatedFixed32,
+    /// A length-delimited field's length does not fit the address space.
+    #[error("length overflow")]
+    LengthOverflow,
+    /// A length-delimited field runs past the end of the payload.
+    #[error("truncated bytes")]
+    TruncatedBytes,
+    /// A wire type protobuf does not define (or a group).
+    #[error("unsupported wire type")]
+    UnsupportedWireType,
+    /// A field number of zero.
+    #[error("field number zero")]
+    FieldNumberZero,
+    /// The record id is zero (ids start at 1).
+    #[error("record id zero")]
+    ZeroRecordId,
+    /// The record id field is absent.
+    #[error("missing record id")]
+    MissingRecordId,
 }
 
 /// The outcome of decoding one frame at the start of a byte slice.
@@ -178,21 +216,21 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     }
 }
 
-fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, EnvelopeError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or("truncated varint")?;
+        let b = *buf.get(*pos).ok_or(EnvelopeError::TruncatedVarint)?;
         *pos += 1;
         v |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
             return Ok(v);
         }
     }
-    Err("varint too long")
+    Err(EnvelopeError::VarintTooLong)
 }
 
 /// Decodes an envelope (the payload of a frame).
-pub fn decode_envelope(payload: &[u8]) -> Result<RecordRef<'_>, &'static str> {
+pub fn decode_envelope(payload: &[u8]) -> Result<RecordRef<'_>, EnvelopeError> {
     let mut pos = 0;
     let mut id = None;
     let mut time = 0i64;
@@ -209,7 +247,7 @@ pub fn decode_envelope(payload: &[u8]) -> Result<RecordRef<'_>, &'static str> {
                 let v = payload
                     .get(pos..pos + 8)
                     .and_then(read_u64)
-                    .ok_or("truncated fixed64")?;
+                    .ok_or(EnvelopeError::TruncatedFixed64)?;
                 pos += 8;
                 match field {
                     1 => id = Some(v),
@@ -219,9 +257,9 @@ pub fn decode_envelope(payload: &[u8]) -> Result<RecordRef<'_>, &'static str> {
             }
             2 => {
                 let n = usize::try_from(get_varint(payload, &mut pos)?)
-                    .map_err(|_| "length overflow")?;
-                let end = pos.checked_add(n).ok_or("length overflow")?;
-                let bytes = payload.get(pos..end).ok_or("truncated bytes")?;
+                    .map_err(|_| EnvelopeError::LengthOverflow)?;
+                let end = pos.checked_add(n).ok_or(EnvelopeError::LengthOverflow)?;
+                let bytes = payload.get(pos..end).ok_or(EnvelopeError::TruncatedBytes)?;
                 pos = end;
                 if field == 3 {
                     event = bytes;
@@ -229,24 +267,24 @@ pub fn decode_envelope(payload: &[u8]) -> Result<RecordRef<'_>, &'static str> {
             }
             5 => {
                 if payload.get(pos..pos + 4).is_none() {
-                    return Err("truncated fixed32");
+                    return Err(EnvelopeError::TruncatedFixed32);
                 }
                 pos += 4;
             }
-            _ => return Err("unsupported wire type"),
+            _ => return Err(EnvelopeError::UnsupportedWireType),
         }
         if field == 0 {
-            return Err("field number zero");
+            return Err(EnvelopeError::FieldNumberZero);
         }
     }
     match id {
-        Some(0) => Err("record id zero"),
+        Some(0) => Err(EnvelopeError::ZeroRecordId),
         Some(id) => Ok(RecordRef {
             id: RecordId(id),
             append_time: UnixNanos(time),
             event,
         }),
-        None => Err("missing record id"),
+        None => Err(EnvelopeError::MissingRecordId),
     }
 }
 

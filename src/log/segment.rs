@@ -17,9 +17,13 @@
 //! valid follows is the [`Step::Tail`], a torn write when it is the end of the
 //! active segment.
 
+use super::error::CreateError;
 use super::record::{self, Corruption, Decoded, RecordRef};
 use crate::clock::UnixNanos;
 use crate::ids::{RecordId, SegmentId};
+use crate::storage::{Storage, StorageFile};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The magic bytes at the start of every segment.
 pub const MAGIC: [u8; 8] = *b"TELSPOOL";
@@ -41,25 +45,32 @@ pub struct Header {
     pub created: UnixNanos,
 }
 
-/// Why a header is unusable.
+/// Why a header is unusable. Recovery refuses to open the queue on any of
+/// them (naming the file, which it leaves untouched), except on the newest
+/// segment, where a truncated or all-zero header is a roll torn by a crash
+/// and the file is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    /// Fewer than [`HEADER_LEN`] bytes.
+    /// Fewer than [`HEADER_LEN`] bytes: the file was cut while being
+    /// created.
     #[error("header is truncated ({len} of {HEADER_LEN} bytes)")]
     Truncated {
         /// Bytes present.
         len: usize,
     },
-    /// The magic bytes are wrong: not a telespool segment.
+    /// The magic bytes are wrong: not a telespool segment (move the file
+    /// out of the queue directory).
     #[error("bad magic: not a telespool segment")]
     BadMagic,
-    /// Written by a newer (or unknown) format version.
+    /// Written by a newer (or unknown) format version: run the telespool
+    /// that wrote it.
     #[error("unsupported format version {found} (this build reads version {FORMAT_VERSION})")]
     UnsupportedVersion {
         /// The version in the file.
         found: u32,
     },
-    /// The header's CRC does not match.
+    /// The header's CRC does not match: the header is damaged (`telespool
+    /// verify` shows what the file still holds).
     #[error("header CRC mismatch")]
     Crc,
 }
@@ -123,6 +134,43 @@ pub fn parse_file_name(name: &str) -> Option<SegmentId> {
         return None;
     }
     stem.parse().ok().map(SegmentId)
+}
+
+/// Creates the file of a new, empty segment and writes its header; when
+/// `durable`, the file is `fdatasync`ed and the directory fsynced, so the
+/// segment's name and header survive a power loss before anything is
+/// appended to it. The one way segments are made: by the writer's roll and
+/// by recovery when it starts a new active segment.
+pub(crate) fn create(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: &Header,
+    durable: bool,
+) -> Result<Arc<dyn StorageFile>, CreateError> {
+    let path = dir.join(file_name(header.segment));
+    let file = match storage.create(&path) {
+        Ok(f) => f,
+        Err(source) => return Err(CreateError::Create { path, source }),
+    };
+    if let Err(source) = file.write_at(&header.encode(), 0) {
+        drop(file);
+        if let Err(e) = storage.remove(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "removing a segment whose header could not be written failed");
+        }
+        return Err(CreateError::WriteHeader { path, source });
+    }
+    if durable {
+        if let Err(source) = file.sync_data() {
+            return Err(CreateError::Sync { path, source });
+        }
+        if let Err(source) = storage.sync_dir(dir) {
+            return Err(CreateError::SyncDir {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    Ok(file)
 }
 
 /// Bytes that did not decode, followed by a valid record.
@@ -356,8 +404,13 @@ pub struct Scan {
 /// One sparse offset is kept per this many records.
 pub const SPARSE_EVERY: u64 = 64;
 
-/// Walks a whole segment file's bytes (header included).
+/// Walks a whole segment file's bytes (header included). Total over any
+/// bytes: `file` shorter than a header holds no records (the scan is empty,
+/// with `valid_end` at [`HEADER_LEN`]); callers that decoded the header from
+/// `file` never pass one.
 pub fn scan(file: &[u8], header: &Header) -> Scan {
+    // Not a broken invariant: `scan` is total (the fuzz target feeds it
+    // files cut anywhere), and a file without a whole header has no body.
     let body = file.get(HEADER_LEN..).unwrap_or(&[]);
     let mut s = Scan {
         valid_end: HEADER_LEN as u64,

@@ -11,9 +11,9 @@
 
 use super::{Queue, QueueError};
 use crate::ids::{RecordId, SegmentId};
-use crate::index::{RangeSet, Resolution};
 use crate::log::Record;
 use crate::log::segment::{self, HEADER_LEN, Step, Walk};
+use crate::segment_meta::{RangeSet, Resolution};
 use crate::storage::{Mapped, StorageFile, read_exact_at};
 use std::sync::Arc;
 
@@ -107,69 +107,70 @@ impl Queue {
             let (id, needs_sparse) = {
                 let t = self.table();
                 let from_seg = t.segment_at(cursor).unwrap_or(SegmentId(0));
-                let found = t.segments.range(from_seg..).map(|(_, e)| e).find(|e| {
-                    e.meta.last_id.is_some_and(|l| l >= cursor)
-                        && (include_resolved || e.meta.unresolved() > 0)
+                let found = t.iter_from(from_seg).find(|e| {
+                    e.meta().last_id.is_some_and(|l| l >= cursor)
+                        && (include_resolved || e.meta().unresolved() > 0)
                 });
                 let Some(e) = found else { return Ok(None) };
-                (e.meta.id, e.meta.sealed && !e.sparse_complete)
+                (e.meta().id, e.meta().sealed && !e.sparse_complete())
             };
             if needs_sparse {
                 self.build_sparse(id)?;
                 continue;
             }
             let mut t = self.table();
-            let active = t.active;
-            let Some(e) = t.segments.get_mut(&id) else {
+            let active = t.active();
+            let Some(e) = t.get_mut(id) else {
                 continue;
             };
-            let sealed = e.meta.sealed && id != active;
+            let sealed = e.meta().sealed && id != active;
             let source = if sealed {
-                match &e.map {
+                match e.map() {
                     Some(m) => Source::Map(m.clone()),
                     None => {
-                        let file = self.segment_file(id, e.file.clone())?;
+                        let file = self.segment_file(id, e.file().cloned())?;
                         let m = file.map().map_err(|err| {
                             QueueError::io("mapping", &self.segment_path(id), err)
                         })?;
-                        e.map = Some(m.clone());
-                        e.file = Some(file);
+                        e.cache_map(m.clone());
+                        e.cache_file(file);
                         Source::Map(m)
                     }
                 }
             } else {
-                let file = self.segment_file(id, e.file.clone())?;
-                e.file = Some(file.clone());
+                let file = self.segment_file(id, e.file().cloned())?;
+                e.cache_file(file.clone());
                 Source::File(file)
             };
+            let meta = e.meta();
             let want = if include_resolved {
-                cursor.max(e.meta.first_id)
+                cursor.max(meta.first_id)
             } else {
-                cursor.max(e.meta.watermark.next())
+                cursor.max(meta.watermark.next())
             };
-            let start = e.seek(want).unwrap_or((e.meta.first_id, HEADER_LEN as u64));
+            let start = e.seek(want).unwrap_or((meta.first_id, HEADER_LEN as u64));
             return Ok(Some(View {
                 id,
                 source,
                 start,
-                end: e.visible_end,
-                last: e.meta.last_id,
+                end: e.visible_end(),
+                last: meta.last_id,
                 watermark: if include_resolved {
                     RecordId(0)
                 } else {
-                    e.meta.watermark
+                    meta.watermark
                 },
                 resolved: if include_resolved {
                     RangeSet::default()
                 } else {
-                    e.meta.resolved_above.clone()
+                    meta.resolved_above.clone()
                 },
             }));
         }
     }
 
     fn segment_path(&self, id: SegmentId) -> std::path::PathBuf {
-        self.ctx.dir.join(segment::file_name(id))
+        self.state().segment_path(id)
     }
 
     fn segment_file(
@@ -181,8 +182,8 @@ impl Queue {
             Some(f) => Ok(f),
             None => {
                 let path = self.segment_path(id);
-                self.ctx
-                    .storage
+                self.state()
+                    .storage()
                     .open(&path)
                     .map_err(|e| QueueError::io("opening", &path, e))
             }
@@ -194,10 +195,10 @@ impl Queue {
     fn build_sparse(&self, id: SegmentId) -> Result<(), QueueError> {
         let (file, map) = {
             let t = self.table();
-            let Some(e) = t.segments.get(&id) else {
+            let Some(e) = t.get(id) else {
                 return Ok(());
             };
-            (e.file.clone(), e.map.clone())
+            (e.file().cloned(), e.map().cloned())
         };
         let map = match map {
             Some(m) => m,
@@ -219,17 +220,16 @@ impl Queue {
             tracing::error!(segment = %id, offset = d.offset, len = d.len, cause = %d.cause, lost = ?d.lost, "damaged records in a sealed segment");
         }
         let mut t = self.table();
-        if let Some(e) = t.segments.get_mut(&id) {
-            if let (Some(tail), Some(last)) = (scan.tail, e.meta.last_id) {
-                let file_last = scan.last.unwrap_or(e.meta.first_id.prev());
+        if let Some(e) = t.get_mut(id) {
+            if let (Some(tail), Some(last)) = (scan.tail, e.meta().last_id) {
+                let file_last = scan.last.unwrap_or(e.meta().first_id.prev());
                 tracing::error!(segment = %id, offset = tail.offset, cause = %tail.cause, "sealed segment ends in undecodable bytes");
                 if last > file_last {
                     lost.push((file_last.next(), last));
                 }
             }
-            e.sparse = scan.sparse;
-            e.sparse_complete = true;
-            e.map = Some(map.clone());
+            e.set_sparse(scan.sparse);
+            e.cache_map(map.clone());
         }
         drop(t);
         self.lose(id, &lost);
@@ -241,17 +241,12 @@ impl Queue {
         if ranges.is_empty() {
             return;
         }
-        let now = self.ctx.clock.now();
+        let now = self.state().now();
         let mut resolved = 0;
         {
             let mut t = self.table();
-            if let Some(e) = t.segments.get_mut(&id) {
-                for &(a, b) in ranges {
-                    resolved += e.meta.resolve_range(a, b, Resolution::Lost, now);
-                }
-            }
-            if resolved > 0 {
-                t.touch(id);
+            for &(a, b) in ranges {
+                resolved += t.resolve(id, a, b, Resolution::Lost, now);
             }
         }
         if resolved > 0 {
@@ -276,8 +271,17 @@ impl Queue {
             let data: &[u8] = match &v.source {
                 Source::Map(m) => {
                     let all: &[u8] = (**m).as_ref();
-                    let end = (v.end as usize).min(all.len());
-                    all.get(walk_from.1 as usize..end).unwrap_or(&[])
+                    // A sealed segment's file holds at least its visible
+                    // part: checked or walked at open, cut at its seal.
+                    let Some(data) = all.get(walk_from.1 as usize..v.end as usize) else {
+                        debug_assert!(false, "segment {} mapped shorter than visible", v.id);
+                        return Err(QueueError::Shrank {
+                            path: self.segment_path(v.id),
+                            len: all.len() as u64,
+                            expected: v.end,
+                        });
+                    };
+                    data
                 }
                 Source::File(f) => {
                     let len = (v.end - walk_from.1).min(chunk);

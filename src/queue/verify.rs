@@ -6,8 +6,8 @@
 //! the index knew of are gone).
 
 use crate::ids::{RecordId, SegmentId};
-use crate::index::SegmentMeta;
 use crate::log::segment::{self, Damage, Header, HeaderError, Tail};
+use crate::segment_meta::SegmentMeta;
 use crate::storage::Storage;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -45,7 +45,7 @@ use crate::deadletter::{
 };
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
-use crate::log::{AppendAck, Batch, Pending};
+use crate::log::{AppendAck, Batch, PendingAppend};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::queue::{Queue, QueueError};
 use crate::untrusted::Escaped;
@@ -131,7 +131,7 @@ pub struct Tee {
 
 /// A submitted record call.
 pub struct Commit {
-    queue: Option<Pending>,
+    queue: Option<PendingAppend>,
     mirror: MirrorPending,
     outcomes: Vec<Outcome>,
 }

@@ -1,12 +1,18 @@
-//! Per-segment resolution state: the exported-id watermark and the resolved
-//! ids above it.
+//! What is known about one segment: its record range, size, seal, and
+//! which of its records are resolved.
 //!
 //! A record is *resolved* once nothing more needs to be done for it: the
 //! gateway acknowledged it, it was moved to the dead-letter store, it was
-//! lost to corruption, or the quota policy dropped it. The watermark is the
-//! highest id such that every record up to it is resolved; acks arrive
-//! partial and out of order, so the ids resolved above it are kept as a set
-//! of ranges, which collapses into the watermark as the gaps fill.
+//! lost to corruption, or the quota policy dropped it. The *resolved
+//! watermark* (older docs say "exported-id watermark"; it counts every
+//! resolution, not only exports) is the highest id such that every record up
+//! to it is resolved; acks arrive partial and out of order, so the ids
+//! resolved above it are kept as a set of ranges, which collapses into the
+//! watermark as the gaps fill.
+//!
+//! These types sit below both the log (whose segment table holds one
+//! [`SegmentMeta`] per segment and updates it as groups become durable) and
+//! the index (which persists them); neither owns them.
 
 use crate::clock::UnixNanos;
 use crate::ids::{RecordId, SegmentId};
