@@ -16,7 +16,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{GRPC_MAX_MESSAGE_BYTES, ServeConfig};
-use crate::deadletter::DeadLetterStore;
+use crate::dead_letter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::grpc_limits::DecodeBudget;
 use crate::grpc_limits::budget::SIDECAR_BUDGET;
@@ -43,7 +43,7 @@ pub enum AppError {
     EventLogs(#[from] crate::event_logs::store::EventLogError),
     /// The dead-letter store could not be opened.
     #[error("opening the dead-letter store: {0}")]
-    DeadLetters(#[from] crate::deadletter::DeadLetterError),
+    DeadLetters(#[from] crate::dead_letter::DeadLetterError),
     /// A listener could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {

@@ -8,7 +8,7 @@
 //! fills what neither set.
 
 use crate::cli::ServeArgs;
-use crate::deadletter::DeadLetterConfig;
+use crate::dead_letter::DeadLetterConfig;
 use crate::event_logs::store::EventLogConfig;
 use crate::log::SyncPolicy;
 use crate::net::ListenerLimits;
@@ -678,7 +678,7 @@ impl ServeConfig {
             quota_bytes: bytes(
                 "--dead-letter-quota (TELESPOOL_DEAD_LETTER_QUOTA)",
                 pick(&a.dead_letter_quota, &f.dead_letter_quota),
-                crate::deadletter::store::DEFAULT_QUOTA_BYTES,
+                crate::dead_letter::store::DEFAULT_QUOTA_BYTES,
             )?,
             ..DeadLetterConfig::default()
         };

@@ -25,7 +25,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod config_file;
-pub mod deadletter;
+pub mod dead_letter;
 pub mod event_logs;
 pub mod export;
 pub mod gateway;

@@ -40,7 +40,7 @@ use super::validate::{
 };
 use crate::clock::Clock;
 use crate::config::TeeConfig;
-use crate::deadletter::{
+use crate::dead_letter::{
     DeadLetterEntry, DeadLetterSource, DeadLetterStore, INGEST_EVENT_PREFIX_BYTES,
 };
 use crate::event_logs::row::translate;
