@@ -115,7 +115,7 @@ fn exporter(
     if config.export.addr.is_none() {
         return Ok(None);
     }
-    if config.tee.export_mode == crate::tee::export_mode::ExportMode::Disabled {
+    if config.tee.export_mode == crate::event::export_mode::ExportMode::Disabled {
         tracing::warn!(
             "export mode is disabled: the exporter does not run (the backlog stays in the queue)"
         );

@@ -9,13 +9,13 @@
 
 use crate::cli::ServeArgs;
 use crate::dead_letter::DeadLetterConfig;
+use crate::event::allowlist::Allowlist;
+use crate::event::export_mode::ExportMode;
+use crate::event::validate::Limits;
 use crate::event_logs::store::EventLogConfig;
 use crate::log::SyncPolicy;
 use crate::net::ListenerLimits;
 use crate::queue::{FullPolicy, QueueConfig};
-use crate::tee::allowlist::Allowlist;
-use crate::tee::export_mode::ExportMode;
-use crate::tee::validate::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -559,7 +559,7 @@ impl ServeConfig {
             export_mode: match pick(&a.export_mode, &f.export_mode) {
                 Some(s) => {
                     s.parse()
-                        .map_err(|e: crate::tee::export_mode::ParseExportModeError| {
+                        .map_err(|e: crate::event::export_mode::ParseExportModeError| {
                             bad("--export-mode (TELESPOOL_EXPORT_MODE)", e.to_string())
                         })?
                 }

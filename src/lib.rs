@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod config_file;
 pub mod dead_letter;
+pub mod event;
 pub mod event_logs;
 pub mod export;
 pub mod gateway;
