@@ -492,7 +492,7 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     let dir = base_dir();
     let store =
         EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
-    let allowlist = telespool::tee::Allowlist::builtin();
+    let allowlist = telespool::event::Allowlist::builtin();
     let per_commit = streams * batch;
     let mut n = 0u64;
     let mut rows_done = 0u64;
@@ -559,7 +559,7 @@ fn bare_sled(streams: usize, batch: usize, secs: u64) {
         .unwrap();
     let rows_tree = db.open_tree("rows").unwrap();
     let ids_tree = db.open_tree("ids").unwrap();
-    let allowlist = telespool::tee::Allowlist::builtin();
+    let allowlist = telespool::event::Allowlist::builtin();
     let per_commit = streams * batch;
     let mut n = 0u64;
     let mut rows_done = 0u64;

@@ -87,7 +87,7 @@ impl Settings {
 }
 
 fn rows(n: usize, from: &mut u64) -> Vec<EventLogRow> {
-    let allowlist = telespool::tee::Allowlist::builtin();
+    let allowlist = telespool::event::Allowlist::builtin();
     (0..n)
         .map(|_| {
             *from += 1;

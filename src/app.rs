@@ -16,7 +16,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
-use crate::deadletter::DeadLetterStore;
+use crate::dead_letter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::grpc_limits::DecodeBudget;
 use crate::grpc_limits::MAX_MESSAGE_BYTES as GRPC_MAX_MESSAGE_BYTES;
@@ -44,7 +44,7 @@ pub enum AppError {
     EventLogs(#[from] crate::event_logs::store::EventLogError),
     /// The dead-letter store could not be opened.
     #[error("opening the dead-letter store: {0}")]
-    DeadLetters(#[from] crate::deadletter::DeadLetterError),
+    DeadLetters(#[from] crate::dead_letter::DeadLetterError),
     /// A listener could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -116,7 +116,7 @@ fn exporter(
     if config.export.addr.is_none() {
         return Ok(None);
     }
-    if config.tee.export_mode == crate::tee::export_mode::ExportMode::Disabled {
+    if config.tee.export_mode == crate::event::export_mode::ExportMode::Disabled {
         tracing::warn!(
             "export mode is disabled: the exporter does not run (the backlog stays in the queue)"
         );

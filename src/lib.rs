@@ -32,7 +32,7 @@
 //!   └── gateway::settings (the gateway: its settings table → GatewayConfig)
 //!           │  components' config structs, next to each component:
 //!           │  ingest::config, queue, tee::config, event_logs, export::config,
-//!           │  deadletter, net::limits, gateway::config, gateway::sink::spec
+//!           │  dead_letter, net::limits, gateway::config, gateway::sink::spec
 //!           ▼
 //!        settings        (typed values, flag > env > file > default with
 //!                         provenance, the TOML file, the config errors;
@@ -53,7 +53,7 @@
 //! | `clock`        | (none)                                          |
 //! | `ids`          | (none)                                          |
 //!
-//! The layers above the core (`tee`, `event_logs`, `deadletter`, `export`,
+//! The layers above the core (`tee`, `event_logs`, `dead_letter`, `export`,
 //! `ingest`, `gateway`, `app`, `commands`) are not in the table yet: issue 11
 //! item 1 untangles their folder-level cycles first.
 
@@ -62,7 +62,8 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod deadletter;
+pub mod dead_letter;
+pub mod event;
 pub mod event_logs;
 pub mod export;
 pub mod gateway;

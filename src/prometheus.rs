@@ -195,12 +195,12 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         "Events moved to the dead-letter store after too many attempts",
     ),
     (
-        crate::deadletter::store::TRIMMED_METRIC,
+        crate::dead_letter::store::TRIMMED_METRIC,
         Kind::Counter,
         "Dead letters removed, oldest first, to stay within the entry bound and the byte quota (--dead-letter-quota)",
     ),
     (
-        crate::deadletter::store::BYTES_METRIC,
+        crate::dead_letter::store::BYTES_METRIC,
         Kind::Gauge,
         "Bytes of the dead letters stored (headers and events), as counted against --dead-letter-quota",
     ),

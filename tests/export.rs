@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use telespool::config::ExportConfig;
-use telespool::deadletter::{DeadLetterConfig, DeadLetterStore};
+use telespool::dead_letter::{DeadLetterConfig, DeadLetterStore};
 use telespool::export::backoff::Backoff;
 use telespool::export::exporter::{ExportStats, Exporter};
 use telespool::proto::telemetrygateway::v1::Event;

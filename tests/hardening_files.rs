@@ -461,7 +461,7 @@ async fn an_invalid_1_mib_event_is_dead_lettered_as_a_64_kib_prefix_with_its_siz
     assert_eq!(entry.event_id.as_deref(), Some(big.id.as_str()));
     assert_eq!(
         entry.event.len(),
-        telespool::deadletter::INGEST_EVENT_PREFIX_BYTES
+        telespool::dead_letter::INGEST_EVENT_PREFIX_BYTES
     );
     assert_eq!(entry.original_size, Some(size));
     assert!(entry.reason.contains("max_event_bytes"), "{}", entry.reason);
@@ -474,7 +474,7 @@ async fn an_invalid_1_mib_event_is_dead_lettered_as_a_64_kib_prefix_with_its_siz
     assert_eq!(listed["dead_letters"][0]["original_size"], size);
     assert_eq!(
         listed["dead_letters"][0]["event_bytes"],
-        telespool::deadletter::INGEST_EVENT_PREFIX_BYTES
+        telespool::dead_letter::INGEST_EVENT_PREFIX_BYTES
     );
     sidecar.stop().await;
 }

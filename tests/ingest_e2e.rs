@@ -14,8 +14,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use telespool::event::ExportMode;
 use telespool::proto::telemetrygateway::v1 as pb;
-use telespool::tee::ExportMode;
 
 /// Checks the export copy of a `cody.completion` event made by [`event`]:
 /// marketing tracking and the non-allowlisted `filePath` are gone, the

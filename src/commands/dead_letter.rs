@@ -3,7 +3,7 @@
 
 use super::{CmdError, EXIT_IN_USE, client};
 use crate::cli::{DeadLetterArgs, DeadLetterCommand};
-use crate::deadletter::{DeadLetterConfig, DeadLetterError, DeadLetterStore};
+use crate::dead_letter::{DeadLetterConfig, DeadLetterError, DeadLetterStore};
 use crate::ingest::queries;
 use crate::queue::{Queue, QueueConfig};
 use std::process::ExitCode;

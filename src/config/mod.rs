@@ -27,7 +27,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use crate::deadletter::DeadLetterConfig;
+pub use crate::dead_letter::DeadLetterConfig;
 pub use crate::event_logs::store::EventLogConfig;
 pub use crate::export::config::{
     CleanupConfig, DEFAULT_CLEANUP_INTERVAL, DEFAULT_EXPORT_BATCH_SIZE, DEFAULT_EXPORT_INTERVAL,
@@ -47,9 +47,9 @@ pub use crate::settings::ConfigError;
 pub use crate::tee::config::TeeConfig;
 pub use settings::{DEFAULT_DATA_DIR, ServeArgs, ServeSettings};
 
+use crate::event::allowlist::Allowlist;
+use crate::event::validate::Limits;
 use crate::settings::{Resolved, Secret, SettingError};
-use crate::tee::allowlist::Allowlist;
-use crate::tee::validate::Limits;
 
 /// The resolved sidecar configuration.
 #[derive(Clone, Debug)]

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::event::export_mode::ExportMode;
 use crate::log::SyncPolicy;
 use crate::net::limits as net;
 use crate::queue::FullPolicy;
@@ -13,7 +14,6 @@ use crate::settings::{
     ByteSize, ChoiceError, ReadableDuration, Secret, SettingValue, UrlSetting, ValueError,
     settings_table, text_setting_value,
 };
-use crate::tee::export_mode::ExportMode;
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./telespool-data";
@@ -74,16 +74,16 @@ settings_table! {
         allowed_event_types: Option<String> = None;
         /// Largest event, protobuf-encoded [default: 1MiB].
         #[arg(env = "TELESPOOL_MAX_EVENT_SIZE", value_name = "SIZE")]
-        max_event_size: ByteSize = size(crate::tee::validate::DEFAULT_MAX_EVENT_BYTES as u64);
+        max_event_size: ByteSize = size(crate::event::validate::DEFAULT_MAX_EVENT_BYTES as u64);
         /// Largest HTTP request body [default: 16MiB].
         #[arg(env = "TELESPOOL_MAX_BODY_SIZE", value_name = "SIZE")]
         max_body_size: ByteSize = size(crate::ingest::config::DEFAULT_MAX_BODY_BYTES as u64);
         /// Most events per request or payload [default: 10000].
         #[arg(env = "TELESPOOL_MAX_EVENTS", value_name = "N")]
-        max_events: usize = crate::tee::validate::DEFAULT_MAX_EVENTS;
+        max_events: usize = crate::event::validate::DEFAULT_MAX_EVENTS;
         /// Deepest private-metadata nesting [default: 64].
         #[arg(env = "TELESPOOL_MAX_DEPTH", value_name = "N")]
-        max_depth: usize = crate::tee::validate::DEFAULT_MAX_DEPTH;
+        max_depth: usize = crate::event::validate::DEFAULT_MAX_DEPTH;
         /// How long event_logs rows are kept [default: 93d].
         #[arg(env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
         event_logs_retention: ReadableDuration = duration(crate::event_logs::store::DEFAULT_RETENTION);
@@ -128,7 +128,7 @@ settings_table! {
         export_gzip: bool = false;
         /// Byte quota of the dead-letter store; the oldest entries go first past it, at least 1MiB [default: 256MiB].
         #[arg(env = "TELESPOOL_DEAD_LETTER_QUOTA", value_name = "SIZE")]
-        dead_letter_quota: ByteSize = size(crate::deadletter::store::DEFAULT_QUOTA_BYTES);
+        dead_letter_quota: ByteSize = size(crate::dead_letter::store::DEFAULT_QUOTA_BYTES);
         /// Require the admin token from loopback clients too (needs --admin-token) [default: false].
         #[arg(env = "TELESPOOL_ADMIN_REQUIRE_TOKEN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
         admin_require_token: bool = false;

@@ -2,9 +2,9 @@
 //! secrets, and the TOML round trip.
 
 use super::*;
+use crate::event::export_mode::ExportMode;
 use crate::log::SyncPolicy;
 use crate::settings::{ByteSize, ReadableDuration};
-use crate::tee::export_mode::ExportMode;
 use clap::Parser;
 use std::time::Duration;
 

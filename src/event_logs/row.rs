@@ -51,8 +51,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use crate::clock::UnixNanos;
+use crate::event::json::{number_to_json, struct_to_json_map};
 use crate::proto::telemetrygateway::v1::Event;
-use crate::tee::json::{number_to_json, struct_to_json_map};
 
 /// `source` of an event recorded without a client name.
 pub const BACKEND_SOURCE: &str = "BACKEND";
@@ -117,7 +117,7 @@ pub struct EventLogRow {
 /// Translates an event into its `event_logs` row.
 ///
 /// `allowlisted_keys` is the allowlist's answer for the event's type
-/// ([`crate::tee::Allowlist::is_allowed`]; not the redaction mode, which is
+/// ([`crate::event::Allowlist::is_allowed`]; not the redaction mode, which is
 /// "nothing" on dotcom whatever the allowlist says). `server_version` is used
 /// only when the event carries no server version; `now` only when it has no
 /// timestamp.
@@ -290,11 +290,11 @@ fn civil_from_days(days: i128) -> (i128, i128, i128) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Allowlist;
     use crate::proto::telemetrygateway::v1::{
         EventBillingMetadata, EventFeatureFlags, EventInteraction, EventMarketingTracking,
         EventParameters, EventSource, EventUser, event_source,
     };
-    use crate::tee::Allowlist;
     use prost_types::value::Kind;
     use prost_types::{Struct, Value};
     use serde_json::json;

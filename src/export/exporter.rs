@@ -39,7 +39,7 @@ use super::config::ExportConfig;
 use super::identity;
 use super::wire::event_id;
 use crate::clock::Clock;
-use crate::deadletter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
+use crate::dead_letter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
 use crate::ids::RecordId;
 use crate::index::Resolution;
 use crate::log::Record;

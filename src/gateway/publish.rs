@@ -35,9 +35,9 @@ use super::config::{DEFAULT_PUBLISH_LICENSE_KEY, PublishLicenseKey};
 use super::metrics;
 use super::render::{self, PublisherSource, RenderedMetadata};
 use super::sink::{Message, Sink, SinkError};
+use crate::event::validate::{self, Limits, ValidationError};
 use crate::proto::telemetrygateway::v1::{Event, RecordEventsRequestMetadata};
 use crate::protojson::ProtojsonError;
-use crate::tee::validate::{self, Limits, ValidationError};
 use crate::untrusted::Escaped;
 
 /// Bodies this large or larger are not published (Pub/Sub's maximum publish

@@ -33,7 +33,7 @@ use super::guard::{self, bearer_token, is_local_host, is_loopback_peer, token_ma
 use super::http::{HttpState, error};
 use super::queries::{self, DeadLetterParams, QueryError, RangeParams, RecentParams};
 use crate::clock::Clock;
-use crate::deadletter::DeadLetterStore;
+use crate::dead_letter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
 use crate::queue::Queue;
 use axum::Router;

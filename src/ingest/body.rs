@@ -48,9 +48,9 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::event::validate::{Limits, ValidationError};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::protojson::{self, Position, ProtojsonError};
-use crate::tee::validate::{Limits, ValidationError};
 
 /// A request body that cannot be read as a whole (HTTP 400 or 413).
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,7 @@
 //! `InvalidArgument` with the reason for an invalid one.
 
 use super::status::grpc_status;
+use crate::event::validate::check_event_count;
 use crate::grpc_limits::lazy::decode_status;
 use crate::grpc_limits::{
     DecodeBudget, GrpcLimits, LazyPayload, LazyRecordEventsRequest, MessageReservations,
@@ -37,7 +38,6 @@ use crate::proto::telemetrygateway::v1::{
     RecordEventsResponse,
 };
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee, TeeError};
-use crate::tee::validate::check_event_count;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};

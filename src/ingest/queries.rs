@@ -2,7 +2,7 @@
 //! parameters in, JSON out, so both print the same thing.
 
 use crate::clock::UnixNanos;
-use crate::deadletter::{DeadLetter, DeadLetterSeq, DeadLetterStore};
+use crate::dead_letter::{DeadLetter, DeadLetterSeq, DeadLetterStore};
 use crate::event_logs::query::{MAX_RECENT_LIMIT, RecentQuery};
 use crate::event_logs::store::EventLogStore;
 use crate::queue::Queue;

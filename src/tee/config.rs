@@ -2,11 +2,11 @@
 //! `export_mode`, `dotcom`, `allowed_event_types`, `max_event_size`,
 //! `max_events`, `max_depth` and `server_version`.
 
+use crate::event::allowlist::Allowlist;
+use crate::event::export_mode::ExportMode;
+use crate::event::validate::Limits;
 use crate::grpc_limits::MAX_MESSAGE_BYTES;
 use crate::settings::SettingError;
-use crate::tee::allowlist::Allowlist;
-use crate::tee::export_mode::ExportMode;
-use crate::tee::validate::Limits;
 
 /// The `version` written into event_logs rows of events without one:
 /// `telespool-` and this build's version.

@@ -13,7 +13,7 @@
 //! writes them, which is what keeps it from being the record path's
 //! ceiling (docs/benchmarks.md, "Mirror").
 
-use crate::deadletter::{DeadLetterEntry, DeadLetterStore};
+use crate::dead_letter::{DeadLetterEntry, DeadLetterStore};
 use crate::event_logs::store::{EncodedRow, EventLogStore};
 use futures::channel::oneshot;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -1,49 +1,32 @@
-//! The tee: one event in, two writes out.
+//! The tee: the sidecar's write path, one event in, two writes out.
 //!
 //! ```text
-//!                 incoming Event
-//!                       │  validate::prepare_event (sidecar) / validate_event (gateway)
-//!                       │  - feature/action rules, id (UUID v7) and timestamp defaults,
-//!                       │    size and nesting limits
+//!                 incoming events
+//!                       │  store::Tee::prepare: validate and fill defaults,
+//!                       │  translate, redact (rules in crate::event)
 //!          ┌────────────┴─────────────┐
 //!          ▼                          ▼
-//!  event_logs::translate      export_mode.should_queue(&event)?
-//!  (unredacted row, with the         │ yes                  │ no: mirror only
-//!   allowlist's answer for           ▼
-//!   the "exportable" markers)   clone → redact::redact_with(allowlist, &mut copy, dotcom)
-//!          │                          │  (marketing cleared; private metadata cleared or
-//!          ▼                          ▼   cut to allowlisted string keys)
-//!   event_logs mirror           export queue (exactly the bytes that will leave)
+//!   event_logs mirror          export queue (exactly the bytes that will leave)
+//!   (mirror: group commit      (the queue's group commit)
+//!    of the rows and of
+//!    ingest dead letters)
 //! ```
 //!
-//! Everything here is pure and synchronous: no I/O, no clock (callers pass
-//! `now`), no tokio. The store that performs the two writes lives above.
+//! What an event must be and what of it may be exported (validation,
+//! redaction, the allowlist, the export mode) is the event domain,
+//! [`crate::event`]; this folder performs the writes:
 //!
-//! - [`allowlist`]: which event types may export which private-metadata keys.
-//! - [`redact`](mod@redact): Sourcegraph's three redaction modes and how one is chosen.
-//! - [`export_mode`]: `all`, `cody-only`, `disabled`.
-//! - [`validate`]: validation, limits and defaults.
-//! - [`json`]: `google.protobuf.Struct`/`Value` ⇄ `serde_json`.
+//! - [`store`]: the tee itself: prepare a request's events, submit them to
+//!   the queue and the mirror, and wait until both hold them.
+//! - [`mirror`]: the group commit of the `event_logs` rows and the ingest
+//!   dead letters (sled writes, one thread).
+//! - [`requeue`]: dead letters back into the export queue, in a
+//!   crash-safe order.
 //!
-//! The facts followed are in `SOURCEGRAPH.md` (d), (e), (g), (h).
+//! It runs no tokio: async callers reach it through [`store::Commit`]'s
+//! future or from a blocking thread.
 
-pub mod allowlist;
 pub mod config;
-pub mod export_mode;
-pub mod json;
 pub mod mirror;
-pub mod redact;
 pub mod requeue;
 pub mod store;
-pub mod validate;
-
-pub use allowlist::{
-    ADDITIONAL_ALLOWED_EVENT_TYPES_ENV, Allowlist, AllowlistEntry, AllowlistError,
-    parse_additional_allowed_event_types,
-};
-pub use export_mode::{ExportMode, ParseExportModeError};
-pub use redact::{RedactMode, redact, redact_with, select_mode};
-pub use validate::{
-    Limits, ValidationError, fill_defaults, new_event_id, prepare_event, validate_event,
-    validate_feature_action,
-};

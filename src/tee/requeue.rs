@@ -7,7 +7,7 @@
 //! Only entries the exporter gave up on are requeued; invalid events from
 //! ingest would only be refused again.
 
-use crate::deadletter::{DeadLetterError, DeadLetterSeq, DeadLetterSource, DeadLetterStore};
+use crate::dead_letter::{DeadLetterError, DeadLetterSeq, DeadLetterSource, DeadLetterStore};
 use crate::log::Batch;
 use crate::queue::{Queue, QueueError};
 
@@ -74,7 +74,7 @@ pub fn requeue(
 mod tests {
     use super::*;
     use crate::clock::UnixNanos;
-    use crate::deadletter::{DeadLetterConfig, DeadLetterEntry};
+    use crate::dead_letter::{DeadLetterConfig, DeadLetterEntry};
     use crate::{QueueConfig, RecordId};
 
     fn entry(i: u8, source: DeadLetterSource) -> DeadLetterEntry {

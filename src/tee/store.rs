@@ -33,15 +33,15 @@
 //! ([`crate::untrusted`]): they are the sender's text.
 
 use super::config::TeeConfig;
-use super::export_mode::ExportMode;
 use super::mirror::{Mirror, MirrorError, MirrorPending};
-use super::redact::redact_with;
-use super::validate::{
-    EventField, ValidationError, check_event_count, fill_defaults, new_event_id, validate_event,
-};
 use crate::clock::Clock;
-use crate::deadletter::{
+use crate::dead_letter::{
     DeadLetterEntry, DeadLetterSource, DeadLetterStore, INGEST_EVENT_PREFIX_BYTES,
+};
+use crate::event::export_mode::ExportMode;
+use crate::event::redact::redact_with;
+use crate::event::validate::{
+    EventField, ValidationError, check_event_count, fill_defaults, new_event_id, validate_event,
 };
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};

@@ -141,9 +141,9 @@ fn go_kind_name(kind: Option<&Kind>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::allowlist::AllowlistEntry;
+    use crate::event::json::struct_to_json;
     use crate::proto::telemetrygateway::v1::{EventMarketingTracking, EventParameters};
-    use crate::tee::allowlist::AllowlistEntry;
-    use crate::tee::json::struct_to_json;
     use prost::Message;
     use prost_types::{ListValue, Struct};
     use serde_json::json;

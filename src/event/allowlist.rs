@@ -41,7 +41,7 @@ pub struct AllowlistEntry {
     /// The event action, matched exactly, or [`WILDCARD_ACTION`].
     pub action: String,
     /// Top-level private-metadata keys that may be exported (string values
-    /// only; see [`crate::tee::redact`](mod@crate::tee::redact)).
+    /// only; see [`crate::event::redact`](mod@crate::event::redact)).
     pub allowed_keys: Vec<String>,
 }
 

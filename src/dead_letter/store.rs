@@ -134,7 +134,7 @@ impl DeadLetterStore {
     /// another store in this one) has it open.
     pub fn open(path: &Path, config: DeadLetterConfig) -> Result<DeadLetterStore, DeadLetterError> {
         config.validate()?;
-        let _span = tracing::info_span!("deadletter_open", path = %path.display()).entered();
+        let _span = tracing::info_span!("dead_letter_open", path = %path.display()).entered();
         let db = crate::sled_db::open(path, config.cache_bytes, FLUSH_EVERY_MS)?;
         let entries = db.open_tree(ENTRIES_TREE)?;
         let meta = db.open_tree(META_TREE)?;

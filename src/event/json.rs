@@ -9,7 +9,8 @@
 //!
 //! The conversions recurse once per nesting level. Their inputs are bounded:
 //! prost decodes at most 100 levels, serde_json parses at most 128, and the
-//! tee validates private metadata to [`crate::tee::validate::Limits::max_depth`].
+//! sidecar and the gateway validate private metadata to
+//! [`crate::event::validate::Limits::max_depth`].
 
 use prost_types::value::Kind;
 use prost_types::{ListValue, Struct, Value};
