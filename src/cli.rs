@@ -191,7 +191,7 @@ pub struct ServeArgs {
     /// How long event_logs rows are kept [default: 93d].
     #[arg(long, env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
     pub event_logs_retention: Option<String>,
-    /// Page cache of the event_logs database [default: 16MiB].
+    /// Memory for decoded event_logs blocks (queries, dedup checks), at least 1MiB [default: 4MiB].
     #[arg(long, env = "TELESPOOL_EVENT_LOGS_CACHE", value_name = "SIZE")]
     pub event_logs_cache: Option<String>,
     /// Version written to event_logs rows of events without one [default: telespool-VERSION].
@@ -255,6 +255,9 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
+    /// Disk the event_logs mirror may use, at least 16MiB; past it the oldest rows are evicted, never those of the newest hour [default: 2GiB].
+    #[arg(long, env = "TELESPOOL_EVENT_LOGS_QUOTA", value_name = "SIZE")]
+    pub event_logs_quota: Option<String>,
 }
 
 /// `telespool gateway`. Every setting also has an environment variable and

@@ -159,6 +159,8 @@ pub struct FileConfig {
     pub export_insecure: Option<bool>,
     /// See `--export-gzip`.
     pub export_gzip: Option<bool>,
+    /// See `--event-logs-quota`.
+    pub event_logs_quota: Option<String>,
 }
 
 impl FileConfig {
@@ -395,10 +397,18 @@ impl ServeConfig {
                 pick(&a.event_logs_cache, &f.event_logs_cache),
                 el_default.cache_bytes,
             )?,
+            quota_bytes: bytes(
+                "--event-logs-quota (TELESPOOL_EVENT_LOGS_QUOTA)",
+                pick(&a.event_logs_quota, &f.event_logs_quota),
+                el_default.quota_bytes,
+            )?,
         };
-        event_logs
-            .validate()
-            .map_err(|e| bad("--event-logs-retention / --event-logs-cache", e.to_string()))?;
+        event_logs.validate().map_err(|e| {
+            bad(
+                "--event-logs-retention / --event-logs-cache / --event-logs-quota",
+                e.to_string(),
+            )
+        })?;
 
         let export = ExportConfig {
             addr: pick(&a.export_addr, &f.export_addr).filter(|s| !s.trim().is_empty()),
