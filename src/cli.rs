@@ -64,6 +64,9 @@ pub enum EventLogsCommand {
     Counts(crate::ingest::queries::RangeParams),
     /// Distinct users per UTC day (user id, else anonymous id).
     Users(crate::ingest::queries::RangeParams),
+    /// Erase one user's rows (a privacy request): hidden from every query
+    /// at once, then removed from disk by a compaction.
+    Erase(crate::ingest::queries::EraseParams),
 }
 
 /// `telespool dead-letter`.
@@ -255,7 +258,7 @@ pub struct ServeArgs {
     /// Compress export payloads with gzip.
     #[arg(long, env = "TELESPOOL_EXPORT_GZIP")]
     pub export_gzip: bool,
-    /// Disk the event_logs mirror may use, at least 16MiB; past it the oldest rows are evicted, never those of the newest hour [default: 2GiB].
+    /// Disk the event_logs mirror may use, at least 1MiB; past it the oldest rows are evicted, never those of the newest hour [default: 2GiB].
     #[arg(long, env = "TELESPOOL_EVENT_LOGS_QUOTA", value_name = "SIZE")]
     pub event_logs_quota: Option<String>,
 }

@@ -278,8 +278,11 @@ pub(crate) fn bloom_may_contain(bloom: &[u8], hash: u64) -> bool {
         return true;
     }
     let bits = (bloom.len() * 8) as u64;
-    bloom_positions(hash, bits)
-        .all(|p| bloom.get((p / 8) as usize).is_some_and(|b| b & (1 << (p % 8)) != 0))
+    bloom_positions(hash, bits).all(|p| {
+        bloom
+            .get((p / 8) as usize)
+            .is_some_and(|b| b & (1 << (p % 8)) != 0)
+    })
 }
 
 // ---- ids ------------------------------------------------------------------------
@@ -359,7 +362,10 @@ impl<'a> Col<'a> {
                 }
             },
         };
-        if let Some(c) = (i as usize).checked_sub(1).and_then(|k| self.counts.get_mut(k)) {
+        if let Some(c) = (i as usize)
+            .checked_sub(1)
+            .and_then(|k| self.counts.get_mut(k))
+        {
             *c += 1;
         }
         self.idx.push(i);
@@ -461,7 +467,8 @@ impl ColDec {
                     match c.varint().ok_or_else(truncated)? {
                         0 => idx.push(0),
                         n => {
-                            let len = usize::try_from(n - 1).map_err(|_| BlockError::Range(field))?;
+                            let len =
+                                usize::try_from(n - 1).map_err(|_| BlockError::Range(field))?;
                             spans.push(span(c, len)?);
                             idx.push(spans.len() as u32);
                         }
@@ -489,27 +496,8 @@ impl ColDec {
 
     /// Row `row`'s optional value.
     pub(crate) fn opt<'b>(&self, bytes: &'b [u8], row: usize) -> Option<&'b str> {
-        self.get(bytes, row).and_then(|b| std::str::from_utf8(b).ok())
-    }
-
-    /// The dictionary index of row `row` (0 = null): rows with equal
-    /// indexes hold equal values.
-    pub(crate) fn index(&self, row: usize) -> u32 {
-        self.idx.get(row).copied().unwrap_or(0)
-    }
-
-    /// Dictionary entries (for value-level work: match a filter once per
-    /// value).
-    pub(crate) fn values<'b>(&self, bytes: &'b [u8]) -> Vec<&'b str> {
-        self.spans
-            .iter()
-            .map(|&(s, l)| {
-                bytes
-                    .get(s as usize..s as usize + l as usize)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .unwrap_or("")
-            })
-            .collect()
+        self.get(bytes, row)
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 }
 
@@ -627,7 +615,10 @@ impl Summary {
         for _ in 0..n {
             let name = c.str().ok_or(t("names"))?;
             let count = c.varint().ok_or(t("names"))?;
-            names.push((interner.get(name), u32::try_from(count).map_err(|_| BlockError::Range("names"))?));
+            names.push((
+                interner.get(name),
+                u32::try_from(count).map_err(|_| BlockError::Range("names"))?,
+            ));
         }
         let n = c.varint().ok_or(t("sources"))? as usize;
         if n > rows as usize {
@@ -849,13 +840,29 @@ impl<'a> BlockBuilder<'a> {
         self.user_ids.push(f.user_id);
         self.anon.push(Some(f.anonymous_user_id.as_bytes()));
         self.source.push(Some(f.source.as_bytes()));
-        let [url, version, client, cohort, first, last, referrer, device, insert, billing, billing_id, flags, argument, public] =
-            &mut self.rest;
+        let [
+            url,
+            version,
+            client,
+            cohort,
+            first,
+            last,
+            referrer,
+            device,
+            insert,
+            billing,
+            billing_id,
+            flags,
+            argument,
+            public,
+        ] = &mut self.rest;
         url.push(Some(f.url.as_bytes()));
         version.push(Some(f.version.as_bytes()));
-        for (col, v) in [client, cohort, first, last, referrer, device, insert, billing, billing_id]
-            .into_iter()
-            .zip(f.opts)
+        for (col, v) in [
+            client, cohort, first, last, referrer, device, insert, billing, billing_id,
+        ]
+        .into_iter()
+        .zip(f.opts)
         {
             col.push(v.map(str::as_bytes));
         }
@@ -876,7 +883,8 @@ impl<'a> BlockBuilder<'a> {
         interner: &mut Interner,
     ) -> Built {
         let n = self.n;
-        let mut ids = Vec::with_capacity(self.uuid_bits.len() + self.uuids.len() + self.text_ids.len());
+        let mut ids =
+            Vec::with_capacity(self.uuid_bits.len() + self.uuids.len() + self.text_ids.len());
         ids.extend_from_slice(&self.uuid_bits);
         ids.extend_from_slice(&self.uuids);
         ids.extend_from_slice(&self.text_ids);
@@ -948,8 +956,14 @@ impl<'a> BlockBuilder<'a> {
             seq,
             rows: n as u32,
             commit,
-            min: self.min.unwrap_or(EventTime { seconds: 0, nanos: 0 }),
-            max: self.max.unwrap_or(EventTime { seconds: 0, nanos: 0 }),
+            min: self.min.unwrap_or(EventTime {
+                seconds: 0,
+                nanos: 0,
+            }),
+            max: self.max.unwrap_or(EventTime {
+                seconds: 0,
+                nanos: 0,
+            }),
             supersedes,
             sections: [ids_s, head_s, rest_s],
             names,
@@ -1001,15 +1015,17 @@ impl Compressor {
     /// A context at [`ZSTD_LEVEL`] (sections are stored raw if zstd cannot
     /// set one up).
     pub(crate) fn new() -> Compressor {
-        let z = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok().and_then(|mut z| {
-            // The frame's CRC covers the bytes; zstd's own checksum would
-            // only cost time.
-            z.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false))
-                .ok()?;
-            z.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))
-                .ok()?;
-            Some(z)
-        });
+        let z = zstd::bulk::Compressor::new(ZSTD_LEVEL)
+            .ok()
+            .and_then(|mut z| {
+                // The frame's CRC covers the bytes; zstd's own checksum would
+                // only cost time.
+                z.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false))
+                    .ok()?;
+                z.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))
+                    .ok()?;
+                Some(z)
+            });
         Compressor {
             z,
             scratch: Vec::new(),
@@ -1023,7 +1039,8 @@ impl Compressor {
             && let Some(z) = &mut self.z
         {
             self.scratch.clear();
-            self.scratch.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+            self.scratch
+                .reserve(zstd::zstd_safe::compress_bound(raw.len()));
             if let Ok(n) = z.compress_to_buffer(raw, &mut self.scratch)
                 && n < raw.len()
             {
@@ -1120,10 +1137,18 @@ impl Ids {
         let n = meta.summary.rows as usize;
         let bits = n.div_ceil(8);
         let bitmap = bytes.get(..bits).ok_or(BlockError::Truncated("ids"))?;
-        let is_uuid = |row: usize| bitmap.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0);
+        let is_uuid = |row: usize| {
+            bitmap
+                .get(row / 8)
+                .is_some_and(|b| b & (1 << (row % 8)) != 0)
+        };
         let uuids = (0..n).filter(|&r| is_uuid(r)).count();
         let texts_start = bits + uuids * 16;
-        let mut c = Cursor::new(bytes.get(texts_start..).ok_or(BlockError::Truncated("ids"))?);
+        let mut c = Cursor::new(
+            bytes
+                .get(texts_start..)
+                .ok_or(BlockError::Truncated("ids"))?,
+        );
         let mut rows = Vec::with_capacity(n);
         let mut next_uuid = bits;
         for row in 0..n {
@@ -1176,7 +1201,9 @@ impl Ids {
                 Some(u) => self.bytes.get(s as usize..s as usize + 16) == Some(&u[..]),
                 None => false,
             },
-            Some(&(false, s, l)) => self.bytes.get(s as usize..(s + l) as usize) == Some(id.as_bytes()),
+            Some(&(false, s, l)) => {
+                self.bytes.get(s as usize..(s + l) as usize) == Some(id.as_bytes())
+            }
             None => false,
         }
     }
@@ -1185,15 +1212,12 @@ impl Ids {
     pub(crate) fn hash(&self, row: usize) -> u64 {
         match self.rows.get(row) {
             Some(&(false, s, l)) => xxhash_rust::xxh3::xxh3_64(
-                self.bytes.get(s as usize..(s + l) as usize).unwrap_or_default(),
+                self.bytes
+                    .get(s as usize..(s + l) as usize)
+                    .unwrap_or_default(),
             ),
             _ => id_hash(&self.get(row)),
         }
-    }
-
-    /// The row whose id is `id`.
-    pub(crate) fn find(&self, id: &str) -> Option<usize> {
-        (0..self.rows.len()).find(|&r| self.equals(r, id))
     }
 }
 
@@ -1249,7 +1273,9 @@ impl Head {
         let name = ColDec::decode(&mut c, n, "name", true)?;
         let mut user_ids = Vec::with_capacity(n);
         for _ in 0..n {
-            user_ids.push(unzigzag(c.varint().ok_or(BlockError::Truncated("user_id"))?));
+            user_ids.push(unzigzag(
+                c.varint().ok_or(BlockError::Truncated("user_id"))?,
+            ));
         }
         let anon = ColDec::decode(&mut c, n, "anonymous_user_id", true)?;
         let source = ColDec::decode(&mut c, n, "source", true)?;
@@ -1288,10 +1314,10 @@ impl Head {
     }
 
     pub(crate) fn time(&self, row: usize) -> EventTime {
-        self.times
-            .get(row)
-            .copied()
-            .unwrap_or(EventTime { seconds: 0, nanos: 0 })
+        self.times.get(row).copied().unwrap_or(EventTime {
+            seconds: 0,
+            nanos: 0,
+        })
     }
 
     /// The row's timestamp text when it is not canonical.
@@ -1353,7 +1379,17 @@ impl Rest {
             source: head.source(row),
             url: text(0),
             version: text(1),
-            opts: [opt(2), opt(3), opt(4), opt(5), opt(6), opt(7), opt(8), opt(9), opt(10)],
+            opts: [
+                opt(2),
+                opt(3),
+                opt(4),
+                opt(5),
+                opt(6),
+                opt(7),
+                opt(8),
+                opt(9),
+                opt(10),
+            ],
             flags: col(11).and_then(|c| c.get(b, row)).unwrap_or(&[0]),
             argument: text(12),
             public_argument: text(13),
@@ -1414,7 +1450,8 @@ mod tests {
                 RowIn {
                     id: &r.event_id,
                     time,
-                    ts_text: (render_timestamp(time) != r.timestamp).then_some(r.timestamp.as_str()),
+                    ts_text: (render_timestamp(time) != r.timestamp)
+                        .then_some(r.timestamp.as_str()),
                     f: codec::decode_fields(v).unwrap().0,
                 }
             })

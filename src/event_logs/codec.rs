@@ -184,8 +184,17 @@ pub(crate) fn row_from_fields(
         })
     };
     let owned = |s: Option<&str>| s.map(str::to_owned);
-    let [client, cohort_id, first_source_url, last_source_url, referrer, device_id, insert_id, billing_product_category, billing_event_id] =
-        f.opts;
+    let [
+        client,
+        cohort_id,
+        first_source_url,
+        last_source_url,
+        referrer,
+        device_id,
+        insert_id,
+        billing_product_category,
+        billing_event_id,
+    ] = f.opts;
     Ok(EventLogRow {
         event_id: event_id.to_owned(),
         name: f.name.to_owned(),
@@ -249,6 +258,7 @@ pub(crate) fn decode_head(value: &[u8]) -> Result<RowHead<'_>, CodecError> {
 }
 
 /// Decodes a whole stored value into the row of `event_id`.
+#[cfg(test)]
 pub(crate) fn decode(event_id: &str, value: &[u8]) -> Result<EventLogRow, CodecError> {
     let (fields, timestamp) = decode_fields(value)?;
     row_from_fields(event_id, timestamp, &fields)

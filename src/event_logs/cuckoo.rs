@@ -89,9 +89,9 @@ impl Cuckoo {
     }
 
     /// Whether the filter should be grown before more inserts.
+    #[cfg(test)]
     pub(crate) fn needs_growth(&self) -> bool {
-        !self.stash.is_empty()
-            || self.len as f64 > MAX_LOAD * (self.buckets.len() * SLOTS) as f64
+        !self.stash.is_empty() || self.len as f64 > MAX_LOAD * (self.buckets.len() * SLOTS) as f64
     }
 
     /// Whether room for `more` ids remains below [`MAX_LOAD`].
@@ -120,7 +120,12 @@ impl Cuckoo {
         let i1 = self.index(hash);
         let i2 = self.alternate(i1, fp);
         let has = |i: usize| self.buckets.get(i).is_some_and(|b| b.contains(&fp));
-        has(i1) || has(i2) || self.stash.iter().any(|&(i, f)| f == fp && (i as usize == i1 || i as usize == i2))
+        has(i1)
+            || has(i2)
+            || self
+                .stash
+                .iter()
+                .any(|&(i, f)| f == fp && (i as usize == i1 || i as usize == i2))
     }
 
     fn place(&mut self, i: usize, fp: u16) -> bool {

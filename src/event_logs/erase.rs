@@ -143,7 +143,9 @@ fn decode(payload: &[u8]) -> Option<Tombstone> {
     let created = UnixNanos(c.i64()?);
     let target = match kind {
         1 => EraseTarget::UserId(c.i64()?),
-        2 => EraseTarget::AnonymousUserId(std::str::from_utf8(c.take(c.remaining())?).ok()?.to_owned()),
+        2 => EraseTarget::AnonymousUserId(
+            std::str::from_utf8(c.take(c.remaining())?).ok()?.to_owned(),
+        ),
         _ => return None,
     };
     c.is_empty().then_some(Tombstone {
@@ -165,9 +167,16 @@ pub(crate) fn load(path: &Path) -> Result<Tombstones, EventLogError> {
     let mut list = Vec::new();
     let mut c = Cursor::new(&bytes);
     while !c.is_empty() {
-        let (Some(len), Some(crc)) = (c.u32(), c.u32()) else { break };
-        let Some(payload) = c.take(len as usize) else { break };
-        match (frame_crc(payload) == crc).then(|| decode(payload)).flatten() {
+        let (Some(len), Some(crc)) = (c.u32(), c.u32()) else {
+            break;
+        };
+        let Some(payload) = c.take(len as usize) else {
+            break;
+        };
+        match (frame_crc(payload) == crc)
+            .then(|| decode(payload))
+            .flatten()
+        {
             Some(t) => list.push(t),
             None => {
                 tracing::error!(path = %path.display(), "a damaged erasure request was skipped; repeat recent erasures");
@@ -252,7 +261,13 @@ impl EventLogStore {
             for meta in dv.blocks.iter().filter(|b| one.may_hide(b)) {
                 let head = inner.block_head(dv, meta)?;
                 rows += (0..head.len())
-                    .filter(|&r| one.hides(meta.summary.commit, head.user_id(r), head.anonymous_user_id(r)))
+                    .filter(|&r| {
+                        one.hides(
+                            meta.summary.commit,
+                            head.user_id(r),
+                            head.anonymous_user_id(r),
+                        )
+                    })
                     .count() as u64;
             }
             if rows > 0 {
@@ -309,7 +324,9 @@ impl Inner {
             };
             // Under the writer lock: the day may be the one being written.
             let mut w = self.writer();
-            let Some(dv) = self.view().days.get(&day).cloned() else { continue };
+            let Some(dv) = self.view().days.get(&day).cloned() else {
+                continue;
+            };
             let rw = self.rewrite(&dv, &spec)?;
             removed += rw.removed_rows;
             let mut v = (*self.view()).clone();
@@ -334,7 +351,11 @@ impl Inner {
         self.publish(v);
         drop(w);
         self.cache.clear();
-        tracing::info!(rows = removed, erasures = tombs.list.len(), "event_logs erasure compaction done");
+        tracing::info!(
+            rows = removed,
+            erasures = tombs.list.len(),
+            "event_logs erasure compaction done"
+        );
         Ok(removed)
     }
 }

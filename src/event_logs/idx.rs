@@ -74,7 +74,8 @@ impl IdxHeader {
         let mut v = Vec::with_capacity(HEADER_LEN as usize);
         v.extend_from_slice(MAGIC);
         v.extend_from_slice(&VERSION.to_le_bytes());
-        let flags = if self.sealed { FLAG_SEALED } else { 0 } | if self.sketch { FLAG_SKETCH } else { 0 };
+        let flags =
+            if self.sealed { FLAG_SEALED } else { 0 } | if self.sketch { FLAG_SKETCH } else { 0 };
         v.extend_from_slice(&flags.to_le_bytes());
         v.extend_from_slice(&self.day.to_le_bytes());
         v.extend_from_slice(&self.covered_len.to_le_bytes());
@@ -199,8 +200,10 @@ pub(crate) fn write_tmp(path: &Path, w: &IdxWrite<'_>, sync: bool) -> io::Result
         covered_len: w.covered_len,
         ids_generation: w.ids_generation,
         next_seq: w.next_seq,
-        meta_len: u32::try_from(meta.len()).map_err(|_| io::Error::other("index meta too large"))?,
-        users_len: u32::try_from(users.len()).map_err(|_| io::Error::other("index users too large"))?,
+        meta_len: u32::try_from(meta.len())
+            .map_err(|_| io::Error::other("index meta too large"))?,
+        users_len: u32::try_from(users.len())
+            .map_err(|_| io::Error::other("index users too large"))?,
         entries: w.entries.len() as u64,
         max_commit: w.max_commit,
         meta_crc: crc32fast::hash(&meta),
@@ -255,10 +258,14 @@ pub(crate) enum IdxError {
 
 impl IdxFile {
     /// Opens an index and reads its header and meta.
-    pub(crate) fn open(path: &Path, interner: &mut Interner) -> Result<(IdxFile, IdxMeta), IdxError> {
+    pub(crate) fn open(
+        path: &Path,
+        interner: &mut Interner,
+    ) -> Result<(IdxFile, IdxMeta), IdxError> {
         let file = File::open(path)?;
         let mut head = [0u8; HEADER_LEN as usize];
-        file.read_exact_at(&mut head, 0).map_err(|_| IdxError::Damaged)?;
+        file.read_exact_at(&mut head, 0)
+            .map_err(|_| IdxError::Damaged)?;
         let header = IdxHeader::decode(&head).ok_or(IdxError::Damaged)?;
         let mut meta = vec![0u8; header.meta_len as usize];
         file.read_exact_at(&mut meta, HEADER_LEN)
@@ -325,7 +332,8 @@ impl IdxFile {
 
     /// Every entry, checked against the header's CRC.
     pub(crate) fn entries(&self) -> Result<Vec<(u64, Loc)>, IdxError> {
-        let len = usize::try_from(self.header.entries * ENTRY_LEN).map_err(|_| IdxError::Damaged)?;
+        let len =
+            usize::try_from(self.header.entries * ENTRY_LEN).map_err(|_| IdxError::Damaged)?;
         let mut b = vec![0u8; len];
         self.file
             .read_exact_at(&mut b, self.header.entries_offset())
@@ -333,7 +341,9 @@ impl IdxFile {
         if crc32fast::hash(&b) != self.header.entries_crc {
             return Err(IdxError::Damaged);
         }
-        Ok(b.chunks_exact(ENTRY_LEN as usize).map(decode_entry).collect())
+        Ok(b.chunks_exact(ENTRY_LEN as usize)
+            .map(decode_entry)
+            .collect())
     }
 
     fn entry_at(&self, i: u64) -> io::Result<(u64, Loc)> {
@@ -401,8 +411,13 @@ mod tests {
         let mut users = UserSet::default();
         users.insert(5);
         users.insert(7);
-        let loc = |seq: u32| Loc { seq, row: (seq * 3) as u16 };
-        let mut entries: Vec<(u64, Loc)> = (0..1000u64).map(|i| (i * 7919 % 1000 * 3, loc((i % 5) as u32 + 1))).collect();
+        let loc = |seq: u32| Loc {
+            seq,
+            row: (seq * 3) as u16,
+        };
+        let mut entries: Vec<(u64, Loc)> = (0..1000u64)
+            .map(|i| (i * 7919 % 1000 * 3, loc((i % 5) as u32 + 1)))
+            .collect();
         entries.push((42, loc(9)));
         entries.sort_unstable();
         let len = write(

@@ -1,7 +1,6 @@
 //! Maintenance: retention, sealing, the quota, the dedup filter's upkeep,
 //! index snapshots, and the background thread that runs the periodic part.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -74,6 +73,11 @@ impl Background {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn stop_without_saving(self) {
+        self.stop();
+    }
+
     pub(crate) fn stop(mut self) {
         self.inner.signal.set(true);
         if let Some(h) = self.handle.take()
@@ -96,6 +100,9 @@ fn run(inner: &Inner) {
             last_snapshot = Instant::now();
         }
         if !inner.view().tombstones.is_empty()
+            && inner
+                .background_compaction
+                .load(std::sync::atomic::Ordering::SeqCst)
             && let Err(e) = inner.compact_erasures()
         {
             tracing::error!(error = %e, "event_logs erasure compaction failed; retried in a moment");
@@ -111,7 +118,9 @@ impl Inner {
 
     /// fdatasyncs the day files written since the last call.
     pub(crate) fn sync_dirty(&self) {
-        let files: Vec<_> = std::mem::take(&mut self.writer().dirty).into_values().collect();
+        let files: Vec<_> = std::mem::take(&mut self.writer().dirty)
+            .into_values()
+            .collect();
         for f in files {
             if let Err(e) = f.file.sync_data() {
                 tracing::warn!(path = %f.path.display(), error = %e, "event_logs fdatasync failed");
@@ -183,7 +192,10 @@ impl Inner {
             for j in &jobs {
                 let path = self.idx_path(j.day);
                 let tmp = idx::tmp_path(&path);
-                let current = v.days.get(&j.day).filter(|d| d.file_id == j.file_id && d.len >= j.len);
+                let current = v
+                    .days
+                    .get(&j.day)
+                    .filter(|d| d.file_id == j.file_id && d.len >= j.len);
                 match current {
                     Some(dv) if std::fs::rename(&tmp, &path).is_ok() => {
                         let mut nv = dv.clone_view();
@@ -248,7 +260,12 @@ impl Inner {
 
     /// Rebuilds the dedup filter from the sealed days' indexes, with room
     /// for `more` ids.
-    pub(crate) fn grow_cuckoo(&self, w: &mut Writer, view: &View, more: u64) -> Result<(), EventLogError> {
+    pub(crate) fn grow_cuckoo(
+        &self,
+        w: &mut Writer,
+        view: &View,
+        more: u64,
+    ) -> Result<(), EventLogError> {
         let sealed: u64 = view
             .days
             .values()
@@ -268,7 +285,12 @@ impl Inner {
                 c.insert(h);
             }
         }
-        tracing::info!(ids = c.len(), bytes = c.memory_bytes(), took_ms = started.elapsed().as_millis() as u64, "event_logs dedup filter rebuilt");
+        tracing::info!(
+            ids = c.len(),
+            bytes = c.memory_bytes(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "event_logs dedup filter rebuilt"
+        );
         w.cuckoo = c;
         w.stale.clear();
         w.covered = view
@@ -283,7 +305,12 @@ impl Inner {
 
     /// Drops a whole day (its files are removed; readers holding its
     /// handle finish reading it). Returns its rows.
-    pub(crate) fn drop_day(&self, w: &mut Writer, view: &mut View, day: i64) -> Result<u64, EventLogError> {
+    pub(crate) fn drop_day(
+        &self,
+        w: &mut Writer,
+        view: &mut View,
+        day: i64,
+    ) -> Result<u64, EventLogError> {
         let Some(dv) = view.days.remove(&day) else {
             return Ok(0);
         };
@@ -317,12 +344,18 @@ impl Inner {
         let mut evicted = 0u64;
         let mut stuck = false;
         while v.bytes > target {
-            let Some(dv) = v.days.values().next().cloned() else { break };
+            let Some(dv) = v.days.values().next().cloned() else {
+                break;
+            };
             if dv.max_time().is_none_or(|m| m < protect) {
                 evicted += self.drop_day(w, &mut v, dv.day)?;
                 continue;
             }
-            let mut old: Vec<&Arc<BlockMeta>> = dv.blocks.iter().filter(|b| b.summary.max < protect).collect();
+            let mut old: Vec<&Arc<BlockMeta>> = dv
+                .blocks
+                .iter()
+                .filter(|b| b.summary.max < protect)
+                .collect();
             old.sort_by_key(|b| b.summary.max);
             let need = v.bytes - target;
             let mut freed = 0u64;
@@ -362,12 +395,20 @@ impl Inner {
         self.publish(v.clone());
         if evicted > 0 {
             metrics::counter!("telespool_event_logs_evicted_rows_total").increment(evicted);
-            tracing::warn!(rows = evicted, quota_bytes = self.config.quota_bytes, "event_logs past its quota: oldest rows evicted");
+            tracing::warn!(
+                rows = evicted,
+                quota_bytes = self.config.quota_bytes,
+                "event_logs past its quota: oldest rows evicted"
+            );
         }
         if stuck && v.bytes > self.config.quota_bytes {
             if !w.quota_warned {
                 w.quota_warned = true;
-                tracing::warn!(bytes = v.bytes, quota_bytes = self.config.quota_bytes, "event_logs past its quota with only the newest hour left: not evicted; raise --event-logs-quota");
+                tracing::warn!(
+                    bytes = v.bytes,
+                    quota_bytes = self.config.quota_bytes,
+                    "event_logs past its quota with only the newest hour left: not evicted; raise --event-logs-quota"
+                );
             }
         } else {
             w.quota_warned = false;
@@ -440,8 +481,9 @@ impl EventLogStore {
     pub fn expire(&self, now: UnixNanos) -> Result<u64, EventLogError> {
         let inner = &self.inner;
         let cutoff = EventTime::from(now.minus(inner.config.retention));
-        let _span = tracing::info_span!("event_logs_expire", cutoff = %cutoff.to_unix_nanos()).entered();
-        let _m = inner.maint();
+        let _span =
+            tracing::info_span!("event_logs_expire", cutoff = %cutoff.to_unix_nanos()).entered();
+        let m = inner.maint();
         let mut removed = 0u64;
         {
             let mut w = inner.writer();
@@ -478,17 +520,29 @@ impl EventLogStore {
             inner.publish(v);
             w.interner.prune();
         }
+        drop(m);
+        inner.seal_finished(now);
+        inner.remove_stale_ids();
+        let mut w = inner.writer();
+        inner.persist_cuckoo(&mut w);
+        if removed > 0 {
+            tracing::info!(removed, "event_logs rows expired");
+        }
+        Ok(removed)
+    }
+}
+
+impl Inner {
+    /// Seals the open days that ended [`SEAL_AFTER`] before `now`.
+    pub(crate) fn seal_finished(&self, now: UnixNanos) {
+        let inner = self;
+        let _m = inner.maint();
         let ready: Vec<i64> = {
             let w = inner.writer();
             w.open
                 .keys()
                 .copied()
-                .filter(|&d| {
-                    EventTime::day_start(d + 1)
-                        .to_unix_nanos()
-                        .plus(SEAL_AFTER)
-                        <= now
-                })
+                .filter(|&d| EventTime::day_start(d + 1).to_unix_nanos().plus(SEAL_AFTER) <= now)
                 .collect()
         };
         for day in ready {
@@ -498,18 +552,15 @@ impl EventLogStore {
                     tracing::info!(day = %key::day_string(day), took_ms = started.elapsed().as_millis() as u64, "event_logs day sealed");
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass"),
+                Err(e) => {
+                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass")
+                }
             }
         }
-        inner.remove_stale_ids();
-        let mut w = inner.writer();
-        inner.persist_cuckoo(&mut w);
-        if removed > 0 {
-            tracing::info!(removed, "event_logs rows expired");
-        }
-        Ok(removed)
     }
+}
 
+impl EventLogStore {
     /// Memory the store holds in its own structures (dedup filter, open
     /// days' id maps and user sets, block summaries), in bytes, about.
     pub fn memory_bytes(&self) -> u64 {
@@ -517,7 +568,8 @@ impl EventLogStore {
         let view = self.inner.view();
         let mut n = w.cuckoo.memory_bytes() as u64;
         for od in w.open.values() {
-            n += od.ids.len() as u64 * 18 + od.users.count().min(super::hll::EXACT_USERS as u64) * 10;
+            n += od.ids.len() as u64 * 18
+                + od.users.count().min(super::hll::EXACT_USERS as u64) * 10;
         }
         for dv in view.days.values() {
             n += dv
@@ -532,7 +584,7 @@ impl EventLogStore {
 
 /// Days of a view, for tests: (day, sealed, blocks, rows).
 #[cfg(test)]
-pub(crate) fn describe(view: &View) -> BTreeMap<i64, (bool, usize, u64)> {
+pub(crate) fn describe(view: &View) -> std::collections::BTreeMap<i64, (bool, usize, u64)> {
     view.days
         .iter()
         .map(|(d, v)| (*d, (v.sealed.is_some(), v.blocks.len(), v.rows)))

@@ -8,7 +8,11 @@ mod cache;
 pub mod codec;
 mod cuckoo;
 mod dayfile;
+#[cfg(test)]
+mod durability_tests;
 pub mod erase;
+#[cfg(test)]
+mod erase_tests;
 mod hll;
 mod idx;
 mod key;

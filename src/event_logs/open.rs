@@ -68,7 +68,8 @@ fn create_days(dir: &Path) -> Result<(), EventLogError> {
 
 fn write_format(dir: &Path) -> Result<(), EventLogError> {
     let p = dir.join(FORMAT_FILE);
-    std::fs::write(&p, format!("{FORMAT_VERSION}\n")).map_err(|e| EventLogError::io("writing", &p, e))
+    std::fs::write(&p, format!("{FORMAT_VERSION}\n"))
+        .map_err(|e| EventLogError::io("writing", &p, e))
 }
 
 /// Opens (or creates, or converts) the store in `path`.
@@ -96,12 +97,16 @@ pub(crate) fn open(
         if legacy::has_sled_files(path) {
             match legacy::detect(path)? {
                 Detected::Old(found) => return Err(unsupported(found)),
-                Detected::Marker(found) if found > FORMAT_VERSION => return Err(unsupported(found)),
+                Detected::Marker(found) if found > FORMAT_VERSION => {
+                    return Err(unsupported(found));
+                }
                 Detected::Format2(db, tree, rows) => {
                     convert(path, &days, &upgrading, &config, &clock, db, tree, rows)?;
                 }
                 Detected::Marker(_) | Detected::Empty => {
-                    tracing::warn!("event_logs directory holds the format-3 marker but no days: starting empty");
+                    tracing::warn!(
+                        "event_logs directory holds the format-3 marker but no days: starting empty"
+                    );
                     create_days(&days)?;
                     legacy::remove_sled_files(path)?;
                     legacy::write_marker(path)?;
@@ -157,23 +162,32 @@ fn convert(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
-    tracing::info!(rows = total, "event_logs: converting the format-2 (sled) store to format 3 (day files)");
+    tracing::info!(
+        rows = total,
+        "event_logs: converting the format-2 (sled) store to format 3 (day files)"
+    );
     let started = Instant::now();
     let mut last_log = Instant::now();
-    let store = EventLogStore::without_background(load(path, &tmp, config.clone(), clock.clone(), None)?);
+    let store =
+        EventLogStore::without_background(load(path, &tmp, config.clone(), clock.clone(), None)?);
     let mut done = 0u64;
     let read = legacy::read_rows(&tree, CONVERT_BATCH, |rows| {
         store.insert_encoded(&rows)?;
         done += rows.len() as u64;
         if last_log.elapsed().as_secs() >= 5 {
             last_log = Instant::now();
-            tracing::info!(converted = done, of = total, "event_logs conversion in progress");
+            tracing::info!(
+                converted = done,
+                of = total,
+                "event_logs conversion in progress"
+            );
         }
         Ok(())
     })?;
-    // Seal finished days (they are then compact and fsynced), drop the
-    // expired ones, save the indexes and the filter.
-    store.expire(clock.now())?;
+    // Seal finished days (they are then compact and fsynced), save the
+    // indexes and the filter. Expired rows are left to the first cleanup
+    // pass.
+    store.inner.seal_finished(clock.now());
     store.close();
     store.inner.sync_all_days();
     drop(store);
@@ -182,7 +196,11 @@ fn convert(
     sync_dir(&tmp);
     std::fs::rename(&tmp, days).map_err(|e| EventLogError::io("renaming", &tmp, e))?;
     sync_dir(path);
-    tracing::info!(rows = read, took_ms = started.elapsed().as_millis() as u64, "event_logs rows converted; replacing the sled files");
+    tracing::info!(
+        rows = read,
+        took_ms = started.elapsed().as_millis() as u64,
+        "event_logs rows converted; replacing the sled files"
+    );
     finish_conversion(path, upgrading)
 }
 
@@ -236,10 +254,14 @@ pub(crate) fn load(
     let mut open: BTreeMap<i64, OpenDay> = BTreeMap::new();
     let mut max_commit = 0u64;
     let damaged = AtomicU64::new(0);
-    let list = dayfile::list_days(days_dir).map_err(|e| EventLogError::io("listing", days_dir, e))?;
+    let list =
+        dayfile::list_days(days_dir).map_err(|e| EventLogError::io("listing", days_dir, e))?;
     for (day, file_path) in list {
-        let file = DayFile::open(&file_path).map_err(|e| EventLogError::io("opening", &file_path, e))?;
-        let len = file.len().map_err(|e| EventLogError::io("reading", &file_path, e))?;
+        let file =
+            DayFile::open(&file_path).map_err(|e| EventLogError::io("opening", &file_path, e))?;
+        let len = file
+            .len()
+            .map_err(|e| EventLogError::io("reading", &file_path, e))?;
         let idx_path = days_dir.join(super::idx::file_name(day));
         if len < dayfile::HEADER_LEN {
             // Created, then the process stopped before its header was
@@ -301,7 +323,8 @@ pub(crate) fn load(
                 view.days.insert(day, Arc::new(dv));
             }
             idx => {
-                let (od, dv) = load_open_day(day, file, file_id, len, idx, &mut interner, &damaged)?;
+                let (od, dv) =
+                    load_open_day(day, file, file_id, len, idx, &mut interner, &damaged)?;
                 max_commit = max_commit.max(dv.max_commit());
                 open.insert(day, od);
                 view.days.insert(day, Arc::new(dv));
@@ -337,6 +360,7 @@ pub(crate) fn load(
         view: RwLock::new(Arc::new(View::default())),
         cache: BlockCache::new(config.cache_bytes),
         signal: super::maintain::Signal::default(),
+        background_compaction: std::sync::atomic::AtomicBool::new(true),
         damaged_blocks: damaged,
     };
     view.other_bytes = inner.other_bytes();
@@ -364,13 +388,31 @@ fn load_open_day(
     let day_name = super::key::day_string(day);
     let (mut blocks, mut entries, mut users, from, ids_generation) = match idx {
         Some((f, meta)) => match (f.entries(), f.users()) {
-            (Ok(e), Ok(u)) => (meta.blocks, e, u, meta.header.covered_len, meta.header.ids_generation),
+            (Ok(e), Ok(u)) => (
+                meta.blocks,
+                e,
+                u,
+                meta.header.covered_len,
+                meta.header.ids_generation,
+            ),
             _ => {
                 tracing::warn!(day = %day_name, "event_logs index damaged; recounting the day");
-                (Vec::new(), Vec::new(), UserSet::default(), dayfile::HEADER_LEN, meta.header.ids_generation)
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    UserSet::default(),
+                    dayfile::HEADER_LEN,
+                    meta.header.ids_generation,
+                )
             }
         },
-        None => (Vec::new(), Vec::new(), UserSet::default(), dayfile::HEADER_LEN, 0),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            UserSet::default(),
+            dayfile::HEADER_LEN,
+            0,
+        ),
     };
     let last_seq = blocks.last().map_or(0, |b: &BlockMeta| b.summary.seq);
     let data = file
@@ -391,10 +433,65 @@ fn load_open_day(
     }
     let new_blocks = scan.blocks;
     let superseding = new_blocks.iter().any(|b| b.summary.supersedes.is_some());
+    let decode_err = |meta: &BlockMeta, e: &dyn std::fmt::Display| {
+        damaged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("telespool_event_logs_damaged_blocks_total").increment(1);
+        tracing::warn!(day = %day_name, offset = meta.offset, error = %e, "event_logs block unreadable at open; its rows are skipped");
+    };
+    // The blocks written after the index add their ids and users. Merged
+    // blocks add no rows (theirs were counted in the blocks they replace,
+    // before or after the index), but move ids: then every id is recomputed
+    // from the live blocks.
+    let mut added_ids = Vec::new();
+    for meta in new_blocks.iter().filter(|b| b.summary.supersedes.is_none()) {
+        match read_sections(&file, meta) {
+            Ok((ids, head)) => {
+                for r in 0..ids.len() {
+                    added_ids.push((
+                        ids.hash(r),
+                        Loc {
+                            seq: meta.summary.seq,
+                            row: r as u16,
+                        },
+                    ));
+                }
+                for r in 0..head.len() {
+                    users.insert(head.user_key(r));
+                }
+            }
+            Err(e) => decode_err(meta, &e),
+        }
+    }
     let snapshot_count = blocks.len();
     blocks.extend(new_blocks);
     dayfile::apply_supersedes(&mut blocks);
-    let next_seq = blocks.iter().map(|b| b.summary.seq).max().map_or(1, |s| s + 1).max(last_seq + 1);
+    let next_seq = blocks
+        .iter()
+        .map(|b| b.summary.seq)
+        .max()
+        .map_or(1, |s| s + 1)
+        .max(last_seq + 1);
+    if superseding {
+        entries.clear();
+        for meta in &blocks {
+            match read_sections(&file, meta) {
+                Ok((ids, _)) => {
+                    for r in 0..ids.len() {
+                        entries.push((
+                            ids.hash(r),
+                            Loc {
+                                seq: meta.summary.seq,
+                                row: r as u16,
+                            },
+                        ));
+                    }
+                }
+                Err(e) => decode_err(meta, &e),
+            }
+        }
+    } else {
+        entries.extend(added_ids);
+    }
     let tmp_view = DayView {
         day,
         file: file.clone(),
@@ -410,47 +507,6 @@ fn load_open_day(
         version: 0,
         ids_generation,
     };
-    // The blocks after the index add their ids and users; merged blocks
-    // add nothing (their rows were counted in the blocks they replace),
-    // but move ids, so then every id is recomputed.
-    let decode_err = |meta: &BlockMeta, e: &dyn std::fmt::Display| {
-        damaged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!("telespool_event_logs_damaged_blocks_total").increment(1);
-        tracing::warn!(day = %day_name, offset = meta.offset, error = %e, "event_logs block unreadable at open; its rows are skipped");
-    };
-    let mut added_ids = Vec::new();
-    for meta in tmp_view
-        .blocks
-        .iter()
-        .filter(|b| b.summary.supersedes.is_none() && b.summary.seq > last_seq)
-    {
-        match read_sections(&tmp_view, meta) {
-            Ok((ids, head)) => {
-                for r in 0..ids.len() {
-                    added_ids.push((ids.hash(r), Loc { seq: meta.summary.seq, row: r as u16 }));
-                }
-                for r in 0..head.len() {
-                    users.insert(head.user_key(r));
-                }
-            }
-            Err(e) => decode_err(meta, &e),
-        }
-    }
-    if superseding {
-        entries.clear();
-        for meta in &tmp_view.blocks {
-            match read_sections(&tmp_view, meta) {
-                Ok((ids, _)) => {
-                    for r in 0..ids.len() {
-                        entries.push((ids.hash(r), Loc { seq: meta.summary.seq, row: r as u16 }));
-                    }
-                }
-                Err(e) => decode_err(meta, &e),
-            }
-        }
-    } else {
-        entries.extend(added_ids);
-    }
     let mut dv = tmp_view;
     dv.recount_names();
     dv.users = users.count();
@@ -469,10 +525,10 @@ fn load_open_day(
 }
 
 fn read_sections(
-    dv: &DayView,
+    file: &DayFile,
     meta: &BlockMeta,
 ) -> Result<(super::block::Ids, super::block::Head), Box<dyn std::error::Error>> {
-    let payload = super::block::read_payload(&dv.file.file, meta)?;
+    let payload = super::block::read_payload(&file.file, meta)?;
     Ok((
         super::block::Ids::decode(&payload, meta)?,
         super::block::Head::decode(&payload, meta)?,

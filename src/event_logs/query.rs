@@ -91,14 +91,6 @@ impl RecentQuery {
         }
     }
 
-    fn has_filter(&self) -> bool {
-        self.name.is_some()
-            || self.name_prefix.is_some()
-            || self.user_id.is_some()
-            || self.anonymous_user_id.is_some()
-            || self.source.is_some()
-    }
-
     fn matches(&self, head: &Head, row: usize) -> bool {
         let name = head.name(row);
         self.name.as_ref().is_none_or(|n| n == name)
@@ -218,7 +210,6 @@ pub struct DayUsers {
     pub users: u64,
 }
 
-
 /// A row chosen for a page: ordered by (event time, event id).
 struct Pick {
     time: EventTime,
@@ -321,12 +312,15 @@ impl EventLogStore {
                     if !in_range(time)
                         || !q.matches(&head, row)
                         || !before(&cursor, time, &ids, row)
-                        || tombs.hides(b.summary.commit, head.user_id(row), head.anonymous_user_id(row))
+                        || tombs.hides(
+                            b.summary.commit,
+                            head.user_id(row),
+                            head.anonymous_user_id(row),
+                        )
                     {
                         continue;
                     }
-                    if best.len() == q.limit
-                        && best.peek().is_some_and(|Reverse(p)| time < p.time)
+                    if best.len() == q.limit && best.peek().is_some_and(|Reverse(p)| time < p.time)
                     {
                         continue;
                     }
@@ -351,15 +345,19 @@ impl EventLogStore {
             if let std::collections::hash_map::Entry::Vacant(e) = decoded.entry(k) {
                 let payload = inner.read_block(&p.day, &p.block)?;
                 let head = inner.block_head(&p.day, &p.block)?;
-                let rest = Rest::decode(&payload, &p.block).map_err(|e| block_err(&p.day, &p.block, e))?;
+                let rest =
+                    Rest::decode(&payload, &p.block).map_err(|e| block_err(&p.day, &p.block, e))?;
                 e.insert((head, rest));
             }
-            let Some((head, rest)) = decoded.get(&k) else { continue };
-            let row = codec::row_from_fields(&p.id, &head.timestamp(p.row), &rest.fields(head, p.row))
-                .map_err(|source| EventLogError::Decode {
-                    event_id: p.id.clone(),
-                    source,
-                })?;
+            let Some((head, rest)) = decoded.get(&k) else {
+                continue;
+            };
+            let row =
+                codec::row_from_fields(&p.id, &head.timestamp(p.row), &rest.fields(head, p.row))
+                    .map_err(|source| EventLogError::Decode {
+                        event_id: p.id.clone(),
+                        source,
+                    })?;
             page.rows.push(row);
         }
         if page.rows.len() == q.limit
@@ -385,20 +383,31 @@ impl EventLogStore {
                 dv.names.clone()
             } else {
                 let mut names: BTreeMap<Arc<str>, u64> = BTreeMap::new();
-                for b in dv.blocks.iter().filter(|b| b.summary.min < hi && b.summary.max >= lo) {
+                for b in dv
+                    .blocks
+                    .iter()
+                    .filter(|b| b.summary.min < hi && b.summary.max >= lo)
+                {
                     if b.summary.min >= lo && b.summary.max < hi && !view.tombstones.may_hide(b) {
                         for (n, c) in &b.summary.names {
                             *names.entry(n.clone()).or_default() += u64::from(*c);
                         }
                         continue;
                     }
-                    let Some(head) = self.head_or_report(dv, b) else { continue };
-                    let hint: Vec<Arc<str>> = b.summary.names.iter().map(|(n, _)| n.clone()).collect();
+                    let Some(head) = self.head_or_report(dv, b) else {
+                        continue;
+                    };
+                    let hint: Vec<Arc<str>> =
+                        b.summary.names.iter().map(|(n, _)| n.clone()).collect();
                     for r in 0..head.len() {
                         let t = head.time(r);
                         if t < lo
                             || t >= hi
-                            || view.tombstones.hides(b.summary.commit, head.user_id(r), head.anonymous_user_id(r))
+                            || view.tombstones.hides(
+                                b.summary.commit,
+                                head.user_id(r),
+                                head.anonymous_user_id(r),
+                            )
                         {
                             continue;
                         }
@@ -413,11 +422,16 @@ impl EventLogStore {
                 names
             };
             let day = key::day_string(dv.day);
-            out.extend(names.into_iter().filter(|(_, c)| *c > 0).map(|(name, count)| DayNameCount {
-                day: day.clone(),
-                name: name.to_string(),
-                count,
-            }));
+            out.extend(
+                names
+                    .into_iter()
+                    .filter(|(_, c)| *c > 0)
+                    .map(|(name, count)| DayNameCount {
+                        day: day.clone(),
+                        name: name.to_string(),
+                        count,
+                    }),
+            );
         }
         Ok(out)
     }
@@ -439,13 +453,23 @@ impl EventLogStore {
                 dv.users
             } else {
                 let mut users = UserSet::default();
-                for b in dv.blocks.iter().filter(|b| b.summary.min < hi && b.summary.max >= lo) {
-                    let Some(head) = self.head_or_report(dv, b) else { continue };
+                for b in dv
+                    .blocks
+                    .iter()
+                    .filter(|b| b.summary.min < hi && b.summary.max >= lo)
+                {
+                    let Some(head) = self.head_or_report(dv, b) else {
+                        continue;
+                    };
                     for r in 0..head.len() {
                         let t = head.time(r);
                         if t >= lo
                             && t < hi
-                            && !view.tombstones.hides(b.summary.commit, head.user_id(r), head.anonymous_user_id(r))
+                            && !view.tombstones.hides(
+                                b.summary.commit,
+                                head.user_id(r),
+                                head.anonymous_user_id(r),
+                            )
                         {
                             users.insert(head.user_key(r));
                         }
@@ -479,7 +503,11 @@ fn in_range_block(b: &BlockMeta, lo: EventTime, hi: EventTime, hi_inclusive: boo
 }
 
 /// The days with blocks in `[lo, hi)`, oldest first.
-fn days_in<'v>(view: &'v View, lo: EventTime, hi: EventTime) -> impl Iterator<Item = &'v Arc<DayView>> {
+fn days_in<'v>(
+    view: &'v View,
+    lo: EventTime,
+    hi: EventTime,
+) -> impl Iterator<Item = &'v Arc<DayView>> {
     view.days
         .range(lo.day()..=hi.day())
         .map(|(_, d)| d)

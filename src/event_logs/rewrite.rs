@@ -87,8 +87,10 @@ impl Out<'_> {
     fn copy_raw(&mut self, dv: &DayView, meta: &Arc<BlockMeta>) -> Result<(), EventLogError> {
         self.flush()?;
         let mut payload = self.inner.read_block(dv, meta)?;
-        let ids = block::Ids::decode(&payload, meta).map_err(|e| super::store::block_err(dv, meta, e))?;
-        let head = Head::decode(&payload, meta).map_err(|e| super::store::block_err(dv, meta, e))?;
+        let ids =
+            block::Ids::decode(&payload, meta).map_err(|e| super::store::block_err(dv, meta, e))?;
+        let head =
+            Head::decode(&payload, meta).map_err(|e| super::store::block_err(dv, meta, e))?;
         let seq = self.seq;
         self.seq += 1;
         // The summary starts after kind (1) and its length (4): seq is its
@@ -118,7 +120,12 @@ impl Out<'_> {
         Ok(())
     }
 
-    fn add_rows(&mut self, d: Arc<Decoded>, rows: Vec<usize>, merge: bool) -> Result<(), EventLogError> {
+    fn add_rows(
+        &mut self,
+        d: Arc<Decoded>,
+        rows: Vec<usize>,
+        merge: bool,
+    ) -> Result<(), EventLogError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -142,7 +149,11 @@ impl Out<'_> {
             .flat_map(|(d, rs)| rs.iter().map(move |&r| (&**d, r)))
             .collect();
         rows.sort_by_key(|&(d, r)| d.head.time(r));
-        let commit = pending.iter().map(|(d, _)| d.meta.summary.commit).max().unwrap_or(0);
+        let commit = pending
+            .iter()
+            .map(|(d, _)| d.meta.summary.commit)
+            .max()
+            .unwrap_or(0);
         let mut b = BlockBuilder::default();
         let mut hashes = Vec::new();
         for (i, &(d, r)) in rows.iter().enumerate() {
@@ -155,7 +166,13 @@ impl Out<'_> {
                 let built = full.finish(seq, commit, None, &mut self.z, &mut self.interner);
                 let at = self.write(&built.frame)?;
                 for (row, h) in hashes.drain(..).enumerate() {
-                    self.entries.push((h, Loc { seq, row: row as u16 }));
+                    self.entries.push((
+                        h,
+                        Loc {
+                            seq,
+                            row: row as u16,
+                        },
+                    ));
                 }
                 for u in built.users {
                     self.users.insert(u);
@@ -171,11 +188,16 @@ impl Out<'_> {
 
 impl Inner {
     /// Writes the new file of day `dv` as `spec` says (not installed).
-    pub(crate) fn rewrite(&self, dv: &DayView, spec: &RewriteSpec<'_>) -> Result<Rewritten, EventLogError> {
+    pub(crate) fn rewrite(
+        &self,
+        dv: &DayView,
+        spec: &RewriteSpec<'_>,
+    ) -> Result<Rewritten, EventLogError> {
         let path = self.day_path(dv.day);
         let tmp = idx::tmp_path(&path);
         let _ = std::fs::remove_file(&tmp);
-        let file = DayFile::create(&tmp, dv.day).map_err(|e| EventLogError::io("creating", &tmp, e))?;
+        let file =
+            DayFile::create(&tmp, dv.day).map_err(|e| EventLogError::io("creating", &tmp, e))?;
         let mut out = Out {
             inner: self,
             file,
@@ -322,11 +344,12 @@ impl Inner {
                 true,
             )
             .map_err(|e| EventLogError::io("writing", &idx_path, e))?;
-            let (idx, _) = IdxFile::open(&idx_path, &mut w.interner).map_err(|e| EventLogError::Io {
-                what: "reopening",
-                path: idx_path.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            let (idx, _) =
+                IdxFile::open(&idx_path, &mut w.interner).map_err(|e| EventLogError::Io {
+                    what: "reopening",
+                    path: idx_path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
             v.sealed = Some(Arc::new(idx));
             if was_sealed {
                 for h in &rw.removed_hashes {

@@ -30,8 +30,8 @@ pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(93 * 24 * 3600);
 /// Default [`EventLogConfig::quota_bytes`]: 2 GiB.
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-/// Smallest accepted [`EventLogConfig::quota_bytes`]: 16 MiB.
-pub const MIN_QUOTA_BYTES: u64 = 16 * 1024 * 1024;
+/// Smallest accepted [`EventLogConfig::quota_bytes`]: 1 MiB.
+pub const MIN_QUOTA_BYTES: u64 = 1024 * 1024;
 /// Most rows per block (an insert of more rows writes several blocks).
 pub const BATCH_ROWS: usize = block::MAX_BLOCK_ROWS;
 /// The format this code writes and reads (day files, `days/FORMAT`, and
@@ -316,7 +316,11 @@ impl EncodedRow {
 
     /// A row of a format-2 store (its key's id and time, its value) as it
     /// is: the value is this type's payload already.
-    pub(crate) fn from_format2(id: &str, time: EventTime, value: &[u8]) -> Result<EncodedRow, EventLogError> {
+    pub(crate) fn from_format2(
+        id: &str,
+        time: EventTime,
+        value: &[u8],
+    ) -> Result<EncodedRow, EventLogError> {
         let head = codec::decode_head(value).map_err(|source| EventLogError::Decode {
             event_id: id.to_owned(),
             source,
@@ -405,7 +409,11 @@ impl DayView {
     }
 
     pub(crate) fn max_commit(&self) -> u64 {
-        self.blocks.iter().map(|b| b.summary.commit).max().unwrap_or(0)
+        self.blocks
+            .iter()
+            .map(|b| b.summary.commit)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Recomputes `names` and `rows` from the blocks.
@@ -440,8 +448,7 @@ impl View {
     /// Recomputes the totals from the days.
     pub(crate) fn retotal(&mut self) {
         self.rows = self.days.values().map(|d| d.rows).sum();
-        self.bytes =
-            self.other_bytes + self.days.values().map(|d| d.len + d.idx_len).sum::<u64>();
+        self.bytes = self.other_bytes + self.days.values().map(|d| d.len + d.idx_len).sum::<u64>();
     }
 }
 
@@ -460,6 +467,9 @@ pub(crate) struct Inner {
     pub(crate) view: RwLock<Arc<View>>,
     pub(crate) cache: super::cache::BlockCache,
     pub(crate) signal: super::maintain::Signal,
+    /// Whether the background thread runs pending erasure compactions
+    /// (tests turn it off to look at the state before compaction).
+    pub(crate) background_compaction: std::sync::atomic::AtomicBool,
     /// Blocks found damaged since open.
     pub(crate) damaged_blocks: std::sync::atomic::AtomicU64,
 }
@@ -506,7 +516,11 @@ impl Inner {
     }
 
     /// Reads and checks a block's payload.
-    pub(crate) fn read_block(&self, dv: &DayView, meta: &BlockMeta) -> Result<Vec<u8>, EventLogError> {
+    pub(crate) fn read_block(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Vec<u8>, EventLogError> {
         block::read_payload(&dv.file.file, meta).map_err(|source| EventLogError::Block {
             day: key::day_string(dv.day),
             offset: meta.offset,
@@ -515,7 +529,11 @@ impl Inner {
     }
 
     /// A block's ids, decoded (cached).
-    pub(crate) fn block_ids(&self, dv: &DayView, meta: &BlockMeta) -> Result<Arc<Ids>, EventLogError> {
+    pub(crate) fn block_ids(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Arc<Ids>, EventLogError> {
         if let Some(ids) = self.cache.ids(dv.file_id, meta.offset) {
             return Ok(ids);
         }
@@ -526,7 +544,11 @@ impl Inner {
     }
 
     /// A block's head, decoded (cached).
-    pub(crate) fn block_head(&self, dv: &DayView, meta: &BlockMeta) -> Result<Arc<Head>, EventLogError> {
+    pub(crate) fn block_head(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Arc<Head>, EventLogError> {
         if let Some(h) = self.cache.head(dv.file_id, meta.offset) {
             return Ok(h);
         }
@@ -655,10 +677,11 @@ impl EventLogStore {
         let bad = |e| block_err(&dv, &meta, e);
         let ids = Ids::decode(&payload, &meta).map_err(bad)?;
         let head = Head::decode(&payload, &meta).map_err(bad)?;
-        if view
-            .tombstones
-            .hides(meta.summary.commit, head.user_id(row), head.anonymous_user_id(row))
-        {
+        if view.tombstones.hides(
+            meta.summary.commit,
+            head.user_id(row),
+            head.anonymous_user_id(row),
+        ) {
             return Ok(None);
         }
         let rest = block::Rest::decode(&payload, &meta).map_err(bad)?;
@@ -686,22 +709,23 @@ impl EventLogStore {
     /// blocks.
     pub fn stats(&self) -> Result<EventLogStats, EventLogError> {
         let view = self.inner.view();
-        let edge = |dv: Option<&Arc<DayView>>, oldest: bool| -> Result<Option<String>, EventLogError> {
-            let Some(dv) = dv else { return Ok(None) };
-            let block = if oldest {
-                dv.blocks.iter().min_by_key(|b| b.summary.min)
-            } else {
-                dv.blocks.iter().max_by_key(|b| b.summary.max)
+        let edge =
+            |dv: Option<&Arc<DayView>>, oldest: bool| -> Result<Option<String>, EventLogError> {
+                let Some(dv) = dv else { return Ok(None) };
+                let block = if oldest {
+                    dv.blocks.iter().min_by_key(|b| b.summary.min)
+                } else {
+                    dv.blocks.iter().max_by_key(|b| b.summary.max)
+                };
+                let Some(b) = block else { return Ok(None) };
+                let head = self.inner.block_head(dv, b)?;
+                let row = if oldest {
+                    (0..head.len()).min_by_key(|&r| head.time(r))
+                } else {
+                    (0..head.len()).max_by_key(|&r| head.time(r))
+                };
+                Ok(row.map(|r| head.timestamp(r)))
             };
-            let Some(b) = block else { return Ok(None) };
-            let head = self.inner.block_head(dv, b)?;
-            let row = if oldest {
-                (0..head.len()).min_by_key(|&r| head.time(r))
-            } else {
-                (0..head.len()).max_by_key(|&r| head.time(r))
-            };
-            Ok(row.map(|r| head.timestamp(r)))
-        };
         Ok(EventLogStats {
             rows: view.rows,
             oldest: edge(view.days.values().next(), true)?,
@@ -732,6 +756,30 @@ impl EventLogStore {
         if !self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.inner.save_for_close();
         }
+    }
+}
+
+#[cfg(test)]
+impl EventLogStore {
+    /// Leaves pending erasures to explicit compactions.
+    pub(crate) fn pause_background_compaction(&self) {
+        self.inner
+            .background_compaction
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops the store as a killed process would: nothing saved (the
+    /// background thread stopped first, so nothing races the test).
+    pub(crate) fn crash(self) {
+        let bg = self
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(bg) = bg {
+            bg.stop_without_saving();
+        }
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -110,7 +110,11 @@ pub(crate) fn recount(store: &EventLogStore) -> (Vec<DayNameCount>, Vec<DayUsers
     let mut names: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
     let mut users: BTreeMap<i64, UserSet> = BTreeMap::new();
     for (day, _, r) in all_rows(store) {
-        *names.entry(day).or_default().entry(r.name.clone()).or_default() += 1;
+        *names
+            .entry(day)
+            .or_default()
+            .entry(r.name.clone())
+            .or_default() += 1;
         users
             .entry(day)
             .or_default()
@@ -144,7 +148,11 @@ pub(crate) fn assert_consistent(store: &EventLogStore) {
     let rows = all_rows(store);
     let mut seen = HashSet::new();
     for (_, _, r) in &rows {
-        assert!(seen.insert(r.event_id.clone()), "{} stored twice", r.event_id);
+        assert!(
+            seen.insert(r.event_id.clone()),
+            "{} stored twice",
+            r.event_id
+        );
     }
     assert_eq!(store.row_count().unwrap(), rows.len() as u64, "row counter");
     let view = store.inner.view();
@@ -693,7 +701,7 @@ fn config_validation_names_the_bad_setting() {
 /// Opens the store at `path` once sled has let go of it: a `sled::Db`
 /// dropped a moment ago may still hold its lock while its flusher thread
 /// winds down.
-fn open_when_free(path: &Path) -> Result<EventLogStore, EventLogError> {
+pub(crate) fn open_when_free(path: &Path) -> Result<EventLogStore, EventLogError> {
     let started = Instant::now();
     loop {
         match EventLogStore::open(path, EventLogConfig::default()) {

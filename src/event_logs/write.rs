@@ -11,10 +11,10 @@ use super::cuckoo::Cuckoo;
 use super::dayfile::{self, DayFile};
 use super::hll::{NoHash, UserSet};
 use super::idx::IdxFile;
-use super::store::{DayView, EncodedRow, EventLogError, InsertOutcome, Inner, View};
+use super::store::{DayView, EncodedRow, EventLogError, Inner, InsertOutcome, View};
 
 /// Merge the trailing run of small blocks of a day (each under this many
-/// rows) into one block...
+/// rows, together under half of [`block::MAX_BLOCK_RAW`]) into one block...
 pub(crate) const MERGE_BELOW: u32 = 1024;
 /// ...once the run has this many blocks.
 pub(crate) const MERGE_RUN: usize = 16;
@@ -175,7 +175,11 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
-    pub(crate) fn read(inner: &Inner, dv: &DayView, meta: &Arc<BlockMeta>) -> Result<Decoded, EventLogError> {
+    pub(crate) fn read(
+        inner: &Inner,
+        dv: &DayView,
+        meta: &Arc<BlockMeta>,
+    ) -> Result<Decoded, EventLogError> {
         let payload = inner.read_block(dv, meta)?;
         let bad = |e| super::store::block_err(dv, meta, e);
         let ids = Ids::decode(&payload, meta).map_err(bad)?;
@@ -217,12 +221,15 @@ impl Inner {
         }
         let base = self.view();
         let total: usize = groups.iter().map(|g| g.len()).sum();
-        let mut seen: HashMap<u64, usize, NoHash> = HashMap::with_capacity_and_hasher(total, NoHash);
+        let mut seen: HashMap<u64, usize, NoHash> =
+            HashMap::with_capacity_and_hasher(total, NoHash);
         let mut fresh: Vec<&EncodedRow> = Vec::with_capacity(total);
         for (out, rows) in outcomes.iter_mut().zip(groups) {
             for row in rows.iter() {
                 let dup_here = match seen.get(&row.hash) {
-                    Some(&i) if fresh.get(i).is_some_and(|o| o.event_id() == row.event_id()) => true,
+                    Some(&i) if fresh.get(i).is_some_and(|o| o.event_id() == row.event_id()) => {
+                        true
+                    }
                     // Two ids sharing a 64-bit hash: compare them all.
                     Some(_) => fresh.iter().any(|o| o.event_id() == row.event_id()),
                     None => false,
@@ -284,9 +291,9 @@ impl Inner {
         if w.cuckoo.contains(hash) {
             for dv in view.days.values().rev() {
                 let Some(idx) = &dv.sealed else { continue };
-                let locs = idx
-                    .lookup(hash)
-                    .map_err(|e| EventLogError::io("reading the index of", &self.idx_path(dv.day), e))?;
+                let locs = idx.lookup(hash).map_err(|e| {
+                    EventLogError::io("reading the index of", &self.idx_path(dv.day), e)
+                })?;
                 for loc in locs {
                     if self.confirm(dv, loc, id) {
                         return Ok(true);
@@ -330,15 +337,17 @@ impl Inner {
         if maybe_sealed {
             for dv in view.days.values().rev() {
                 if let Some(idx) = &dv.sealed {
-                    let locs = idx
-                        .lookup(hash)
-                        .map_err(|e| EventLogError::io("reading the index of", &self.idx_path(dv.day), e))?;
+                    let locs = idx.lookup(hash).map_err(|e| {
+                        EventLogError::io("reading the index of", &self.idx_path(dv.day), e)
+                    })?;
                     candidates.extend(locs.into_iter().map(|l| (dv.day, l)));
                 }
             }
         }
         for (day, loc) in candidates {
-            let Some(dv) = view.days.get(&day) else { continue };
+            let Some(dv) = view.days.get(&day) else {
+                continue;
+            };
             if self.confirm(dv, loc, event_id)
                 && let Some(meta) = dv.block_by_seq(loc.seq)
             {
@@ -409,7 +418,12 @@ impl Inner {
 
     /// Reopens sealed day `dv` for writing: its ids and users come back
     /// from its index into memory, and leave the filter.
-    fn unseal(&self, w: &mut Writer, view: &mut View, dv: &DayView) -> Result<OpenDay, EventLogError> {
+    fn unseal(
+        &self,
+        w: &mut Writer,
+        view: &mut View,
+        dv: &DayView,
+    ) -> Result<OpenDay, EventLogError> {
         let (entries, users, next_seq) = match &dv.sealed {
             Some(idx) => match (idx.entries(), idx.users()) {
                 (Ok(e), Ok(u)) => {
@@ -446,7 +460,10 @@ impl Inner {
     }
 
     /// The ids and users of a day, from its blocks.
-    pub(crate) fn recount_ids_users(&self, dv: &DayView) -> Result<(Vec<(u64, Loc)>, UserSet), EventLogError> {
+    pub(crate) fn recount_ids_users(
+        &self,
+        dv: &DayView,
+    ) -> Result<(Vec<(u64, Loc)>, UserSet), EventLogError> {
         let mut entries = Vec::with_capacity(dv.rows as usize);
         let mut users = UserSet::default();
         for meta in &dv.blocks {
@@ -458,7 +475,13 @@ impl Inner {
                 }
             };
             for r in 0..ids.len() {
-                entries.push((ids.hash(r), Loc { seq: meta.summary.seq, row: r as u16 }));
+                entries.push((
+                    ids.hash(r),
+                    Loc {
+                        seq: meta.summary.seq,
+                        row: r as u16,
+                    },
+                ));
             }
             if let Ok(head) = self.block_head(dv, meta) {
                 for r in 0..head.len() {
@@ -574,11 +597,17 @@ impl Inner {
         };
         let mut run: Vec<Arc<BlockMeta>> = Vec::new();
         let mut rows = 0u64;
+        let mut raw = 0u64;
         for b in dv.blocks.iter().rev() {
-            if b.summary.rows >= MERGE_BELOW || rows + b.rows() > block::MAX_BLOCK_ROWS as u64 {
+            let b_raw: u64 = b.summary.sections.iter().map(|s| u64::from(s.raw)).sum();
+            if b.summary.rows >= MERGE_BELOW
+                || rows + b.rows() > block::MAX_BLOCK_ROWS as u64
+                || raw + b_raw > (block::MAX_BLOCK_RAW / 2) as u64
+            {
                 break;
             }
             rows += b.rows();
+            raw += b_raw;
             run.push(b.clone());
         }
         if run.len() < MERGE_RUN || view.tombstones.may_hide_any(&run) {
@@ -604,8 +633,14 @@ impl Inner {
             for r in 0..d.head.len() {
                 moves.push((
                     d.ids.hash(r),
-                    Loc { seq: d.meta.summary.seq, row: r as u16 },
-                    Loc { seq, row: b.rows() as u16 },
+                    Loc {
+                        seq: d.meta.summary.seq,
+                        row: r as u16,
+                    },
+                    Loc {
+                        seq,
+                        row: b.rows() as u16,
+                    },
                 ));
                 b.push(&d.row_in(r));
             }
