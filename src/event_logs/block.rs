@@ -810,7 +810,7 @@ impl<'a> BlockBuilder<'a> {
 
     pub(crate) fn push(&mut self, r: &RowIn<'a>) {
         let row = self.n;
-        if row % 8 == 0 {
+        if row.is_multiple_of(8) {
             self.uuid_bits.push(0);
         }
         match parse_canonical_uuid(r.id) {
@@ -1555,7 +1555,7 @@ mod tests {
 
         #[test]
         fn any_flipped_byte_of_a_frame_is_caught_by_its_crc(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
-            let rows = vec![EventLogRow {
+            let rows = [EventLogRow {
                 event_id: "e1".into(),
                 name: "search.view".into(),
                 url: String::new(),

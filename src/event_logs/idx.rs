@@ -32,7 +32,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::block::{self, BlockMeta, Cursor, Interner, Summary};
-use super::hll::{Hll, NoHash, REGISTERS, UserSet};
+use super::hll::{Hll, NoHash, UserSet};
 use super::key;
 use super::write::Loc;
 
@@ -317,7 +317,7 @@ impl IdxFile {
                 .map(UserSet::Sketch)
                 .ok_or(IdxError::Damaged);
         }
-        if b.len() % 8 != 0 || b.len() == REGISTERS * 8 + 1 {
+        if !b.len().is_multiple_of(8) {
             return Err(IdxError::Damaged);
         }
         let mut set: std::collections::HashSet<u64, NoHash> =

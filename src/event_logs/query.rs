@@ -293,7 +293,7 @@ impl EventLogStore {
                 .iter()
                 .filter(|b| in_range_block(b, lo, hi, hi_inclusive) && q.may_match(b))
                 .collect();
-            blocks.sort_by(|a, b| b.summary.max.cmp(&a.summary.max));
+            blocks.sort_by_key(|b| Reverse(b.summary.max));
             for b in blocks {
                 if best.len() == q.limit
                     && best.peek().is_some_and(|Reverse(p)| b.summary.max < p.time)
@@ -503,11 +503,11 @@ fn in_range_block(b: &BlockMeta, lo: EventTime, hi: EventTime, hi_inclusive: boo
 }
 
 /// The days with blocks in `[lo, hi)`, oldest first.
-fn days_in<'v>(
-    view: &'v View,
+fn days_in(
+    view: &View,
     lo: EventTime,
     hi: EventTime,
-) -> impl Iterator<Item = &'v Arc<DayView>> {
+) -> impl Iterator<Item = &Arc<DayView>> {
     view.days
         .range(lo.day()..=hi.day())
         .map(|(_, d)| d)

@@ -103,6 +103,9 @@ impl IdMap {
     }
 }
 
+/// A stored row: its day, its block and its row in the block.
+pub(crate) type Located = (Arc<DayView>, Arc<BlockMeta>, usize);
+
 /// A day whose ids are in memory (not sealed).
 #[derive(Debug, Default)]
 pub(crate) struct OpenDay {
@@ -324,7 +327,7 @@ impl Inner {
         &self,
         view: &View,
         event_id: &str,
-    ) -> Result<Option<(Arc<DayView>, Arc<BlockMeta>, usize)>, EventLogError> {
+    ) -> Result<Option<Located>, EventLogError> {
         let hash = block::id_hash(event_id);
         let mut candidates: Vec<(i64, Loc)> = Vec::new();
         let maybe_sealed = {
