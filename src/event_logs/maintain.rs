@@ -52,9 +52,9 @@ impl Signal {
 }
 
 /// The store's background thread: fdatasyncs the day files written in the
-/// last [`SYNC_INTERVAL`], saves the indexes of changed days every
-/// [`SNAPSHOT_INTERVAL`], runs pending erasure compactions and removes the
-/// ids of dropped days from the dedup filter.
+/// last [`SYNC_INTERVAL`], saves the indexes of changed days and the dedup
+/// filter every [`SNAPSHOT_INTERVAL`], runs pending erasure compactions and
+/// removes the ids of dropped days from the dedup filter.
 #[derive(Debug)]
 pub(crate) struct Background {
     inner: Arc<Inner>,
@@ -97,6 +97,9 @@ fn run(inner: &Inner) {
         inner.sync_dirty();
         if last_snapshot.elapsed() >= SNAPSHOT_INTERVAL {
             inner.snapshot_open_days(false);
+            let mut w = inner.writer();
+            inner.persist_cuckoo(&mut w);
+            drop(w);
             last_snapshot = Instant::now();
         }
         if !inner.view().tombstones.is_empty()
@@ -522,9 +525,10 @@ impl EventLogStore {
         }
         drop(m);
         inner.seal_finished(now);
-        inner.remove_stale_ids();
-        let mut w = inner.writer();
-        inner.persist_cuckoo(&mut w);
+        // The dropped days' ids leave the dedup filter in the background
+        // (meanwhile they cost a lookup at most), and the filter is saved
+        // there too: dropping a day is two unlinks and a new view.
+        inner.wake_background();
         if removed > 0 {
             tracing::info!(removed, "event_logs rows expired");
         }

@@ -340,7 +340,13 @@ pub(crate) fn load(
     let saved = std::fs::read(days_dir.join(CUCKOO_FILE))
         .ok()
         .and_then(|b| Cuckoo::decode(&b))
-        .filter(|(_, covered)| covered.iter().copied().collect::<BTreeMap<_, _>>() == sealed);
+        // Every sealed day's ids must be in it, as of its index's
+        // generation; days it covers that are gone left stale ids behind,
+        // which only cost a lookup (the next rebuild drops them).
+        .filter(|(_, covered)| {
+            let covered: BTreeMap<i64, u64> = covered.iter().copied().collect();
+            sealed.iter().all(|(d, g)| covered.get(d) == Some(g))
+        });
     let need_rebuild = saved.is_none() && !sealed.is_empty();
     let mut w = Writer::new(
         saved.map_or_else(|| Cuckoo::with_capacity(0), |(c, _)| c),

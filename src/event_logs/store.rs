@@ -306,6 +306,12 @@ impl EncodedRow {
         self.buf.len() - self.id_len as usize
     }
 
+    /// The row's fields in row-wise form (format 2's stored value; see
+    /// [`super::codec`]).
+    pub fn stored_bytes(&self) -> &[u8] {
+        self.buf.get(self.id_len as usize..).unwrap_or_default()
+    }
+
     pub(crate) fn id(&self) -> &str {
         std::str::from_utf8(self.event_id()).unwrap_or("")
     }
