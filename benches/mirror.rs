@@ -228,7 +228,8 @@ fn write(s: &Settings, ids: Ids, group: usize) {
         return;
     }
     let dir = temp_dir();
-    let store = EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
+    let store =
+        EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
     let mut n = 0u64;
     let mut busy = Duration::ZERO;
     let mut cpu = Duration::ZERO;
@@ -281,7 +282,9 @@ fn disk(s: &Settings, ids: Ids) {
     let path = dir.path().join("event_logs");
     // Rows of one day (today at 00:00 + i ms... spread over the day).
     let day_start = now_nanos().div_euclid(86_400_000_000_000) * 86_400_000_000_000;
-    let clock = Arc::new(ManualClock::new(UnixNanos(day_start + 12 * 3_600_000_000_000)));
+    let clock = Arc::new(ManualClock::new(UnixNanos(
+        day_start + 12 * 3_600_000_000_000,
+    )));
     let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock).unwrap();
     let step = 86_000_000_000_000 / s.disk_rows as i64;
     let mut n = 0u64;
@@ -297,7 +300,9 @@ fn disk(s: &Settings, ids: Ids) {
         store.insert_encoded_groups(&groups).unwrap();
     }
     let open_bytes = dir_bytes(&path);
-    store.expire(UnixNanos(day_start + 2 * 86_400_000_000_000)).unwrap();
+    store
+        .expire(UnixNanos(day_start + 2 * 86_400_000_000_000))
+        .unwrap();
     let sealed_bytes = dir_bytes(&path);
     let rows = store.row_count().unwrap();
     println!(
@@ -327,7 +332,8 @@ fn queries(s: &Settings) {
     let clock = Arc::new(ManualClock::new(UnixNanos(first * DAY)));
     let started = Instant::now();
     {
-        let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock.clone()).unwrap();
+        let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock.clone())
+            .unwrap();
         let mut n = 0u64;
         let step = DAY / s.per_day as i64;
         for day in first..=today {
@@ -365,7 +371,10 @@ fn queries(s: &Settings) {
             .env("MIRROR_BENCH_TODAY", today.to_string())
             .output()
             .unwrap();
-        print!("queries (child process, round {round}):\n{}", String::from_utf8_lossy(&out.stdout));
+        print!(
+            "queries (child process, round {round}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         if !out.status.success() {
             println!("child failed: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -460,7 +469,11 @@ fn sled_lean(s: &Settings) {
         let mut n = 0u64;
         let mut rows = 0u64;
         let mut busy = Duration::ZERO;
-        let target = if group == 1600 { s.disk_rows } else { s.disk_rows / 4 };
+        let target = if group == 1600 {
+            s.disk_rows
+        } else {
+            s.disk_rows / 4
+        };
         while (rows as usize) < target {
             let now = now_nanos();
             let batch: Vec<(Vec<u8>, [u8; 16], Vec<u8>)> = (0..1600)
@@ -475,7 +488,10 @@ fn sled_lean(s: &Settings) {
                     key.extend_from_slice(&nanos.to_be_bytes());
                     key.extend_from_slice(&id);
                     // Format 2's binary row, as format 2 stored it.
-                    let v = EventLogStore::encode_row(&r).unwrap().stored_bytes().to_vec();
+                    let v = EventLogStore::encode_row(&r)
+                        .unwrap()
+                        .stored_bytes()
+                        .to_vec();
                     (key, id, v)
                 })
                 .collect();
@@ -538,11 +554,27 @@ fn main() {
     }
     let benching = std::env::args().any(|a| a == "--bench");
     let s = Settings {
-        secs: if benching { env_or("MIRROR_BENCH_SECS", 3.0) } else { 0.05 },
+        secs: if benching {
+            env_or("MIRROR_BENCH_SECS", 3.0)
+        } else {
+            0.05
+        },
         only: std::env::var("MIRROR_BENCH_ONLY").unwrap_or_default(),
-        days: if benching { env_or("MIRROR_BENCH_DAYS", 93) } else { 3 },
-        per_day: if benching { env_or("MIRROR_BENCH_PER_DAY", 100_000) } else { 2_000 },
-        disk_rows: if benching { env_or("MIRROR_BENCH_DISK_ROWS", 1_000_000) } else { 5_000 },
+        days: if benching {
+            env_or("MIRROR_BENCH_DAYS", 93)
+        } else {
+            3
+        },
+        per_day: if benching {
+            env_or("MIRROR_BENCH_PER_DAY", 100_000)
+        } else {
+            2_000
+        },
+        disk_rows: if benching {
+            env_or("MIRROR_BENCH_DISK_ROWS", 1_000_000)
+        } else {
+            5_000
+        },
     };
     println!("mirror benchmark; load average before: {}", load());
     encode(&s);

@@ -503,11 +503,7 @@ fn in_range_block(b: &BlockMeta, lo: EventTime, hi: EventTime, hi_inclusive: boo
 }
 
 /// The days with blocks in `[lo, hi)`, oldest first.
-fn days_in(
-    view: &View,
-    lo: EventTime,
-    hi: EventTime,
-) -> impl Iterator<Item = &Arc<DayView>> {
+fn days_in(view: &View, lo: EventTime, hi: EventTime) -> impl Iterator<Item = &Arc<DayView>> {
     view.days
         .range(lo.day()..=hi.day())
         .map(|(_, d)| d)
