@@ -183,17 +183,21 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Median and max of a few timings of `f`.
-fn timings(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            ms(s.elapsed())
-        })
-        .collect();
+/// Median and max wall time, and median CPU time of the calling thread,
+/// of a few runs of `f`, in ms.
+fn timings(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
+    let mut t = Vec::new();
+    let mut c = Vec::new();
+    for _ in 0..runs {
+        let c0 = thread_cpu();
+        let s = Instant::now();
+        f();
+        t.push(ms(s.elapsed()));
+        c.push(ms(thread_cpu() - c0));
+    }
     t.sort_by(f64::total_cmp);
-    (t[t.len() / 2], t[t.len() - 1])
+    c.sort_by(f64::total_cmp);
+    (t[t.len() / 2], t[t.len() - 1], c[c.len() / 2])
 }
 
 // ---- encoding -------------------------------------------------------------------
@@ -326,12 +330,20 @@ fn queries(s: &Settings) {
         return;
     }
     let dir = temp_dir();
-    let path = dir.path().join("event_logs");
-    let today = now_nanos().div_euclid(DAY);
+    // MIRROR_BENCH_STORE keeps the generated store (and reuses it when it
+    // is there) for repeated runs of the reads.
+    let kept = std::env::var_os("MIRROR_BENCH_STORE").map(std::path::PathBuf::from);
+    let path = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("event_logs"));
+    let today = match std::fs::read_to_string(path.join("bench-today")) {
+        Ok(t) => t.trim().parse().unwrap(),
+        Err(_) => now_nanos().div_euclid(DAY),
+    };
     let first = today - s.days as i64 + 1;
     let clock = Arc::new(ManualClock::new(UnixNanos(first * DAY)));
     let started = Instant::now();
-    {
+    if !path.join("bench-today").exists() {
         let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock.clone())
             .unwrap();
         let mut n = 0u64;
@@ -363,6 +375,8 @@ fn queries(s: &Settings) {
             dir_bytes(&path) as f64 / store.row_count().unwrap().max(1) as f64,
             load()
         );
+        drop(store);
+        std::fs::write(path.join("bench-today"), today.to_string()).unwrap();
     }
     // The reads, in a fresh process: its memory is the store's.
     for round in 0..2 {
@@ -379,6 +393,9 @@ fn queries(s: &Settings) {
             println!("child failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
+    if kept.is_some() && std::env::var_os("MIRROR_BENCH_DROP").is_none() {
+        return;
+    }
     // Retention: the oldest day dropped.
     let store = EventLogStore::open_with_clock(
         &path,
@@ -393,10 +410,13 @@ fn queries(s: &Settings) {
     // Exactly the oldest day is past the retention; nothing to trim or seal.
     clock.set(UnixNanos((today + 1) * DAY));
     let t = Instant::now();
+    let c0 = thread_cpu();
     let removed = store.expire(clock.now()).unwrap();
+    let cpu = thread_cpu() - c0;
     println!(
-        "queries/drop-a-day: expire removed {removed} rows (one whole day) in {:.2} ms ({} rows left of {before}; its ids leave the dedup filter in the background; load {})",
+        "queries/drop-a-day: expire removed {removed} rows (one whole day) in {:.2} ms, {:.2} ms of CPU ({} rows left of {before}; its ids leave the dedup filter in the background; load {})",
         ms(t.elapsed()),
+        ms(cpu),
         store.row_count().unwrap(),
         load()
     );
@@ -407,38 +427,47 @@ fn child(path: &Path) {
     let today: i64 = env_or("MIRROR_BENCH_TODAY", 0);
     let base = rss_anon();
     let t = Instant::now();
+    let c0 = thread_cpu();
     let store = EventLogStore::open(path, EventLogConfig::default()).unwrap();
     let open_ms = ms(t.elapsed());
+    let open_cpu = ms(thread_cpu() - c0);
     let opened = rss_anon();
-    let to = UnixNanos((today + 1) * DAY - 1_000_000_000);
+    // "Now" is the end of the last day written; ranges end a second later,
+    // as the admin API's defaults do.
+    let to = UnixNanos((today + 1) * DAY + 1_000_000_000);
     let from30 = UnixNanos(to.0 - 30 * DAY);
     let from7 = UnixNanos(to.0 - 7 * DAY);
-    let (c50, cmax) = timings(5, || {
+    let (c50, cmax, ccpu) = timings(5, || {
         black_box(store.counts_by_name_per_day(from30, to).unwrap());
     });
-    let (u50, umax) = timings(5, || {
+    let (u50, umax, ucpu) = timings(5, || {
         black_box(store.distinct_users_per_day(from30, to).unwrap());
     });
     let mut q = RecentQuery::new(from7, to);
     q.limit = 100;
     q.name = Some("search.results.viewed".into());
-    let (r50, rmax) = timings(5, || {
+    let (r50, rmax, rcpu) = timings(5, || {
         assert_eq!(store.recent(&q).unwrap().rows.len(), 100);
     });
     let mut q2 = RecentQuery::new(from7, to);
     q2.limit = 100;
-    let (a50, amax) = timings(5, || {
+    let (a50, amax, acpu) = timings(5, || {
         assert_eq!(store.recent(&q2).unwrap().rows.len(), 100);
     });
     let mut q3 = q.clone();
     q3.name = Some("no.such.name".into());
-    let (n50, nmax) = timings(5, || {
+    let (n50, nmax, ncpu) = timings(5, || {
         assert!(store.recent(&q3).unwrap().rows.is_empty());
+    });
+    // A range starting at midnight: no partial day at its start.
+    let midnight = UnixNanos((today - 29) * DAY);
+    let (m50, mmax, mcpu) = timings(5, || {
+        black_box(store.distinct_users_per_day(midnight, to).unwrap());
     });
     let after = rss_anon();
     let counts = store.counts_by_name_per_day(from30, to).unwrap();
     println!(
-        "  open {open_ms:.0} ms ({} rows)\n  counts by name per day, 30 days: median {c50:.2} ms, max {cmax:.2} ms ({} rows out)\n  distinct users per day, 30 days: median {u50:.2} ms, max {umax:.2} ms\n  recent 100 with a name filter: median {r50:.2} ms, max {rmax:.2} ms; without: {a50:.2} / {amax:.2} ms; a name no block holds: {n50:.2} / {nmax:.2} ms\n  RssAnon: {:.1} MiB before open, {:.1} MiB open (+{:.1}), {:.1} MiB after the queries (+{:.1}); store's own estimate {:.1} MiB; load {}",
+        "  open {open_ms:.0} ms, {open_cpu:.0} ms of CPU ({} rows)\n  counts by name per day, 30 days: median {c50:.2} ms, max {cmax:.2} ms, CPU {ccpu:.2} ms ({} rows out)\n  distinct users per day, 30 days: median {u50:.2} ms, max {umax:.2} ms, CPU {ucpu:.2} ms; from a midnight: {m50:.2} / {mmax:.2} / {mcpu:.2} ms\n  recent 100 with a name filter: median {r50:.2} ms, max {rmax:.2} ms, CPU {rcpu:.2} ms; without: {a50:.2} / {amax:.2} / {acpu:.2} ms; a name no block holds: {n50:.2} / {nmax:.2} / {ncpu:.2} ms\n  RssAnon: {:.1} MiB before open, {:.1} MiB open (+{:.1}), {:.1} MiB after the queries (+{:.1}); store's own estimate {:.1} MiB; load {}",
         store.row_count().unwrap(),
         counts.len(),
         base as f64 / 1048576.0,

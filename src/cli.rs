@@ -194,7 +194,7 @@ pub struct ServeArgs {
     /// How long event_logs rows are kept [default: 93d].
     #[arg(long, env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
     pub event_logs_retention: Option<String>,
-    /// Memory for decoded event_logs blocks (queries, dedup checks), at least 1MiB [default: 4MiB].
+    /// Memory for decoded event_logs blocks (queries, dedup checks), at least 1MiB [default: 2MiB].
     #[arg(long, env = "TELESPOOL_EVENT_LOGS_CACHE", value_name = "SIZE")]
     pub event_logs_cache: Option<String>,
     /// Version written to event_logs rows of events without one [default: telespool-VERSION].

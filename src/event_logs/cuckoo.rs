@@ -32,8 +32,11 @@ const SLOTS: usize = 4;
 pub(crate) const MAX_KICKS: usize = 500;
 /// Load above which the store grows the filter.
 pub(crate) const MAX_LOAD: f64 = 0.95;
-/// Load a grown (rebuilt) filter starts at.
-pub(crate) const TARGET_LOAD: f64 = 0.85;
+/// Load a grown (rebuilt) filter starts at (it then grows by at least
+/// [`GROWTH`], so that rebuilds stay rare while the store fills up).
+pub(crate) const TARGET_LOAD: f64 = 0.90;
+/// Least growth of a rebuilt filter's capacity.
+pub(crate) const GROWTH: f64 = 1.15;
 /// Fewest buckets.
 const MIN_BUCKETS: usize = 1024;
 
@@ -81,6 +84,11 @@ impl Cuckoo {
     /// Ids inserted (and not deleted).
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Slots.
+    pub(crate) fn capacity(&self) -> u64 {
+        (self.buckets.len() * SLOTS) as u64
     }
 
     /// Bytes of memory held.
@@ -199,75 +207,122 @@ impl Cuckoo {
         false
     }
 
-    /// The filter as stored: header, covered (day, generation) pairs,
-    /// buckets, stash, CRC of everything before it.
+    /// Writes the filter as stored: header, covered (day, generation)
+    /// pairs, buckets, stash, CRC of everything before it; streamed, so
+    /// that saving does not double the filter's memory.
     ///
     /// ```text
     /// "TSEVLCKO" | version u32 | buckets u32 | len u64 | stash u32 | covered u32
     /// | covered × (day i64, generation u64) | buckets × 4 × u16 | stash × (u32, u16)
     /// | crc32 u32          (all little-endian)
     /// ```
-    pub(crate) fn encode(&self, covered: &[(i64, u64)]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(40 + covered.len() * 16 + self.memory_bytes() + 4);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.buckets.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.len.to_le_bytes());
-        out.extend_from_slice(&(self.stash.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(covered.len() as u32).to_le_bytes());
+    pub(crate) fn write_to(
+        &self,
+        covered: &[(i64, u64)],
+        w: impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut w = CrcWriter {
+            inner: std::io::BufWriter::with_capacity(64 * 1024, w),
+            crc: crc32fast::Hasher::new(),
+        };
+        let mut head = Vec::with_capacity(32 + covered.len() * 16);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&VERSION.to_le_bytes());
+        head.extend_from_slice(&(self.buckets.len() as u32).to_le_bytes());
+        head.extend_from_slice(&self.len.to_le_bytes());
+        head.extend_from_slice(&(self.stash.len() as u32).to_le_bytes());
+        head.extend_from_slice(&(covered.len() as u32).to_le_bytes());
         for (day, generation) in covered {
-            out.extend_from_slice(&day.to_le_bytes());
-            out.extend_from_slice(&generation.to_le_bytes());
+            head.extend_from_slice(&day.to_le_bytes());
+            head.extend_from_slice(&generation.to_le_bytes());
         }
+        w.put(&head)?;
+        let mut chunk = Vec::with_capacity(64 * 1024);
         for b in &self.buckets {
             for s in b {
-                out.extend_from_slice(&s.to_le_bytes());
+                chunk.extend_from_slice(&s.to_le_bytes());
+            }
+            if chunk.len() >= 64 * 1024 - 8 {
+                w.put(&chunk)?;
+                chunk.clear();
             }
         }
         for (i, f) in &self.stash {
-            out.extend_from_slice(&i.to_le_bytes());
-            out.extend_from_slice(&f.to_le_bytes());
+            chunk.extend_from_slice(&i.to_le_bytes());
+            chunk.extend_from_slice(&f.to_le_bytes());
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        w.put(&chunk)?;
+        let crc = w.crc.clone().finalize();
+        std::io::Write::write_all(&mut w.inner, &crc.to_le_bytes())?;
+        std::io::Write::flush(&mut w.inner)
+    }
+
+    /// [`Cuckoo::write_to`] into a vector (tests).
+    #[cfg(test)]
+    pub(crate) fn encode(&self, covered: &[(i64, u64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.write_to(covered, &mut out);
         out
     }
 
-    /// Decodes [`Cuckoo::encode`]'s bytes; `None` when they are not a
-    /// whole, intact filter.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<(Cuckoo, Vec<(i64, u64)>)> {
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+    /// Reads what [`Cuckoo::write_to`] wrote, streamed (the filter's memory
+    /// is allocated once); `None` when it is not a whole, intact filter.
+    pub(crate) fn read_from(r: impl std::io::Read) -> Option<(Cuckoo, Vec<(i64, u64)>)> {
+        let mut r = CrcReader {
+            inner: std::io::BufReader::with_capacity(64 * 1024, r),
+            crc: crc32fast::Hasher::new(),
+        };
+        let mut head = [0u8; 32];
+        r.get(&mut head)?;
+        let mut c = super::block::Cursor::new(&head);
+        if c.take(8)? != MAGIC || c.u32()? != VERSION {
             return None;
         }
-        let mut r = super::block::Cursor::new(body);
-        if r.take(8)? != MAGIC || r.u32()? != VERSION {
-            return None;
-        }
-        let buckets = r.u32()? as usize;
-        let len = r.u64()?;
-        let stash = r.u32()? as usize;
-        let covered_n = r.u32()? as usize;
-        if buckets == 0 || body.len() != 32 + covered_n * 16 + buckets * 8 + stash * 6 {
+        let buckets = c.u32()? as usize;
+        let len = c.u64()?;
+        let stash = c.u32()? as usize;
+        let covered_n = c.u32()? as usize;
+        if buckets == 0 || covered_n > 1 << 24 || stash > 1 << 20 {
             return None;
         }
         let mut covered = Vec::with_capacity(covered_n);
         for _ in 0..covered_n {
-            covered.push((r.i64()?, r.u64()?));
+            let mut e = [0u8; 16];
+            r.get(&mut e)?;
+            let mut c = super::block::Cursor::new(&e);
+            covered.push((c.i64()?, c.u64()?));
         }
-        let mut table = Vec::with_capacity(buckets);
-        for _ in 0..buckets {
-            table.push([r.u16()?, r.u16()?, r.u16()?, r.u16()?]);
+        let mut table: Vec<[u16; SLOTS]> = Vec::new();
+        table.try_reserve_exact(buckets).ok()?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut left = buckets;
+        while left > 0 {
+            let n = left.min(chunk.len() / 8);
+            let bytes = chunk.get_mut(..n * 8)?;
+            r.get(bytes)?;
+            for b in bytes.chunks_exact(8) {
+                let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+                table.push([u(0), u(2), u(4), u(6)]);
+            }
+            left -= n;
         }
         let mut stash_v = Vec::with_capacity(stash);
         for _ in 0..stash {
-            let i = r.u32()?;
+            let mut e = [0u8; 6];
+            r.get(&mut e)?;
+            let i = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
             if i as usize >= buckets {
                 return None;
             }
-            stash_v.push((i, r.u16()?));
+            stash_v.push((i, u16::from_le_bytes([e[4], e[5]])));
         }
-        if !r.is_empty() {
+        let computed = r.crc.clone().finalize();
+        let mut crc = [0u8; 4];
+        std::io::Read::read_exact(&mut r.inner, &mut crc).ok()?;
+        let mut rest = [0u8; 1];
+        if u32::from_le_bytes(crc) != computed
+            || std::io::Read::read(&mut r.inner, &mut rest).ok()? != 0
+        {
             return None;
         }
         Some((
@@ -279,6 +334,37 @@ impl Cuckoo {
             },
             covered,
         ))
+    }
+
+    /// [`Cuckoo::read_from`] over bytes (tests).
+    #[cfg(test)]
+    pub(crate) fn decode(bytes: &[u8]) -> Option<(Cuckoo, Vec<(i64, u64)>)> {
+        Cuckoo::read_from(bytes)
+    }
+}
+
+struct CrcWriter<W: std::io::Write> {
+    inner: std::io::BufWriter<W>,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: std::io::Write> CrcWriter<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.crc.update(b);
+        std::io::Write::write_all(&mut self.inner, b)
+    }
+}
+
+struct CrcReader<R: std::io::Read> {
+    inner: std::io::BufReader<R>,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: std::io::Read> CrcReader<R> {
+    fn get(&mut self, b: &mut [u8]) -> Option<()> {
+        std::io::Read::read_exact(&mut self.inner, b).ok()?;
+        self.crc.update(b);
+        Some(())
     }
 }
 

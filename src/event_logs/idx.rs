@@ -42,6 +42,8 @@ const VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: u64 = 84;
 /// Bytes of one entry.
 const ENTRY_LEN: u64 = 14;
+/// Entries read on each side of a lookup's guess (7 KB each side).
+const LOOKUP_WINDOW: u64 = 512;
 const FLAG_SEALED: u32 = 1;
 const FLAG_SKETCH: u32 = 2;
 
@@ -358,6 +360,38 @@ impl IdxFile {
     /// entry can only make a lookup miss, and every hit is confirmed
     /// against the block's ids).
     pub(crate) fn lookup(&self, hash: u64) -> io::Result<Vec<Loc>> {
+        // Hashes are uniform: the entry is near hash / 2^64 × n (within a
+        // few √n), so one read of a window around that guess nearly always
+        // holds every entry with this hash.
+        let n = self.header.entries;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let guess = ((u128::from(hash) * u128::from(n)) >> 64) as u64;
+        let (lo, hi) = (
+            guess.saturating_sub(LOOKUP_WINDOW),
+            (guess + LOOKUP_WINDOW).min(n),
+        );
+        let mut window = vec![0u8; ((hi - lo) * ENTRY_LEN) as usize];
+        self.file
+            .read_exact_at(&mut window, self.header.entries_offset() + lo * ENTRY_LEN)?;
+        let entries: Vec<(u64, Loc)> = window
+            .chunks_exact(ENTRY_LEN as usize)
+            .map(decode_entry)
+            .collect();
+        let bounded_below = lo == 0 || entries.first().is_some_and(|e| e.0 < hash);
+        let bounded_above = hi == n || entries.last().is_some_and(|e| e.0 > hash);
+        if bounded_below && bounded_above {
+            return Ok(entries
+                .iter()
+                .filter(|e| e.0 == hash)
+                .map(|e| e.1)
+                .collect());
+        }
+        self.lookup_by_bisection(hash)
+    }
+
+    fn lookup_by_bisection(&self, hash: u64) -> io::Result<Vec<Loc>> {
         let n = self.header.entries;
         let (mut lo, mut hi) = (0u64, n);
         while lo < hi {
@@ -451,6 +485,45 @@ mod tests {
         assert_eq!(got, want);
         assert!(f.lookup(1).unwrap().is_empty());
         assert!(f.lookup(u64::MAX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn lookups_of_uniform_hashes_find_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(2));
+        let mut entries: Vec<(u64, Loc)> = (0..50_000u64)
+            .map(|i| {
+                (
+                    xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()),
+                    Loc {
+                        seq: (i % 7) as u32,
+                        row: (i % 4096) as u16,
+                    },
+                )
+            })
+            .collect();
+        entries.sort_unstable();
+        write(
+            &path,
+            &IdxWrite {
+                sealed: true,
+                day: 2,
+                covered_len: 32,
+                ids_generation: 1,
+                next_seq: 8,
+                max_commit: 1,
+                blocks: &[],
+                users: &UserSet::default(),
+                entries: &entries,
+            },
+            false,
+        )
+        .unwrap();
+        let (f, _) = IdxFile::open(&path, &mut Interner::default()).unwrap();
+        for &(h, loc) in entries.iter().step_by(97) {
+            assert_eq!(f.lookup(h).unwrap(), [loc]);
+        }
+        assert!(f.lookup(12345).unwrap().is_empty());
     }
 
     #[test]

@@ -249,10 +249,12 @@ impl Inner {
             return;
         }
         let covered: Vec<(i64, u64)> = w.covered.iter().map(|(d, g)| (*d, *g)).collect();
-        let bytes = w.cuckoo.encode(&covered);
         let path = self.days_dir.join(CUCKOO_FILE);
         let tmp = idx::tmp_path(&path);
-        match std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
+        let written = std::fs::File::create(&tmp)
+            .and_then(|f| w.cuckoo.write_to(&covered, f))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
             Ok(()) => w.cuckoo_dirty = false,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -262,21 +264,35 @@ impl Inner {
     }
 
     /// Rebuilds the dedup filter from the sealed days' indexes, with room
-    /// for `more` ids.
+    /// for `more` ids (under the writer lock: open and installs use it).
     pub(crate) fn grow_cuckoo(
         &self,
         w: &mut Writer,
         view: &View,
         more: u64,
     ) -> Result<(), EventLogError> {
+        let c = self.build_cuckoo(view, more, w.cuckoo.capacity())?;
+        self.swap_cuckoo(w, view, c);
+        Ok(())
+    }
+
+    /// A new filter holding the ids of `view`'s sealed days, with room for
+    /// `more`, at least [`super::cuckoo::GROWTH`] times `capacity`. Reads
+    /// only immutable index files: runs without the writer lock.
+    pub(crate) fn build_cuckoo(
+        &self,
+        view: &View,
+        more: u64,
+        capacity: u64,
+    ) -> Result<Cuckoo, EventLogError> {
         let sealed: u64 = view
             .days
             .values()
-            .filter(|d| d.sealed.is_some())
-            .map(|d| d.sealed.as_ref().map_or(0, |i| i.header.entries))
+            .filter_map(|d| d.sealed.as_ref().map(|i| i.header.entries))
             .sum();
         let started = Instant::now();
-        let mut c = Cuckoo::with_capacity(((sealed + more) as f64 / TARGET_LOAD * 1.1) as u64);
+        let grown = (capacity as f64 * TARGET_LOAD * super::cuckoo::GROWTH) as u64;
+        let mut c = Cuckoo::with_capacity((sealed + more).max(grown));
         for dv in view.days.values() {
             let Some(idx) = &dv.sealed else { continue };
             let entries = idx.entries().map_err(|e| EventLogError::Io {
@@ -294,6 +310,13 @@ impl Inner {
             took_ms = started.elapsed().as_millis() as u64,
             "event_logs dedup filter rebuilt"
         );
+        Ok(c)
+    }
+
+    /// Puts a rebuilt filter in place: it covers the days sealed in `view`
+    /// (days sealed since it was built are not: callers hold the
+    /// maintenance lock, which sealing needs).
+    pub(crate) fn swap_cuckoo(&self, w: &mut Writer, view: &View, c: Cuckoo) {
         w.cuckoo = c;
         w.stale.clear();
         w.covered = view
@@ -303,7 +326,6 @@ impl Inner {
             .map(|d| (d.day, d.ids_generation))
             .collect();
         w.cuckoo_dirty = true;
-        Ok(())
     }
 
     /// Drops a whole day (its files are removed; readers holding its
@@ -456,8 +478,22 @@ impl Inner {
                 merge: true,
             },
         )?;
+        // Growing the filter reads every sealed day's ids: done before
+        // taking the writer lock, so that inserts do not wait for it.
+        let more = rw.entries.len() as u64;
+        let capacity = {
+            let w = self.writer();
+            (!w.cuckoo.has_room_for(more)).then(|| w.cuckoo.capacity())
+        };
+        let grown = match capacity {
+            Some(cap) => Some(self.build_cuckoo(&self.view(), more, cap)?),
+            None => None,
+        };
         let mut w = self.writer();
         let mut v = (*self.view()).clone();
+        if let Some(c) = grown {
+            self.swap_cuckoo(&mut w, &v, c);
+        }
         let installed = self.install(&mut w, &mut v, rw, true)?;
         if installed {
             v.retotal();

@@ -337,9 +337,9 @@ pub(crate) fn load(
         .filter(|d| d.sealed.is_some())
         .map(|d| (d.day, d.ids_generation))
         .collect();
-    let saved = std::fs::read(days_dir.join(CUCKOO_FILE))
+    let saved = std::fs::File::open(days_dir.join(CUCKOO_FILE))
         .ok()
-        .and_then(|b| Cuckoo::decode(&b))
+        .and_then(Cuckoo::read_from)
         // Every sealed day's ids must be in it, as of its index's
         // generation; days it covers that are gone left stale ids behind,
         // which only cost a lookup (the next rebuild drops them).

@@ -21,8 +21,8 @@ use super::write::Writer;
 use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::event_logs::EventLogRow;
 
-/// Default [`EventLogConfig::cache_bytes`]: 4 MiB.
-pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// Default [`EventLogConfig::cache_bytes`]: 2 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Smallest accepted [`EventLogConfig::cache_bytes`]: 1 MiB.
 pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 /// Default [`EventLogConfig::retention`]: 93 days (Sourcegraph's
@@ -54,7 +54,7 @@ pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventLogConfig {
     /// Memory for decoded blocks kept between queries and dedup checks,
-    /// in bytes. Default [`DEFAULT_CACHE_BYTES`] (4 MiB); at least
+    /// in bytes. Default [`DEFAULT_CACHE_BYTES`] (2 MiB); at least
     /// [`MIN_CACHE_BYTES`].
     pub cache_bytes: u64,
     /// How long rows are kept, by event time. Default

@@ -27,8 +27,8 @@ pub struct DayCheck {
     pub rows: u64,
     /// Damaged bytes followed by good blocks: the blocks there are lost.
     pub damage: Vec<Damage>,
-    /// Undecodable bytes at the end (a torn write; the next open
-    /// truncates them).
+    /// Undecodable bytes at the end, past what the day's index describes
+    /// (a torn write; the next open truncates them).
     pub tail: Option<Tail>,
 }
 
@@ -67,7 +67,20 @@ pub fn verify_store(store_dir: &Path) -> Result<Vec<DayCheck>, EventLogError> {
             let mut blocks = scan.blocks;
             dayfile::apply_supersedes(&mut blocks);
             check.damage = scan.damage;
-            check.tail = scan.tail;
+            // Bad bytes at the end that the day's index describes held
+            // rows that were written whole: damage, not a torn write.
+            let covered =
+                super::idx::IdxFile::open(&days.join(super::idx::file_name(day)), &mut interner)
+                    .map(|(f, _)| f.header.covered_len)
+                    .unwrap_or(0);
+            match scan.tail {
+                Some(t) if t.offset < covered => check.damage.push(Damage {
+                    offset: t.offset,
+                    len: t.len,
+                    cause: format!("{} (inside what the day's index describes)", t.cause),
+                }),
+                t => check.tail = t,
+            }
             for meta in &blocks {
                 let start = meta.offset as usize + crate::log::record::FRAME_HEADER_LEN;
                 let payload = data.get(start..meta.end() as usize).unwrap_or_default();
