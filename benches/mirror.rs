@@ -8,6 +8,9 @@
 //!
 //! - `encode`: [`EventLogStore::encode_row`] on one thread (the callers'
 //!   share of a row, done in `Tee::prepare`).
+//! - `codec/<ids>/<level>`: building and compressing 1,600-row blocks,
+//!   no I/O, sections raw or at zstd levels -5, -1, 1 (the store's), 3, 6
+//!   (the fast negative levels stand for lz4).
 //! - `write/<ids>/<group>`: the store alone, rows encoded beforehand, one
 //!   commit per group: `1600` is the mirror's call under the ingest
 //!   benchmark's load (16 streams x 100 events: `insert_encoded_groups`
@@ -222,6 +225,37 @@ fn encode(s: &Settings) {
         done as f64 / secs,
         secs * 1e6 / done as f64
     );
+}
+
+/// Building and compressing 1,600-row blocks at several zstd levels (the
+/// fast negative levels stand for lz4), no I/O.
+fn codec(s: &Settings) {
+    if !s.wants("codec") {
+        return;
+    }
+    for ids in [Ids::V4, Ids::V7] {
+        let now = now_nanos();
+        let rows: Vec<EncodedRow> = (0..16_000)
+            .map(|i| encoded(i, ids, now + i as i64))
+            .collect();
+        for level in [None, Some(-5), Some(-1), Some(1), Some(3), Some(6)] {
+            let mut best = Duration::MAX;
+            let mut bytes = 0;
+            for _ in 0..5 {
+                let (b, t) = telespool::event_logs::probe_codec(&rows, level);
+                bytes = b;
+                best = best.min(t);
+            }
+            println!(
+                "codec/{}/{:<8} {:>9.0} rows/s  {:>5.1} bytes/row  (best of 5, blocks of 1,600 rows, no I/O; load {})",
+                ids.name(),
+                level.map_or("raw".to_owned(), |l| format!("zstd{l}")),
+                rows.len() as f64 / best.as_secs_f64(),
+                bytes as f64 / rows.len() as f64,
+                load()
+            );
+        }
+    }
 }
 
 // ---- writing ---------------------------------------------------------------------
@@ -466,6 +500,14 @@ fn child(path: &Path) {
     });
     let after = rss_anon();
     let counts = store.counts_by_name_per_day(from30, to).unwrap();
+    let m = store.memory_report();
+    println!(
+        "  store's memory by part: dedup filter {:.1} MiB, open days {:.1} MiB, block summaries {:.1} MiB, cache {:.1} MiB",
+        m.dedup_filter as f64 / 1048576.0,
+        m.open_days as f64 / 1048576.0,
+        m.summaries as f64 / 1048576.0,
+        m.cache as f64 / 1048576.0
+    );
     println!(
         "  open {open_ms:.0} ms, {open_cpu:.0} ms of CPU ({} rows)\n  counts by name per day, 30 days: median {c50:.2} ms, max {cmax:.2} ms, CPU {ccpu:.2} ms ({} rows out)\n  distinct users per day, 30 days: median {u50:.2} ms, max {umax:.2} ms, CPU {ucpu:.2} ms; from a midnight: {m50:.2} / {mmax:.2} / {mcpu:.2} ms\n  recent 100 with a name filter: median {r50:.2} ms, max {rmax:.2} ms, CPU {rcpu:.2} ms; without: {a50:.2} / {amax:.2} / {acpu:.2} ms; a name no block holds: {n50:.2} / {nmax:.2} / {ncpu:.2} ms\n  RssAnon: {:.1} MiB before open, {:.1} MiB open (+{:.1}), {:.1} MiB after the queries (+{:.1}); store's own estimate {:.1} MiB; load {}",
         store.row_count().unwrap(),
@@ -607,6 +649,7 @@ fn main() {
     };
     println!("mirror benchmark; load average before: {}", load());
     encode(&s);
+    codec(&s);
     for ids in [Ids::V4, Ids::V7] {
         for group in [1600, 100] {
             write(&s, ids, group);

@@ -56,7 +56,9 @@ use crate::log::record::{FRAME_HEADER_LEN, frame_crc};
 
 /// Most rows per block.
 pub const MAX_BLOCK_ROWS: usize = 4096;
-/// A block is closed once its rows' encoded size passes this (1 MiB).
+/// A block is closed once its columns' encoded size (before compression;
+/// a value already in a column's dictionary costs its index only) passes
+/// this (1 MiB).
 pub const MAX_BLOCK_RAW: usize = 1 << 20;
 /// zstd level of the sections (1 is the fastest of the normal levels;
 /// docs/benchmarks.md, "Mirror", has the measurements that chose it).
@@ -174,10 +176,6 @@ impl<'a> Cursor<'a> {
         let (&b, rest) = self.buf.split_first()?;
         self.buf = rest;
         Some(b)
-    }
-
-    pub(crate) fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
     }
 
     pub(crate) fn u32(&mut self) -> Option<u32> {
@@ -344,7 +342,10 @@ struct Col<'a> {
 }
 
 impl<'a> Col<'a> {
-    fn push(&mut self, v: Option<&'a [u8]>) {
+    /// Adds a row's value; returns the bytes it adds to the encoded column
+    /// (about: its index, and its text if the dictionary did not hold it).
+    fn push(&mut self, v: Option<&'a [u8]>) -> usize {
+        let before = self.raw;
         let i = match v {
             None => 0,
             Some(s) => match self.last {
@@ -369,6 +370,7 @@ impl<'a> Col<'a> {
             *c += 1;
         }
         self.idx.push(i);
+        self.raw - before + 2
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -740,16 +742,6 @@ pub(crate) struct RowIn<'a> {
     pub(crate) f: RowFields<'a>,
 }
 
-impl RowIn<'_> {
-    /// Bytes this row adds to a block before compression (about).
-    pub(crate) fn raw_len(&self) -> usize {
-        48 + self.f.argument.len()
-            + self.f.public_argument.len()
-            + self.f.url.len()
-            + self.f.flags.len()
-    }
-}
-
 /// What a finished block adds to its day.
 #[derive(Debug)]
 pub(crate) struct Built {
@@ -836,10 +828,11 @@ impl<'a> BlockBuilder<'a> {
         self.min = Some(self.min.map_or(r.time, |m| m.min(r.time)));
         self.max = Some(self.max.map_or(r.time, |m| m.max(r.time)));
         let f = &r.f;
-        self.name.push(Some(f.name.as_bytes()));
+        let mut raw = 32 + r.id.len().min(16) + r.ts_text.map_or(0, str::len);
+        raw += self.name.push(Some(f.name.as_bytes()));
         self.user_ids.push(f.user_id);
-        self.anon.push(Some(f.anonymous_user_id.as_bytes()));
-        self.source.push(Some(f.source.as_bytes()));
+        raw += self.anon.push(Some(f.anonymous_user_id.as_bytes()));
+        raw += self.source.push(Some(f.source.as_bytes()));
         let [
             url,
             version,
@@ -856,20 +849,20 @@ impl<'a> BlockBuilder<'a> {
             argument,
             public,
         ] = &mut self.rest;
-        url.push(Some(f.url.as_bytes()));
-        version.push(Some(f.version.as_bytes()));
+        raw += url.push(Some(f.url.as_bytes()));
+        raw += version.push(Some(f.version.as_bytes()));
         for (col, v) in [
             client, cohort, first, last, referrer, device, insert, billing, billing_id,
         ]
         .into_iter()
         .zip(f.opts)
         {
-            col.push(v.map(str::as_bytes));
+            raw += col.push(v.map(str::as_bytes));
         }
-        flags.push(Some(f.flags));
-        argument.push(Some(f.argument.as_bytes()));
-        public.push(Some(f.public_argument.as_bytes()));
-        self.raw += r.raw_len();
+        raw += flags.push(Some(f.flags));
+        raw += argument.push(Some(f.argument.as_bytes()));
+        raw += public.push(Some(f.public_argument.as_bytes()));
+        self.raw += raw;
         self.n += 1;
     }
 
@@ -1015,8 +1008,13 @@ impl Compressor {
     /// A context at [`ZSTD_LEVEL`] (sections are stored raw if zstd cannot
     /// set one up).
     pub(crate) fn new() -> Compressor {
-        let z = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-            .ok()
+        Compressor::with_level(Some(ZSTD_LEVEL))
+    }
+
+    /// A context at `level`; `None` stores every section raw.
+    pub(crate) fn with_level(level: Option<i32>) -> Compressor {
+        let z = level
+            .and_then(|level| zstd::bulk::Compressor::new(level).ok())
             .and_then(|mut z| {
                 // The frame's CRC covers the bytes; zstd's own checksum would
                 // only cost time.
@@ -1395,6 +1393,26 @@ impl Rest {
             public_argument: text(13),
         }
     }
+}
+
+/// For the benchmarks: builds 1,600-row blocks of `rows` (encoded by
+/// [`super::EventLogStore::encode_row`]) compressed at zstd `level` (`None`:
+/// raw) and returns the bytes of the frames and the time it took.
+#[doc(hidden)]
+pub fn probe_codec(rows: &[super::EncodedRow], level: Option<i32>) -> (usize, std::time::Duration) {
+    let mut z = Compressor::with_level(level);
+    let mut interner = Interner::default();
+    let started = std::time::Instant::now();
+    let mut bytes = 0;
+    for chunk in rows.chunks(1600) {
+        let mut b = BlockBuilder::default();
+        let ins: Vec<RowIn<'_>> = chunk.iter().filter_map(|r| r.row_in().ok()).collect();
+        for r in &ins {
+            b.push(r);
+        }
+        bytes += b.finish(1, 1, None, &mut z, &mut interner).frame.len();
+    }
+    (bytes, started.elapsed())
 }
 
 /// Reads a block's frame from `file` at `meta.offset` and checks it.

@@ -106,6 +106,11 @@ impl BlockCache {
         self.put((file, offset, 1), Entry::Head(head));
     }
 
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+
     /// Forgets everything (after erasures: nothing of an erased user stays
     /// in memory).
     pub(crate) fn clear(&self) {

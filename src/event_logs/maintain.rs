@@ -291,8 +291,17 @@ impl Inner {
             .filter_map(|d| d.sealed.as_ref().map(|i| i.header.entries))
             .sum();
         let started = Instant::now();
+        // Sized for what the retention will hold, as far as the days so
+        // far tell (at most 4 times the ids there are), so that a store
+        // filling up rebuilds its filter a few times, not every few days.
+        let needed = sealed + more;
+        let days = view.days.values().filter(|d| d.sealed.is_some()).count() as u64 + 1;
+        let retention_days = self.config.retention.as_secs().div_ceil(86_400).max(1);
+        let projected = (needed / days)
+            .saturating_mul(retention_days)
+            .min(needed.saturating_mul(4));
         let grown = (capacity as f64 * TARGET_LOAD * super::cuckoo::GROWTH) as u64;
-        let mut c = Cuckoo::with_capacity((sealed + more).max(grown));
+        let mut c = Cuckoo::with_capacity(needed.max(projected).max(grown));
         for dv in view.days.values() {
             let Some(idx) = &dv.sealed else { continue };
             let entries = idx.entries().map_err(|e| EventLogError::Io {
@@ -601,25 +610,49 @@ impl Inner {
 }
 
 impl EventLogStore {
-    /// Memory the store holds in its own structures (dedup filter, open
-    /// days' id maps and user sets, block summaries), in bytes, about.
+    /// Memory the store holds in its own structures, in bytes, about.
     pub fn memory_bytes(&self) -> u64 {
+        let m = self.memory_report();
+        m.dedup_filter + m.open_days + m.summaries + m.cache
+    }
+
+    /// [`EventLogStore::memory_bytes`], by part.
+    pub fn memory_report(&self) -> MemoryReport {
         let w = self.inner.writer();
         let view = self.inner.view();
-        let mut n = w.cuckoo.memory_bytes() as u64;
+        let mut open_days = 0;
         for od in w.open.values() {
-            n += od.ids.len() as u64 * 18
-                + od.users.count().min(super::hll::EXACT_USERS as u64) * 10;
+            // Hash table slots (16 bytes and a control byte, at most 7/8
+            // full), and 8 bytes per exact user (a sketch is 16 KiB).
+            open_days += (od.ids.len() as u64 * 8 / 7).next_power_of_two() * 17
+                + od.users.count().min(super::hll::EXACT_USERS as u64) * 9;
         }
-        for dv in view.days.values() {
-            n += dv
-                .blocks
-                .iter()
-                .map(|b| 200 + b.summary.bloom.len() as u64 + b.summary.names.len() as u64 * 24)
-                .sum::<u64>();
+        let summaries = view
+            .days
+            .values()
+            .flat_map(|dv| dv.blocks.iter())
+            .map(|b| 240 + b.summary.bloom.len() as u64 + b.summary.names.len() as u64 * 24)
+            .sum();
+        MemoryReport {
+            dedup_filter: w.cuckoo.memory_bytes() as u64,
+            open_days,
+            summaries,
+            cache: self.inner.cache.bytes() as u64,
         }
-        n
     }
+}
+
+/// Where the store's memory goes (see [`EventLogStore::memory_report`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// The cuckoo filter of the sealed days' ids.
+    pub dedup_filter: u64,
+    /// Id maps and user sets of the open days.
+    pub open_days: u64,
+    /// Block summaries (every day's directory).
+    pub summaries: u64,
+    /// Decoded blocks kept (`cache_bytes` at most).
+    pub cache: u64,
 }
 
 /// Days of a view, for tests: (day, sealed, blocks, rows).

@@ -227,11 +227,14 @@ mod erase_tests;
 #[cfg(test)]
 mod store_tests;
 
+#[doc(hidden)]
+pub use block::probe_codec;
 pub use block::{BlockError, ReadError};
 pub use codec::CodecError;
 pub use dayfile::{Damage, HeaderError, Tail};
 pub use erase::{EraseOutcome, EraseTarget, Tombstone};
 pub use hll::EXACT_USERS;
+pub use maintain::MemoryReport;
 pub use query::{DayNameCount, DayUsers, ParseCursorError, RecentCursor, RecentPage, RecentQuery};
 pub use row::{EventLogRow, translate};
 pub use store::{

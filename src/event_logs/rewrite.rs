@@ -69,7 +69,7 @@ struct Out<'a> {
     users: UserSet,
     z: Compressor,
     interner: Interner,
-    pending: Vec<(Arc<Decoded>, Vec<usize>)>,
+    pending: Vec<(Arc<Decoded>, usize)>,
     pending_rows: usize,
 }
 
@@ -85,7 +85,7 @@ impl Out<'_> {
     }
 
     fn copy_raw(&mut self, dv: &DayView, meta: &Arc<BlockMeta>) -> Result<(), EventLogError> {
-        self.flush()?;
+        self.flush(true)?;
         let mut payload = self.inner.read_block(dv, meta)?;
         let ids =
             block::Ids::decode(&payload, meta).map_err(|e| super::store::block_err(dv, meta, e))?;
@@ -130,42 +130,42 @@ impl Out<'_> {
             return Ok(());
         }
         self.pending_rows += rows.len();
-        self.pending.push((d, rows));
-        if !merge || self.pending_rows >= block::MAX_BLOCK_ROWS {
-            self.flush()?;
+        self.pending
+            .extend(rows.into_iter().map(|r| (d.clone(), r)));
+        if !merge {
+            self.flush(true)?;
+        } else if self.pending_rows >= 2 * block::MAX_BLOCK_ROWS {
+            self.flush(false)?;
         }
         Ok(())
     }
 
-    /// Encodes the pending rows, sorted by event time, into full blocks.
-    fn flush(&mut self) -> Result<(), EventLogError> {
+    /// Encodes the pending rows, sorted by event time, into full blocks;
+    /// unless `all`, the rows that would make a last, partial block stay
+    /// pending (merged blocks come out full, not full plus a remainder).
+    fn flush(&mut self, all: bool) -> Result<(), EventLogError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut rows = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
-        let mut rows: Vec<(&Decoded, usize)> = pending
-            .iter()
-            .flat_map(|(d, rs)| rs.iter().map(move |&r| (&**d, r)))
-            .collect();
-        rows.sort_by_key(|&(d, r)| d.head.time(r));
-        let commit = pending
-            .iter()
-            .map(|(d, _)| d.meta.summary.commit)
-            .max()
-            .unwrap_or(0);
+        rows.sort_by_key(|(d, r)| d.head.time(*r));
         let mut b = BlockBuilder::default();
-        let mut hashes = Vec::new();
-        for (i, &(d, r)) in rows.iter().enumerate() {
-            hashes.push(d.ids.hash(r));
-            b.push(&d.row_in(r));
-            if b.is_full() || i + 1 == rows.len() {
+        let mut in_block: Vec<(u64, u64)> = Vec::new();
+        let mut start = 0;
+        for i in 0..rows.len() {
+            let Some((d, r)) = rows.get(i) else { break };
+            in_block.push((d.ids.hash(*r), d.meta.summary.commit));
+            b.push(&d.row_in(*r));
+            let last = i + 1 == rows.len();
+            if b.is_full() || (last && all) {
                 let full = std::mem::take(&mut b);
                 let seq = self.seq;
                 self.seq += 1;
+                let commit = in_block.iter().map(|x| x.1).max().unwrap_or(0);
                 let built = full.finish(seq, commit, None, &mut self.z, &mut self.interner);
                 let at = self.write(&built.frame)?;
-                for (row, h) in hashes.drain(..).enumerate() {
+                for (row, (h, _)) in in_block.drain(..).enumerate() {
                     self.entries.push((
                         h,
                         Loc {
@@ -180,7 +180,15 @@ impl Out<'_> {
                 let mut m = built.meta;
                 m.offset = at;
                 self.blocks.push(m);
+                start = i + 1;
             }
+        }
+        // The rows of an unfinished block go back to pending.
+        if let Some(rest) = rows.get(start..)
+            && !rest.is_empty()
+        {
+            self.pending_rows = rest.len();
+            self.pending = rest.to_vec();
         }
         Ok(())
     }
@@ -248,7 +256,7 @@ impl Inner {
                     }
                 }
             }
-            out.flush()?;
+            out.flush(true)?;
             out.file
                 .file
                 .sync_data()
