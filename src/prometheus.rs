@@ -194,6 +194,16 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Events moved to the dead-letter store after too many attempts",
     ),
+    (
+        "telespool_event_logs_evicted_rows_total",
+        Kind::Counter,
+        "event_logs rows evicted (oldest first) to stay within --event-logs-quota",
+    ),
+    (
+        "telespool_event_logs_damaged_blocks_total",
+        Kind::Counter,
+        "event_logs blocks found damaged (CRC or decoding) and skipped",
+    ),
 ];
 
 /// A series' kind.
