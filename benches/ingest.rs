@@ -484,8 +484,9 @@ fn print_latency_histograms(http: SocketAddr) {
 /// The mirror's share: `event_logs` rows translated from the same events
 /// and encoded beforehand (as `Tee::prepare` does on the callers' threads),
 /// inserted and flushed by one thread in commits of `streams x batch` (one
-/// group commit with every stream's payload in it: one `insert_encoded`
-/// per stream's payload, as the mirror thread does). Prints rows/s on one
+/// group commit with every stream's payload in it: one
+/// `insert_encoded_groups` with a group per stream's payload, as the mirror
+/// thread does). Prints rows/s on one
 /// thread, nothing else running.
 fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     use telespool::event_logs::{EventLogConfig, EventLogStore, translate};
@@ -515,9 +516,8 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
             })
             .collect();
         let t = Instant::now();
-        for payload in rows.chunks(batch) {
-            store.insert_encoded(payload).unwrap();
-        }
+        let groups: Vec<&[_]> = rows.chunks(batch).collect();
+        store.insert_encoded_groups(&groups).unwrap();
         store.flush().unwrap();
         commit_times.push(t.elapsed());
         rows_done += per_commit as u64;
@@ -527,7 +527,7 @@ fn mirror_alone(streams: usize, batch: usize, secs: u64) {
     commit_times.sort();
     let busy: Duration = commit_times.iter().sum();
     println!(
-        "ingest/mirror-alone (event_logs insert_encoded per payload + one flush per commit, one thread):"
+        "ingest/mirror-alone (event_logs insert_encoded_groups, a group per payload, + flush, one thread):"
     );
     println!(
         "  CPU during the run: machine {:.2} cores busy, this benchmark {:.2}, others {:.2}",

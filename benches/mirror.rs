@@ -1,63 +1,55 @@
-//! Mirror micro-benchmark: what the `event_logs` mirror thread does per
-//! group commit, on one thread, and the sled experiments that chose how it
-//! does it.
-//!
-//! Every run writes commits of `MIRROR_BENCH_COMMIT` rows (default 1,600:
-//! 16 streams x 100 events, one mirror group commit under the ingest
-//! benchmark's load), each followed by one flush, into a fresh sled
-//! database on this machine's disk, for `MIRROR_BENCH_SECS` seconds of
-//! commit time (default 3). Rows/s counts only the time spent inserting
-//! and flushing (the rows are built beforehand); rows/cpu-s divides by the
-//! committing thread's own CPU time instead (less sensitive to other
-//! tenants of the machine); "process" is the CPU of all threads (sled's
-//! I/O threads included) over the run. Keys are what the store writes: a
-//! 12-byte time prefix plus a UUID v7 event id (36 B), and the id alone
-//! for the dedup index, each id looked up before it is written. Each row
-//! has a value of its own (a shared one would keep sled's cache empty).
+//! Mirror benchmark: the `event_logs` store (format 3: day files of
+//! compressed columnar blocks) alone, against the leanest sled layout, on
+//! the ingest benchmark's events (`support/events.rs`, ~600 B of JSON each)
+//! with random UUID v4 ids (as older Sourcegraph versions send) and, beside
+//! them, time-ordered v7 ids.
 //!
 //! Runs (`MIRROR_BENCH_ONLY=<substring>` selects by name):
 //!
-//! - `encode/*`: encoding rows on one thread, no I/O: `serde_json` of the
-//!   row (format 1) against [`EventLogStore::encode_row`] (format 2).
-//! - `sled/<mode>/<value size>/<cache>`: bare sled with values of 1,024,
-//!   600 and 100 B and a 16 or 64 MiB cache. Modes: `tx3` one transaction
-//!   over three trees (rows, ids, meta: format 1's writes); `batch1` one
-//!   tree with prefixed key spaces and one `apply_batch` per commit;
-//!   `batch1-chunked` the same in batches of `MIRROR_BENCH_CHUNK` rows
-//!   (default 200, the store's `BATCH_ROWS`: format 2's writes);
-//!   `plain-journal` one record listing the commit's keys, then plain
-//!   inserts (row, then id entry) into two trees (the alternative that was
-//!   considered: crash-consistent only through sled recovering a prefix of
-//!   its log, and a repair at open). At 600 B and 16 MiB only:
-//!   `tx3x16` 16 transactions of 100 rows per flush (what the old mirror
-//!   did, one per submitter); `batch1-nocheck` without the dedup lookups;
-//!   `batch1-16B-ids` with the UUIDs stored as 16 bytes instead of 36;
-//!   `batch2` one `apply_batch` per tree, two trees (not atomic);
-//!   `plain1` and `plain` plain inserts into one tree or two (no record
-//!   of the keys, no atomicity: the floor); `plain-2-threads` the plain inserts of each commit
-//!   split over two threads, one flush (its rows/cpu-s counts one thread
-//!   only).
-//! - `store/*`: the real thing. `v1-emulated` is format 1's
-//!   `insert_batch` rebuilt here (serde_json on the mirror thread, one
-//!   transaction over three trees), for a before/after on the same binary;
-//!   `insert_batch` is [`EventLogStore::insert_batch`] (encodes on the
-//!   calling thread); `insert_encoded` takes rows encoded beforehand, as
-//!   the mirror does now (`Tee::prepare` encodes them), in one call per
-//!   commit; `insert_encoded-per-100` in one call per 100-row payload, as
-//!   the mirror calls it (once per submitter). Each plus one `flush` per
-//!   commit. The last two are the mirror's figure.
+//! - `encode`: [`EventLogStore::encode_row`] on one thread (the callers'
+//!   share of a row, done in `Tee::prepare`).
+//! - `codec/<ids>/<level>`: building and compressing 1,600-row blocks,
+//!   no I/O, sections raw or at zstd levels -5, -1, 1 (the store's), 3, 6
+//!   (the fast negative levels stand for lz4).
+//! - `write/<ids>/<group>`: the store alone, rows encoded beforehand, one
+//!   commit per group: `1600` is the mirror's call under the ingest
+//!   benchmark's load (16 streams x 100 events: `insert_encoded_groups`
+//!   with 16 groups), `100` one `insert_encoded` of 100 rows. Rows/s counts
+//!   only the time inside the store call; rows/cpu-s divides by the
+//!   calling thread's CPU time.
+//! - `disk/<ids>`: bytes on disk per row after ingesting
+//!   `MIRROR_BENCH_DISK_ROWS` (1,000,000) rows of today in groups of
+//!   1,600, open (blocks as written) and after the day is sealed.
+//! - `queries`: `MIRROR_BENCH_DAYS` (93) days x `MIRROR_BENCH_PER_DAY`
+//!   (100,000) rows, v4 ids, each day sealed once written; then, in a
+//!   child process that opens the store cold (so that its memory is the
+//!   store's alone): open time, counts by name and distinct users per day
+//!   over the last 30 days, a page of 100 recent rows with a name filter
+//!   (and without), the process's RssAnon before and after; then dropping
+//!   the oldest day (a retention pass).
+//! - `alt/sled-lean`: the alternative measured against: sled 0.34, one
+//!   tree, row key = 12-byte time + 16-byte UUID, value = the row in
+//!   format 2's binary form, id entry = 16-byte UUID → time; dedup lookup
+//!   per row; batches of 200 rows (format 2's atomicity unit); one flush
+//!   per commit. Write rate in groups of 1,600 and 100, bytes per row after
+//!   `MIRROR_BENCH_DISK_ROWS` rows, and a counts-by-name scan over them.
 //!
-//! The binary uses the `telespool` binary's allocator (mimalloc).
+//! Under `cargo test` (criterion's test mode, no `--bench`) every run is
+//! tiny: 3 days of 2,000 rows, 5,000 rows for the disk figures.
 //!
 //! Run: `cargo bench --bench mirror`. Figures and the commands are in
 //! `docs/benchmarks.md` ("Mirror").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use telespool::event_logs::{EventLogConfig, EventLogRow, EventLogStore, InsertOutcome, translate};
+use telespool::event_logs::{
+    EncodedRow, EventLogConfig, EventLogRow, EventLogStore, RecentQuery, translate,
+};
+use telespool::{Clock, ManualClock, UnixNanos};
 
 #[path = "support/events.rs"]
 mod events;
@@ -76,8 +68,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 struct Settings {
     secs: f64,
-    commit: usize,
     only: String,
+    days: usize,
+    per_day: usize,
+    disk_rows: usize,
 }
 
 impl Settings {
@@ -86,20 +80,49 @@ impl Settings {
     }
 }
 
-fn rows(n: usize, from: &mut u64) -> Vec<EventLogRow> {
-    let allowlist = telespool::event::Allowlist::builtin();
-    (0..n)
-        .map(|_| {
-            *from += 1;
-            let e = events::event(*from);
-            translate(
-                &e,
-                allowlist.is_allowed(&e),
-                "telespool-bench",
-                telespool::UnixNanos(0),
-            )
-        })
-        .collect()
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    V4,
+    V7,
+}
+
+impl Ids {
+    fn name(self) -> &'static str {
+        match self {
+            Ids::V4 => "v4",
+            Ids::V7 => "v7",
+        }
+    }
+
+    fn make(self) -> String {
+        match self {
+            Ids::V4 => uuid::Uuid::new_v4().to_string(),
+            Ids::V7 => uuid::Uuid::now_v7().to_string(),
+        }
+    }
+}
+
+/// Row `n` of the benchmark: the ingest benchmark's event `n` with an id of
+/// the given kind, at `at` (Unix nanos).
+fn row(n: u64, ids: Ids, at: i64) -> EventLogRow {
+    thread_local! {
+        static ALLOWLIST: telespool::event::Allowlist = telespool::event::Allowlist::builtin();
+    }
+    let mut e = events::event(n);
+    e.id = ids.make();
+    e.timestamp = Some(prost_types::Timestamp {
+        seconds: at.div_euclid(1_000_000_000),
+        nanos: at.rem_euclid(1_000_000_000) as i32,
+    });
+    ALLOWLIST.with(|a| translate(&e, a.is_allowed(&e), "telespool-bench", UnixNanos(0)))
+}
+
+fn encoded(n: u64, ids: Ids, at: i64) -> EncodedRow {
+    EventLogStore::encode_row(&row(n, ids, at)).unwrap()
+}
+
+fn now_nanos() -> i64 {
+    UnixNanos::from_system(std::time::SystemTime::now()).0
 }
 
 fn temp_dir() -> tempfile::TempDir {
@@ -117,544 +140,489 @@ fn thread_cpu() -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
-/// CPU time of the whole process (all threads: sled's flusher and I/O
-/// threads included), in clock ticks of 10 ms.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((n(11) + n(12)) * 10)
+/// RssAnon of this process, in bytes.
+fn rss_anon() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
 }
 
-/// Commit times of one run.
-struct Commits {
-    rows: u64,
-    times: Vec<Duration>,
-    flush: Duration,
-    /// On-CPU time of the committing thread during the commits.
-    cpu: Duration,
-    /// CPU time of the process over the run, and the run's wall time.
-    process: (Duration, Duration),
-}
-
-impl Commits {
-    fn report(&mut self, name: &str) {
-        self.times.sort();
-        let busy: Duration = self.times.iter().sum();
-        let pct = |p: usize| {
-            self.times[(self.times.len() * p / 100).min(self.times.len() - 1)].as_secs_f64() * 1e3
-        };
-        println!(
-            "{name:<36} {:>7.0} rows/s {:>7.0} rows/cpu-s  (commit p50 {:.1} ms, p99 {:.1} ms; flush {:.0}% of it; process {:.2} cores)",
-            self.rows as f64 / busy.as_secs_f64(),
-            self.rows as f64 / self.cpu.as_secs_f64(),
-            pct(50),
-            pct(99),
-            self.flush.as_secs_f64() * 100.0 / busy.as_secs_f64(),
-            self.process.0.as_secs_f64() / self.process.1.as_secs_f64(),
-        );
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in walk(dir) {
+        n += std::fs::metadata(&e).map(|m| m.len()).unwrap_or(0);
     }
+    n
 }
 
-/// Runs `commit` (which returns the rows it wrote, the time its insert and
-/// flush took, the flush's part of it, and its thread's CPU time) until `secs` of commit time have
-/// passed; at least 3 commits.
-fn timed(secs: f64, mut commit: impl FnMut() -> (u64, Duration, Duration, Duration)) -> Commits {
-    let mut c = Commits {
-        rows: 0,
-        times: Vec::new(),
-        flush: Duration::ZERO,
-        cpu: Duration::ZERO,
-        process: (Duration::ZERO, Duration::ZERO),
-    };
-    let budget = Duration::from_secs_f64(secs);
-    let mut busy = Duration::ZERO;
-    let (p0, w0) = (process_cpu(), Instant::now());
-    while busy < budget || c.times.len() < 3 {
-        let (rows, took, flush, cpu) = commit();
-        c.rows += rows;
-        c.flush += flush;
-        c.cpu += cpu;
-        busy += took;
-        c.times.push(took);
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
     }
-    c.process = (process_cpu() - p0, w0.elapsed());
-    c
+    out
 }
 
-// ---- encoding -------------------------------------------------------------
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Median and max wall time, and median CPU time of the calling thread,
+/// of a few runs of `f`, in ms.
+fn timings(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
+    let mut t = Vec::new();
+    let mut c = Vec::new();
+    for _ in 0..runs {
+        let c0 = thread_cpu();
+        let s = Instant::now();
+        f();
+        t.push(ms(s.elapsed()));
+        c.push(ms(thread_cpu() - c0));
+    }
+    t.sort_by(f64::total_cmp);
+    c.sort_by(f64::total_cmp);
+    (t[t.len() / 2], t[t.len() - 1], c[c.len() / 2])
+}
+
+// ---- encoding -------------------------------------------------------------------
 
 fn encode(s: &Settings) {
-    let mut n = 0;
-    let rows = rows(s.commit, &mut n);
-    let json_len: usize = rows
-        .iter()
-        .map(|r| serde_json::to_vec(r).unwrap().len())
-        .sum();
-    let enc_len: usize = rows
-        .iter()
-        .map(|r| EventLogStore::encode_row(r).unwrap().stored_len())
-        .sum();
+    if !s.wants("encode") {
+        return;
+    }
+    let now = now_nanos();
+    let rows: Vec<EventLogRow> = (0..1600).map(|i| row(i, Ids::V4, now)).collect();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed().as_secs_f64() < s.secs.min(2.0) || done == 0 {
+        for r in &rows {
+            black_box(EventLogStore::encode_row(black_box(r)).unwrap());
+        }
+        done += rows.len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "stored value per row: serde_json {} B, encode_row {} B (the key, 48 B, not included)",
-        json_len / rows.len(),
-        enc_len / rows.len()
+        "encode/encode_row                       {:>9.0} rows/s  ({:.2} us per row, one thread; the callers' share)",
+        done as f64 / secs,
+        secs * 1e6 / done as f64
     );
-    let per_row = |name: &str, f: &dyn Fn(&EventLogRow) -> usize| {
-        if !s.wants(name) {
-            return;
-        }
-        let started = Instant::now();
-        let mut done = 0u64;
-        while started.elapsed().as_secs_f64() < s.secs.min(2.0) || done == 0 {
-            for r in &rows {
-                black_box(f(black_box(r)));
+}
+
+/// Building and compressing 1,600-row blocks at several zstd levels (the
+/// fast negative levels stand for lz4), no I/O.
+fn codec(s: &Settings) {
+    if !s.wants("codec") {
+        return;
+    }
+    for ids in [Ids::V4, Ids::V7] {
+        let now = now_nanos();
+        let rows: Vec<EncodedRow> = (0..16_000)
+            .map(|i| encoded(i, ids, now + i as i64))
+            .collect();
+        for level in [None, Some(-5), Some(-1), Some(1), Some(3), Some(6)] {
+            let mut best = Duration::MAX;
+            let mut bytes = 0;
+            for _ in 0..5 {
+                let (b, t) = telespool::event_logs::probe_codec(&rows, level);
+                bytes = b;
+                best = best.min(t);
             }
-            done += rows.len() as u64;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "{name:<44} {:>9.0} rows/s  ({:.2} us per row, one thread)",
-            done as f64 / secs,
-            secs * 1e6 / done as f64
-        );
-    };
-    per_row("encode/serde_json", &|r| {
-        serde_json::to_vec(r).unwrap().len()
-    });
-    per_row("encode/encode_row", &|r| {
-        EventLogStore::encode_row(r).unwrap().stored_len()
-    });
-    per_row("encode/translate+drop (for scale)", &|r| {
-        // What building a row costs, against which the encoding is small.
-        let clone = r.clone();
-        clone.name.len()
-    });
-}
-
-// ---- bare sled --------------------------------------------------------------
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Tx3,
-    Tx3x16,
-    Batch1,
-    Batch1NoCheck,
-    Batch1Short,
-    Batch1x16,
-    Batch2,
-    Plain1,
-    PlainJournal,
-    Plain,
-    Plain2Threads,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Tx3 => "tx3",
-            Mode::Tx3x16 => "tx3x16",
-            Mode::Batch1 => "batch1",
-            Mode::Batch1NoCheck => "batch1-nocheck",
-            Mode::Batch1Short => "batch1-16B-ids",
-            Mode::Batch1x16 => "batch1-chunked",
-            Mode::Batch2 => "batch2",
-            Mode::Plain1 => "plain1",
-            Mode::PlainJournal => "plain-journal",
-            Mode::Plain => "plain",
-            Mode::Plain2Threads => "plain-2-threads",
+            println!(
+                "codec/{}/{:<8} {:>9.0} rows/s  {:>5.1} bytes/row  (best of 5, blocks of 1,600 rows, no I/O; load {})",
+                ids.name(),
+                level.map_or("raw".to_owned(), |l| format!("zstd{l}")),
+                rows.len() as f64 / best.as_secs_f64(),
+                bytes as f64 / rows.len() as f64,
+                load()
+            );
         }
     }
 }
 
-/// One row of the bare-sled runs.
-struct Row {
-    id: Vec<u8>,
-    key: Vec<u8>,
-    /// A value of its own (as real rows have, so sled's cache holds real
-    /// bytes), copied from the template.
-    value: sled::IVec,
-}
+// ---- writing ---------------------------------------------------------------------
 
-/// One commit's worth of rows: time-ordered keys, as events recorded now
-/// have.
-fn keys(n: usize, template: &[u8]) -> Vec<Row> {
-    (0..n)
-        .map(|_| {
-            let id = uuid::Uuid::now_v7().to_string().into_bytes();
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap();
-            let mut key = (now.as_secs() ^ (1 << 63)).to_be_bytes().to_vec();
-            key.extend_from_slice(&now.subsec_nanos().to_be_bytes());
-            key.extend_from_slice(&id);
-            Row {
-                id,
-                key,
-                value: sled::IVec::from(template),
-            }
-        })
-        .collect()
-}
-
-fn prefixed(p: u8, k: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(k.len() + 1);
-    v.push(p);
-    v.extend_from_slice(k);
-    v
-}
-
-fn bare_sled(s: &Settings, mode: Mode, value_size: usize, cache_mib: u64) {
-    use sled::Transactional;
-    let name = format!("sled/{}/{value_size}B/{cache_mib}MiB", mode.name());
+fn write(s: &Settings, ids: Ids, group: usize) {
+    let name = format!("write/{}/{group}", ids.name());
     if !s.wants(&name) {
         return;
     }
     let dir = temp_dir();
-    let db = sled::Config::new()
-        .path(dir.path().join("db"))
-        .cache_capacity(cache_mib << 20)
-        .flush_every_ms(Some(500))
-        .open()
-        .unwrap();
-    let rows_t = db.open_tree("rows").unwrap();
-    let ids_t = db.open_tree("ids").unwrap();
-    let meta_t = db.open_tree("meta").unwrap();
-    let one = db.open_tree("one").unwrap();
-    let value: sled::IVec = (0..value_size)
-        .map(|i| b"{\"name\":\"cody.completion.suggested\",\"user_id\":1042}"[i % 50])
-        .collect::<Vec<u8>>()
-        .into();
-    let n = s.commit;
-    let mut count = 0u64;
-    let mut c = {
-        let db = &db;
-        let value = &value;
-        let (rows_t, ids_t, meta_t, one) = (&rows_t, &ids_t, &meta_t, &one);
-        let count = &mut count;
-        timed(s.secs, move || {
-            // Keys are made outside the timed part.
-            let batch = keys(n, value);
-            let c0 = thread_cpu();
-            let t0 = Instant::now();
-            let wrote = match mode {
-                Mode::Tx3 | Mode::Tx3x16 => {
-                    let per = if mode == Mode::Tx3 { n } else { n / 16 };
-                    let mut wrote = 0;
-                    for chunk in batch.chunks(per.max(1)) {
-                        wrote += (rows_t, ids_t, meta_t)
-                            .transaction(|(r, i, m)| {
-                                let mut w = 0u64;
-                                for Row { id, key, value } in chunk {
-                                    if i.get(id)?.is_some() {
-                                        continue;
-                                    }
-                                    i.insert(id.as_slice(), key.as_slice())?;
-                                    r.insert(key.as_slice(), value.clone())?;
-                                    w += 1;
-                                }
-                                let old = m.get(b"rows")?.map_or(0, |v| {
-                                    u64::from_be_bytes(v.as_ref().try_into().unwrap())
-                                });
-                                m.insert(b"rows", &(old + w).to_be_bytes())?;
-                                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(w)
-                            })
-                            .unwrap();
-                    }
-                    wrote
-                }
-                Mode::Batch1 => {
-                    let mut b = sled::Batch::default();
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        let ik = prefixed(b'i', id);
-                        if one.get(&ik).unwrap().is_some() {
-                            continue;
-                        }
-                        b.insert(ik, &key[..12]);
-                        b.insert(prefixed(b'r', key), value.clone());
-                        w += 1;
-                    }
-                    *count += w;
-                    b.insert(b"mrows".as_slice(), &count.to_be_bytes());
-                    one.apply_batch(b).unwrap();
-                    w
-                }
-                Mode::Batch1Short => {
-                    let mut b = sled::Batch::default();
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        let uuid = uuid::Uuid::parse_str(std::str::from_utf8(id).unwrap()).unwrap();
-                        let ik = prefixed(b'i', uuid.as_bytes());
-                        if one.get(&ik).unwrap().is_some() {
-                            continue;
-                        }
-                        let mut rk = prefixed(b'r', &key[..12]);
-                        rk.extend_from_slice(uuid.as_bytes());
-                        b.insert(ik, &key[..12]);
-                        b.insert(rk, value.clone());
-                        w += 1;
-                    }
-                    *count += w;
-                    b.insert(b"mrows".as_slice(), &count.to_be_bytes());
-                    one.apply_batch(b).unwrap();
-                    w
-                }
-                Mode::Batch2 => {
-                    let mut rb = sled::Batch::default();
-                    let mut ib = sled::Batch::default();
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        if ids_t.get(id).unwrap().is_some() {
-                            continue;
-                        }
-                        ib.insert(id.as_slice(), &key[..12]);
-                        rb.insert(key.as_slice(), value.clone());
-                        w += 1;
-                    }
-                    *count += w;
-                    rb.insert(b"~count".as_slice(), &count.to_be_bytes());
-                    rows_t.apply_batch(rb).unwrap();
-                    ids_t.apply_batch(ib).unwrap();
-                    w
-                }
-                Mode::PlainJournal => {
-                    let mut fresh = Vec::with_capacity(batch.len());
-                    for Row { id, key, value } in &batch {
-                        if ids_t.get(id).unwrap().is_some() {
-                            continue;
-                        }
-                        fresh.push((id, key, value));
-                    }
-                    *count += fresh.len() as u64;
-                    let mut journal = count.to_be_bytes().to_vec();
-                    for (_, key, _) in &fresh {
-                        journal.push(key.len() as u8);
-                        journal.extend_from_slice(key);
-                    }
-                    meta_t.insert(b"journal", journal).unwrap();
-                    for (id, key, value) in &fresh {
-                        rows_t.insert(key.as_slice(), (*value).clone()).unwrap();
-                        ids_t.insert(id.as_slice(), &key[..12]).unwrap();
-                    }
-                    fresh.len() as u64
-                }
-                Mode::Plain1 => {
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        let ik = prefixed(b'i', id);
-                        if one.get(&ik).unwrap().is_some() {
-                            continue;
-                        }
-                        one.insert(ik, &key[..12]).unwrap();
-                        one.insert(prefixed(b'r', key), value.clone()).unwrap();
-                        w += 1;
-                    }
-                    w
-                }
-                Mode::Batch1x16 => {
-                    let mut w = 0u64;
-                    let chunk_rows = env_or(
-                        "MIRROR_BENCH_CHUNK",
-                        telespool::event_logs::store::BATCH_ROWS,
-                    )
-                    .max(1);
-                    for chunk in batch.chunks(chunk_rows) {
-                        let mut b = sled::Batch::default();
-                        for Row { id, key, value } in chunk {
-                            let ik = prefixed(b'i', id);
-                            if one.get(&ik).unwrap().is_some() {
-                                continue;
-                            }
-                            b.insert(ik, &key[..12]);
-                            b.insert(prefixed(b'r', key), value.clone());
-                            w += 1;
-                            *count += 1;
-                        }
-                        b.insert(b"mrows".as_slice(), &count.to_be_bytes());
-                        one.apply_batch(b).unwrap();
-                    }
-                    w
-                }
-                Mode::Batch1NoCheck => {
-                    let mut b = sled::Batch::default();
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        b.insert(prefixed(b'i', id), &key[..12]);
-                        b.insert(prefixed(b'r', key), value.clone());
-                        w += 1;
-                    }
-                    *count += w;
-                    b.insert(b"mrows".as_slice(), &count.to_be_bytes());
-                    one.apply_batch(b).unwrap();
-                    w
-                }
-                Mode::Plain => {
-                    let mut w = 0u64;
-                    for Row { id, key, value } in &batch {
-                        if ids_t.get(id).unwrap().is_some() {
-                            continue;
-                        }
-                        ids_t.insert(id.as_slice(), key.as_slice()).unwrap();
-                        rows_t.insert(key.as_slice(), value.clone()).unwrap();
-                        w += 1;
-                    }
-                    w
-                }
-                Mode::Plain2Threads => std::thread::scope(|sc| {
-                    let (a, b) = batch.split_at(batch.len() / 2);
-                    let work = |part: &[Row]| {
-                        let mut w = 0u64;
-                        for Row { id, key, value } in part {
-                            if ids_t.get(id).unwrap().is_some() {
-                                continue;
-                            }
-                            ids_t.insert(id.as_slice(), key.as_slice()).unwrap();
-                            rows_t.insert(key.as_slice(), value.clone()).unwrap();
-                            w += 1;
-                        }
-                        w
-                    };
-                    let h = sc.spawn(move || work(a));
-                    let w = work(b);
-                    w + h.join().unwrap()
-                }),
-            };
-            let tf = Instant::now();
-            db.flush().unwrap();
-            (wrote, t0.elapsed(), tf.elapsed(), thread_cpu() - c0)
-        })
-    };
-    c.report(&name);
-    drop(db);
-}
-
-// ---- the store ------------------------------------------------------------------
-
-/// Format 1's `insert_batch` (serde_json rows, one transaction over the
-/// `rows`, `ids` and `meta` trees, the count in `meta`), rebuilt as it was.
-fn v1_emulated(s: &Settings, cache_mib: u64) {
-    use sled::Transactional;
-    use sled::transaction::ConflictableTransactionError;
-    let name = format!("store/v1-emulated+flush/{cache_mib}MiB");
-    if !s.wants(&name) {
-        return;
-    }
-    let dir = temp_dir();
-    let db = sled::Config::new()
-        .path(dir.path().join("db"))
-        .cache_capacity(cache_mib << 20)
-        .flush_every_ms(Some(500))
-        .open()
-        .unwrap();
-    let (rows_t, ids_t, meta_t) = (
-        db.open_tree("rows").unwrap(),
-        db.open_tree("ids").unwrap(),
-        db.open_tree("meta").unwrap(),
-    );
+    let store =
+        EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
     let mut n = 0u64;
-    let mut c = timed(s.secs, || {
-        let batch = rows(s.commit, &mut n);
-        let c0 = thread_cpu();
-        let t = Instant::now();
-        let prepared: Vec<(Vec<u8>, sled::IVec, sled::IVec)> = batch
-            .iter()
-            .map(|r| {
-                let ts = r.timestamp.as_bytes();
-                // The real key's time prefix; the parse is not the cost.
-                let mut key = ts.get(..12).unwrap_or(ts).to_vec();
-                key.extend_from_slice(r.event_id.as_bytes());
-                (
-                    r.event_id.as_bytes().to_vec(),
-                    key.into(),
-                    serde_json::to_vec(r).unwrap().into(),
-                )
+    let mut busy = Duration::ZERO;
+    let mut cpu = Duration::ZERO;
+    let mut rows = 0u64;
+    let mut times = Vec::new();
+    let budget = Duration::from_secs_f64(s.secs);
+    while busy < budget || times.len() < 3 {
+        let now = now_nanos();
+        let batch: Vec<EncodedRow> = (0..1600)
+            .map(|i| {
+                n += 1;
+                encoded(n, ids, now + i)
             })
             .collect();
-        let inserted = (&rows_t, &ids_t, &meta_t)
-            .transaction(|(rt, it, mt)| {
-                let mut inserted = 0u64;
-                for (id, key, value) in &prepared {
-                    if it.get(id)?.is_some() {
-                        continue;
-                    }
-                    it.insert(id.as_slice(), key.clone())?;
-                    rt.insert(key.clone(), value.clone())?;
-                    inserted += 1;
-                }
-                let count = mt
-                    .get(b"rows")?
-                    .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap()));
-                mt.insert(b"rows", &(count + inserted).to_be_bytes())?;
-                Ok::<_, ConflictableTransactionError<()>>(inserted)
-            })
-            .unwrap();
-        drop(prepared);
-        drop(batch);
-        let tf = Instant::now();
-        db.flush().unwrap();
-        (inserted, t.elapsed(), tf.elapsed(), thread_cpu() - c0)
-    });
-    c.report(&name);
+        let c0 = thread_cpu();
+        let t0 = Instant::now();
+        if group == 1600 {
+            let groups: Vec<&[EncodedRow]> = batch.chunks(100).collect();
+            let out = store.insert_encoded_groups(&groups).unwrap();
+            rows += out.iter().map(|o| o.inserted).sum::<u64>();
+        } else {
+            for chunk in batch.chunks(group) {
+                rows += store.insert_encoded(chunk).unwrap().inserted;
+            }
+        }
+        let took = t0.elapsed();
+        cpu += thread_cpu() - c0;
+        busy += took;
+        times.push(took);
+    }
+    times.sort();
+    let per_commit = if group == 1600 { 1 } else { 1600 / group };
+    println!(
+        "{name:<24} {:>9.0} rows/s {:>9.0} rows/cpu-s  (commit of {group} rows: p50 {:.2} ms, p99 {:.2} ms; {} bytes/row on disk, load {})",
+        rows as f64 / busy.as_secs_f64(),
+        rows as f64 / cpu.as_secs_f64(),
+        ms(times[times.len() / 2]) / per_commit as f64,
+        ms(times[(times.len() * 99 / 100).min(times.len() - 1)]) / per_commit as f64,
+        dir_bytes(dir.path()) / rows.max(1),
+        load()
+    );
 }
 
-fn store_runs(s: &Settings, cache_mib: u64) {
-    v1_emulated(s, cache_mib);
-    for api in ["insert_batch", "insert_encoded", "insert_encoded-per-100"] {
-        let name = format!("store/{api}+flush/{cache_mib}MiB");
-        if !s.wants(&name) {
-            continue;
-        }
-        let dir = temp_dir();
-        let store = Arc::new(
-            EventLogStore::open(
-                &dir.path().join("event_logs"),
-                EventLogConfig {
-                    cache_bytes: cache_mib << 20,
-                    ..EventLogConfig::default()
-                },
-            )
-            .unwrap(),
-        );
+fn disk(s: &Settings, ids: Ids) {
+    let name = format!("disk/{}", ids.name());
+    if !s.wants(&name) {
+        return;
+    }
+    let dir = temp_dir();
+    let path = dir.path().join("event_logs");
+    // Rows of one day (today at 00:00 + i ms... spread over the day).
+    let day_start = now_nanos().div_euclid(86_400_000_000_000) * 86_400_000_000_000;
+    let clock = Arc::new(ManualClock::new(UnixNanos(
+        day_start + 12 * 3_600_000_000_000,
+    )));
+    let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock).unwrap();
+    let step = 86_000_000_000_000 / s.disk_rows as i64;
+    let mut n = 0u64;
+    let started = Instant::now();
+    while (n as usize) < s.disk_rows {
+        let batch: Vec<EncodedRow> = (0..1600.min(s.disk_rows - n as usize))
+            .map(|_| {
+                n += 1;
+                encoded(n, ids, day_start + n as i64 * step)
+            })
+            .collect();
+        let groups: Vec<&[EncodedRow]> = batch.chunks(100).collect();
+        store.insert_encoded_groups(&groups).unwrap();
+    }
+    let open_bytes = dir_bytes(&path);
+    store
+        .expire(UnixNanos(day_start + 2 * 86_400_000_000_000))
+        .unwrap();
+    let sealed_bytes = dir_bytes(&path);
+    let rows = store.row_count().unwrap();
+    println!(
+        "{name:<24} {} rows: {} bytes/row on disk as written, {} after sealing ({:.1} MB, {:.1} s, load {})",
+        rows,
+        open_bytes / rows.max(1),
+        sealed_bytes / rows.max(1),
+        sealed_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        load()
+    );
+}
+
+// ---- queries over 93 days ---------------------------------------------------------------
+
+const CHILD_ENV: &str = "MIRROR_BENCH_CHILD";
+const DAY: i64 = 86_400_000_000_000;
+
+fn queries(s: &Settings) {
+    if !s.wants("queries") {
+        return;
+    }
+    let dir = temp_dir();
+    // MIRROR_BENCH_STORE keeps the generated store (and reuses it when it
+    // is there) for repeated runs of the reads.
+    let kept = std::env::var_os("MIRROR_BENCH_STORE").map(std::path::PathBuf::from);
+    let path = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("event_logs"));
+    let today = match std::fs::read_to_string(path.join("bench-today")) {
+        Ok(t) => t.trim().parse().unwrap(),
+        Err(_) => now_nanos().div_euclid(DAY),
+    };
+    let first = today - s.days as i64 + 1;
+    let clock = Arc::new(ManualClock::new(UnixNanos(first * DAY)));
+    let started = Instant::now();
+    if !path.join("bench-today").exists() {
+        let store = EventLogStore::open_with_clock(&path, EventLogConfig::default(), clock.clone())
+            .unwrap();
         let mut n = 0u64;
-        let mut c = timed(s.secs, || {
-            let batch = rows(s.commit, &mut n);
-            let t;
-            let c0;
-            let out = if api == "insert_batch" {
-                c0 = thread_cpu();
-                t = Instant::now();
-                store.insert_batch(&batch).unwrap()
-            } else {
-                let encoded: Vec<_> = batch
-                    .iter()
-                    .map(|r| EventLogStore::encode_row(r).unwrap())
+        let step = DAY / s.per_day as i64;
+        for day in first..=today {
+            let mut written = 0;
+            while written < s.per_day {
+                let batch: Vec<EncodedRow> = (0..1600.min(s.per_day - written))
+                    .map(|i| {
+                        n += 1;
+                        encoded(n, Ids::V4, day * DAY + (written + i) as i64 * step)
+                    })
                     .collect();
-                drop(batch);
-                c0 = thread_cpu();
-                t = Instant::now();
-                if api == "insert_encoded" {
-                    store.insert_encoded(&encoded).unwrap()
-                } else {
-                    // As the mirror does: one call per submitter (a
-                    // 100-event payload), one flush for all.
-                    let mut out = InsertOutcome::default();
-                    for payload in encoded.chunks(100) {
-                        out.inserted += store.insert_encoded(payload).unwrap().inserted;
+                written += batch.len();
+                let groups: Vec<&[EncodedRow]> = batch.chunks(100).collect();
+                store.insert_encoded_groups(&groups).unwrap();
+            }
+            // The cleanup pass after the day ended seals it (not today).
+            if day < today {
+                clock.set(UnixNanos((day + 1) * DAY + 2 * 3_600_000_000_000));
+                store.expire(clock.now()).unwrap();
+            }
+        }
+        println!(
+            "queries: {} rows in {} days generated in {:.0} s ({:.1} bytes/row on disk, load {})",
+            store.row_count().unwrap(),
+            s.days,
+            started.elapsed().as_secs_f64(),
+            dir_bytes(&path) as f64 / store.row_count().unwrap().max(1) as f64,
+            load()
+        );
+        drop(store);
+        std::fs::write(path.join("bench-today"), today.to_string()).unwrap();
+    }
+    // The reads, in a fresh process: its memory is the store's.
+    for round in 0..2 {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, &path)
+            .env("MIRROR_BENCH_TODAY", today.to_string())
+            .output()
+            .unwrap();
+        print!(
+            "queries (child process, round {round}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        if !out.status.success() {
+            println!("child failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    if kept.is_some() && std::env::var_os("MIRROR_BENCH_DROP").is_none() {
+        return;
+    }
+    // Retention: the oldest day dropped.
+    let store = EventLogStore::open_with_clock(
+        &path,
+        EventLogConfig {
+            retention: Duration::from_secs(86_400 * (s.days as u64 - 1)),
+            ..EventLogConfig::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let before = store.row_count().unwrap();
+    // Exactly the oldest day is past the retention; nothing to trim or seal.
+    clock.set(UnixNanos((today + 1) * DAY));
+    let t = Instant::now();
+    let c0 = thread_cpu();
+    let removed = store.expire(clock.now()).unwrap();
+    let cpu = thread_cpu() - c0;
+    println!(
+        "queries/drop-a-day: expire removed {removed} rows (one whole day) in {:.2} ms, {:.2} ms of CPU ({} rows left of {before}; its ids leave the dedup filter in the background; load {})",
+        ms(t.elapsed()),
+        ms(cpu),
+        store.row_count().unwrap(),
+        load()
+    );
+}
+
+/// The child half of [`queries`]: open, query, report.
+fn child(path: &Path) {
+    let today: i64 = env_or("MIRROR_BENCH_TODAY", 0);
+    let base = rss_anon();
+    let t = Instant::now();
+    let c0 = thread_cpu();
+    let store = EventLogStore::open(path, EventLogConfig::default()).unwrap();
+    let open_ms = ms(t.elapsed());
+    let open_cpu = ms(thread_cpu() - c0);
+    let opened = rss_anon();
+    // "Now" is the end of the last day written; ranges end a second later,
+    // as the admin API's defaults do.
+    let to = UnixNanos((today + 1) * DAY + 1_000_000_000);
+    let from30 = UnixNanos(to.0 - 30 * DAY);
+    let from7 = UnixNanos(to.0 - 7 * DAY);
+    let (c50, cmax, ccpu) = timings(5, || {
+        black_box(store.counts_by_name_per_day(from30, to).unwrap());
+    });
+    let (u50, umax, ucpu) = timings(5, || {
+        black_box(store.distinct_users_per_day(from30, to).unwrap());
+    });
+    let mut q = RecentQuery::new(from7, to);
+    q.limit = 100;
+    q.name = Some("search.results.viewed".into());
+    let (r50, rmax, rcpu) = timings(5, || {
+        assert_eq!(store.recent(&q).unwrap().rows.len(), 100);
+    });
+    let mut q2 = RecentQuery::new(from7, to);
+    q2.limit = 100;
+    let (a50, amax, acpu) = timings(5, || {
+        assert_eq!(store.recent(&q2).unwrap().rows.len(), 100);
+    });
+    let mut q3 = q.clone();
+    q3.name = Some("no.such.name".into());
+    let (n50, nmax, ncpu) = timings(5, || {
+        assert!(store.recent(&q3).unwrap().rows.is_empty());
+    });
+    // A range starting at midnight: no partial day at its start.
+    let midnight = UnixNanos((today - 29) * DAY);
+    let (m50, mmax, mcpu) = timings(5, || {
+        black_box(store.distinct_users_per_day(midnight, to).unwrap());
+    });
+    let after = rss_anon();
+    let counts = store.counts_by_name_per_day(from30, to).unwrap();
+    let m = store.memory_report();
+    println!(
+        "  store's memory by part: dedup filter {:.1} MiB, open days {:.1} MiB, block summaries {:.1} MiB, cache {:.1} MiB",
+        m.dedup_filter as f64 / 1048576.0,
+        m.open_days as f64 / 1048576.0,
+        m.summaries as f64 / 1048576.0,
+        m.cache as f64 / 1048576.0
+    );
+    println!(
+        "  open {open_ms:.0} ms, {open_cpu:.0} ms of CPU ({} rows)\n  counts by name per day, 30 days: median {c50:.2} ms, max {cmax:.2} ms, CPU {ccpu:.2} ms ({} rows out)\n  distinct users per day, 30 days: median {u50:.2} ms, max {umax:.2} ms, CPU {ucpu:.2} ms; from a midnight: {m50:.2} / {mmax:.2} / {mcpu:.2} ms\n  recent 100 with a name filter: median {r50:.2} ms, max {rmax:.2} ms, CPU {rcpu:.2} ms; without: {a50:.2} / {amax:.2} / {acpu:.2} ms; a name no block holds: {n50:.2} / {nmax:.2} / {ncpu:.2} ms\n  RssAnon: {:.1} MiB before open, {:.1} MiB open (+{:.1}), {:.1} MiB after the queries (+{:.1}); store's own estimate {:.1} MiB; load {}",
+        store.row_count().unwrap(),
+        counts.len(),
+        base as f64 / 1048576.0,
+        opened as f64 / 1048576.0,
+        (opened.saturating_sub(base)) as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        (after.saturating_sub(base)) as f64 / 1048576.0,
+        store.memory_bytes() as f64 / 1048576.0,
+        load()
+    );
+}
+
+// ---- the alternative: sled, leanest layout -------------------------------------------------
+
+fn sled_lean(s: &Settings) {
+    if !s.wants("alt/sled-lean") {
+        return;
+    }
+    for group in [1600usize, 100] {
+        let dir = temp_dir();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .cache_capacity(16 << 20)
+            .flush_every_ms(Some(500))
+            .open()
+            .unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let mut n = 0u64;
+        let mut rows = 0u64;
+        let mut busy = Duration::ZERO;
+        let target = if group == 1600 {
+            s.disk_rows
+        } else {
+            s.disk_rows / 4
+        };
+        while (rows as usize) < target {
+            let now = now_nanos();
+            let batch: Vec<(Vec<u8>, [u8; 16], Vec<u8>)> = (0..1600)
+                .map(|i| {
+                    n += 1;
+                    let r = row(n, Ids::V4, now + i);
+                    let id = *uuid::Uuid::parse_str(&r.event_id).unwrap().as_bytes();
+                    let secs = (now + i).div_euclid(1_000_000_000);
+                    let nanos = (now + i).rem_euclid(1_000_000_000) as u32;
+                    let mut key = vec![b'r'];
+                    key.extend_from_slice(&((secs as u64) ^ (1 << 63)).to_be_bytes());
+                    key.extend_from_slice(&nanos.to_be_bytes());
+                    key.extend_from_slice(&id);
+                    // Format 2's binary row, as format 2 stored it.
+                    let v = EventLogStore::encode_row(&r)
+                        .unwrap()
+                        .stored_bytes()
+                        .to_vec();
+                    (key, id, v)
+                })
+                .collect();
+            let t = Instant::now();
+            for commit in batch.chunks(group) {
+                for chunk in commit.chunks(200) {
+                    let mut b = sled::Batch::default();
+                    for (key, id, v) in chunk {
+                        let mut ik = vec![b'i'];
+                        ik.extend_from_slice(id);
+                        if tree.get(&ik).unwrap().is_some() {
+                            continue;
+                        }
+                        b.insert(ik, &key[1..13]);
+                        b.insert(key.as_slice(), v.as_slice());
+                        rows += 1;
                     }
-                    out
+                    tree.apply_batch(b).unwrap();
                 }
-            };
-            let tf = Instant::now();
-            store.flush().unwrap();
-            (out.inserted, t.elapsed(), tf.elapsed(), thread_cpu() - c0)
-        });
-        c.report(&name);
+                db.flush().unwrap();
+            }
+            busy += t.elapsed();
+        }
+        let bytes = dir_bytes(dir.path());
+        println!(
+            "alt/sled-lean/{group:<10} {:>9.0} rows/s  ({rows} rows, {} bytes/row on disk; load {})",
+            rows as f64 / busy.as_secs_f64(),
+            bytes / rows.max(1),
+            load()
+        );
+        if group == 1600 {
+            // Counts by name over every row: a scan of the keys' rows.
+            // Each row's name (its first field) counted, as format 2's
+            // query read only the head of each row.
+            let t = Instant::now();
+            let mut seen = 0u64;
+            let mut names: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+            for kv in tree.range([b'r'].as_slice()..[b's'].as_slice()) {
+                let (_, v) = kv.unwrap();
+                let len = v[0] as usize;
+                *names.entry(v[1..1 + len].to_vec()).or_default() += 1;
+                seen += 1;
+            }
+            black_box(&names);
+            let took = t.elapsed();
+            println!(
+                "alt/sled-lean/scan      {seen} rows scanned in {:.0} ms ({:.0} rows/s): counts by name over 30 days of 100,000 rows would take ~{:.0} ms",
+                ms(took),
+                seen as f64 / took.as_secs_f64(),
+                3_000_000.0 / (seen as f64 / took.as_secs_f64()) * 1e3
+            );
+        }
     }
 }
 
 fn main() {
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        child(Path::new(&path));
+        return;
+    }
     let benching = std::env::args().any(|a| a == "--bench");
     let s = Settings {
         secs: if benching {
@@ -662,41 +630,35 @@ fn main() {
         } else {
             0.05
         },
-        commit: env_or("MIRROR_BENCH_COMMIT", 1_600),
         only: std::env::var("MIRROR_BENCH_ONLY").unwrap_or_default(),
+        days: if benching {
+            env_or("MIRROR_BENCH_DAYS", 93)
+        } else {
+            3
+        },
+        per_day: if benching {
+            env_or("MIRROR_BENCH_PER_DAY", 100_000)
+        } else {
+            2_000
+        },
+        disk_rows: if benching {
+            env_or("MIRROR_BENCH_DISK_ROWS", 1_000_000)
+        } else {
+            5_000
+        },
     };
-    println!(
-        "mirror: commits of {} rows, one flush each, {} s of commit time per run",
-        s.commit, s.secs
-    );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average before: {}", load.trim());
-    }
+    println!("mirror benchmark; load average before: {}", load());
     encode(&s);
-    // The three layouts that were candidates, over value sizes and caches;
-    // the other variants at the realistic size and the default cache.
-    for cache in [16, 64] {
-        for size in [1024, 600, 100] {
-            for mode in [Mode::Tx3, Mode::Batch1, Mode::Batch1x16, Mode::PlainJournal] {
-                bare_sled(&s, mode, size, cache);
-            }
+    codec(&s);
+    for ids in [Ids::V4, Ids::V7] {
+        for group in [1600, 100] {
+            write(&s, ids, group);
         }
     }
-    for mode in [
-        Mode::Tx3x16,
-        Mode::Batch1NoCheck,
-        Mode::Batch1Short,
-        Mode::Batch2,
-        Mode::Plain1,
-        Mode::Plain,
-        Mode::Plain2Threads,
-    ] {
-        bare_sled(&s, mode, 600, 16);
+    for ids in [Ids::V4, Ids::V7] {
+        disk(&s, ids);
     }
-    for cache in [16, 64] {
-        store_runs(&s, cache);
-    }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average after: {}", load.trim());
-    }
+    sled_lean(&s);
+    queries(&s);
+    println!("load average after: {}", load());
 }

@@ -343,7 +343,7 @@ impl Running {
     }
 
     /// The event_logs mirror (for in-process tests). A clone held past
-    /// [`Running::shutdown`] keeps its sled directory locked.
+    /// [`Running::shutdown`] keeps its directory locked.
     pub fn event_logs(&self) -> &Arc<EventLogStore> {
         &self.event_logs
     }
@@ -400,7 +400,7 @@ impl Running {
                     }
                 }
             }
-            let _ = event_logs.flush();
+            event_logs.close();
             let _ = dead_letters.flush();
         })
         .await;

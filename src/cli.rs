@@ -144,6 +144,9 @@ pub enum EventLogsCommand {
     Counts(crate::ingest::queries::RangeParams),
     /// Distinct users per UTC day (user id, else anonymous id).
     Users(crate::ingest::queries::RangeParams),
+    /// Erase one user's rows (a privacy request): hidden from every query
+    /// at once, then removed from disk by a compaction.
+    Erase(crate::ingest::queries::EraseParams),
 }
 
 /// `telespool dead-letter`.

@@ -224,6 +224,16 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",
     ),
+    (
+        "telespool_event_logs_evicted_rows_total",
+        Kind::Counter,
+        "event_logs rows evicted (oldest first) to stay within --event-logs-quota",
+    ),
+    (
+        "telespool_event_logs_damaged_blocks_total",
+        Kind::Counter,
+        "event_logs blocks found damaged (CRC or decoding) and skipped",
+    ),
 ];
 
 /// A series' kind.

@@ -103,3 +103,95 @@ fn commands_refuse_a_directory_without_a_queue() {
     assert_eq!(code, 1);
     assert!(err.contains("holds no queue"), "{err}");
 }
+
+/// A data directory with a queue and an event_logs store holding `n` rows
+/// of users 1 and 2 on 2024-03-01.
+fn with_event_logs(n: usize) -> tempfile::TempDir {
+    use telespool::event_logs::{EventLogConfig, EventLogStore, translate};
+    use telespool::proto::telemetrygateway::v1::{Event, EventUser};
+    let dir = filled(1);
+    let store =
+        EventLogStore::open(&dir.path().join("event_logs"), EventLogConfig::default()).unwrap();
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let e = Event {
+                id: format!("e{i}"),
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: 1_709_287_200 + i as i64,
+                    nanos: 0,
+                }),
+                feature: "search".into(),
+                action: "view".into(),
+                user: Some(EventUser {
+                    user_id: Some(1 + (i % 2) as i64),
+                    anonymous_user_id: None,
+                    sams_external_id: None,
+                }),
+                ..Default::default()
+            };
+            translate(&e, None, "6.0.0", telespool::UnixNanos(0))
+        })
+        .collect();
+    store.insert_batch(&rows).unwrap();
+    drop(store);
+    dir
+}
+
+#[test]
+fn verify_checks_the_event_logs_blocks_and_reports_a_damaged_one() {
+    let dir = with_event_logs(500);
+    let (code, out, _) = telespool(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("event_logs 2024-03-01.evl: ok: 1 blocks, 500 rows"),
+        "{out}"
+    );
+    let day = dir.path().join("event_logs/days/2024-03-01.evl");
+    let mut bytes = std::fs::read(&day).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x10;
+    std::fs::write(&day, &bytes).unwrap();
+    let (code, out, _) = telespool(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("event_logs 2024-03-01.evl"), "{out}");
+    assert!(
+        out.contains("torn tail") || out.contains("DAMAGED"),
+        "{out}"
+    );
+    let (_, json, _) = telespool(&["verify", "--json", dir.path().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["event_logs"]["days"][0]["day"], "2024-03-01");
+    // verify changed nothing.
+    assert_eq!(std::fs::read(&day).unwrap(), bytes);
+}
+
+#[test]
+fn event_logs_erase_removes_a_users_rows_offline() {
+    let dir = with_event_logs(100);
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = telespool(&["event-logs", "--dir", d, "erase", "--user-id", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("user id 2: 50 rows on 1 days removed from disk"),
+        "{out}"
+    );
+    let (code, json, err) = telespool(&[
+        "event-logs",
+        "--dir",
+        d,
+        "--json",
+        "recent",
+        "--from",
+        "2024-03-01T00:00:00Z",
+        "--to",
+        "2024-03-02T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|r| r["user_id"] == 1));
+    let (code, _, err) = telespool(&["event-logs", "--dir", d, "erase", "--user-id", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("user_id must not be 0"), "{err}");
+}

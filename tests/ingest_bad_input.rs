@@ -990,3 +990,58 @@ async fn admin_api_refuses_bad_query_parameters_with_400() {
     }
     finish(s, vec![]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_erases_one_users_event_logs_rows_and_refuses_bad_parameters() {
+    let (_d, s) = start().await;
+    let mut client = s.grpc().await;
+    let mut other = valid("search", "submitted");
+    other.user = Some(pb::EventUser {
+        user_id: Some(7),
+        anonymous_user_id: None,
+        sams_external_id: None,
+    });
+    let mut payload = vec![
+        valid("search", "submitted"),
+        valid("cody.completion", "accepted"),
+    ];
+    payload.push(other.clone());
+    assert_eq!(record_payload(&mut client, payload).await.unwrap().len(), 3);
+    for path in [
+        "/v1/event-logs/erase",
+        "/v1/event-logs/erase?user_id=0",
+        "/v1/event-logs/erase?user_id=42&anonymous_user_id=x",
+        "/v1/event-logs/erase?anonymous_user_id=",
+        "/v1/event-logs/erase?user_id=x",
+    ] {
+        let a = http(s.http_addr(), "POST", path, bytes::Bytes::new()).await;
+        assert_eq!(a.status, 400, "{path}: {:?}", a.body);
+    }
+    assert_eq!(
+        get(s.http_addr(), "/v1/event-logs/erase?user_id=42")
+            .await
+            .status,
+        405
+    );
+    let a = http(
+        s.http_addr(),
+        "POST",
+        "/v1/event-logs/erase?user_id=42",
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.json()["rows"], json!(2));
+    // Gone from every query at once.
+    let recent = get(s.http_addr(), "/v1/event-logs/recent").await.json();
+    let ids: Vec<&str> = recent["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other.id.as_str()]);
+    let users = get(s.http_addr(), "/v1/event-logs/users").await.json();
+    assert_eq!(users["users"][0]["users"], json!(1), "user 7 only");
+    s.stop().await;
+}

@@ -1,6 +1,6 @@
-//! `telespool event-logs recent|counts|users`: admin analytics over the
-//! event_logs mirror, from a running sidecar (`--addr`) or the data
-//! directory.
+//! `telespool event-logs recent|counts|users|erase`: admin analytics over
+//! the event_logs mirror, and erasure of one user's rows, through a running
+//! sidecar (`--addr`) or on the data directory.
 
 use super::{CmdError, EXIT_IN_USE, client};
 use crate::cli::{EventLogsArgs, EventLogsCommand};
@@ -61,6 +61,15 @@ pub fn run(a: &EventLogsArgs) -> Result<ExitCode, CmdError> {
             };
             (v, "counts")
         }
+        EventLogsCommand::Erase(p) => {
+            let v = match &a.addr {
+                Some(addr) => {
+                    client::post_json(addr, &format!("/v1/event-logs/erase{}", query_string(p)?))?
+                }
+                None => offline(queries::erase(&open(&a.dir)?, p, true))?,
+            };
+            (v, "erase")
+        }
         EventLogsCommand::Users(p) => {
             let v = match &a.addr {
                 Some(addr) => {
@@ -100,6 +109,19 @@ pub fn run(a: &EventLogsArgs) -> Result<ExitCode, CmdError> {
             if let Some(next) = v["next"].as_str() {
                 println!("more: --before {next}");
             }
+        }
+        "erase" => {
+            println!(
+                "{}: {} rows on {} days {}",
+                v["erased"].as_str().unwrap_or(""),
+                v["rows"].as_u64().unwrap_or(0),
+                v["days"].as_u64().unwrap_or(0),
+                if v["compaction"] == "done" {
+                    "removed from disk"
+                } else {
+                    "hidden now; the sidecar removes them from disk in the background"
+                }
+            );
         }
         "counts" => {
             println!("{:<12} {:>10}  name", "day", "count");

@@ -1,4 +1,5 @@
-//! `telespool verify DIR`: CRC-check every segment, read-only.
+//! `telespool verify DIR`: CRC-check every segment of the queue and every
+//! block of the `event_logs` day files, read-only.
 
 use super::{CmdError, human_bytes};
 use crate::index::{Index, SledIndex};
@@ -29,11 +30,20 @@ pub fn run(data_dir: &Path, json: bool) -> Result<ExitCode, CmdError> {
     };
     let checks = verify_dir(&storage as &dyn Storage, &dir, &metas)
         .map_err(|e| CmdError::new(format!("reading {}: {e}", dir.display())))?;
-    let damaged = checks.iter().filter(|c| c.is_damaged()).count();
+    let days = crate::event_logs::verify::verify_store(&data_dir.join("event_logs"))
+        .map_err(|e| CmdError::new(e.to_string()))?;
+    let damaged = checks.iter().filter(|c| c.is_damaged()).count()
+        + days.iter().filter(|d| d.is_damaged()).count();
     if json {
-        println!("{}", to_json(&checks));
+        let mut v: serde_json::Value =
+            serde_json::from_str(&to_json(&checks)).unwrap_or(serde_json::Value::Null);
+        if !days.is_empty() {
+            v["event_logs"] = days_json(&days);
+        }
+        println!("{v}");
     } else {
         print_text(&checks);
+        print_days(&days);
     }
     Ok(if damaged > 0 {
         ExitCode::from(1)
@@ -100,6 +110,63 @@ fn print_text(checks: &[SegmentCheck]) {
         "{} segments checked, {damaged} damaged, {lost} records lost",
         checks.len()
     );
+}
+
+fn print_days(days: &[crate::event_logs::verify::DayCheck]) {
+    if days.is_empty() {
+        return;
+    }
+    for d in days {
+        let name = d
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match &d.header {
+            Err(e) => println!("event_logs {name}: UNUSABLE: {e}"),
+            Ok(()) => println!(
+                "event_logs {name}: {}: {} blocks, {} rows, {}",
+                if d.is_damaged() { "DAMAGED" } else { "ok" },
+                d.blocks,
+                d.rows,
+                human_bytes(d.bytes)
+            ),
+        }
+        for x in &d.damage {
+            println!(
+                "  damage at offset {} ({} bytes): {}; the block there is lost",
+                x.offset, x.len, x.cause
+            );
+        }
+        if let Some(t) = &d.tail {
+            println!(
+                "  torn tail at offset {} ({} bytes): {}; the next open truncates it",
+                t.offset, t.len, t.cause
+            );
+        }
+    }
+    println!(
+        "event_logs: {} days checked, {} damaged",
+        days.len(),
+        days.iter().filter(|d| d.is_damaged()).count()
+    );
+}
+
+fn days_json(days: &[crate::event_logs::verify::DayCheck]) -> serde_json::Value {
+    serde_json::json!({
+        "days": days.iter().map(|d| serde_json::json!({
+            "day": d.day,
+            "path": d.path.display().to_string(),
+            "bytes": d.bytes,
+            "header_error": d.header.as_ref().err().map(ToString::to_string),
+            "blocks": d.blocks,
+            "rows": d.rows,
+            "damage": d.damage.iter().map(|x| serde_json::json!({"offset": x.offset, "len": x.len, "cause": x.cause})).collect::<Vec<_>>(),
+            "tail": d.tail.as_ref().map(|t| serde_json::json!({"offset": t.offset, "len": t.len, "cause": t.cause})),
+            "damaged": d.is_damaged(),
+        })).collect::<Vec<_>>(),
+        "damaged": days.iter().filter(|d| d.is_damaged()).count(),
+    })
 }
 
 fn to_json(checks: &[SegmentCheck]) -> String {

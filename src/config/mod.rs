@@ -7,7 +7,7 @@
 //! | [`ListenConfig`] | `ingest/config.rs` | `grpc_listen`, `http_listen`, `admin_token`, `max_body_size`, `max_ingest_in_flight`, `decode_budget` |
 //! | [`QueueConfig`] | `queue/` | `sync`, `segment_size`, `segment_age`, `queue_quota`, `queue_full_policy` |
 //! | [`TeeConfig`] | `tee/config.rs` | `export_mode`, `dotcom`, `allowed_event_types`, `max_event_size`, `max_events`, `max_depth`, `server_version` |
-//! | [`EventLogConfig`] | `event_logs/store.rs` | `event_logs_retention`, `event_logs_cache` |
+//! | [`EventLogConfig`] | `event_logs/store.rs` | `event_logs_retention`, `event_logs_cache`, `event_logs_quota` |
 //! | [`ExportConfig`], [`CleanupConfig`] | `export/config.rs` | `export_*`, `instance_id`, `license_key`, `external_url`; `exported_events_retention`, `queue_cleanup_interval` |
 //! | [`DeadLetterConfig`] | `deadletter/store.rs` | `dead_letter_quota` |
 //! | [`ListenerLimits`] | `net/limits.rs` (shared with the gateway) | `max_connections`, `http2_*`, `max_connection_age*`, `http_*_timeout`, `request_timeout` |
@@ -148,10 +148,12 @@ impl ServeConfig {
         let event_logs = EventLogConfig {
             retention: s.event_logs_retention.get(),
             cache_bytes: s.event_logs_cache.bytes(),
+            quota_bytes: s.event_logs_quota.bytes(),
         };
         event_logs.validate().map_err(|e| {
             let key = match e {
                 crate::event_logs::store::EventLogError::ZeroRetention => "event_logs_retention",
+                crate::event_logs::store::EventLogError::QuotaTooSmall { .. } => "event_logs_quota",
                 _ => "event_logs_cache",
             };
             SettingError::Component {

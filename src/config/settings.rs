@@ -87,9 +87,12 @@ settings_table! {
         /// How long event_logs rows are kept [default: 93d].
         #[arg(env = "TELESPOOL_EVENT_LOGS_RETENTION", value_name = "DURATION")]
         event_logs_retention: ReadableDuration = duration(crate::event_logs::store::DEFAULT_RETENTION);
-        /// Page cache of the event_logs database [default: 16MiB].
+        /// Memory for decoded event_logs blocks (queries, dedup checks), at least 1MiB [default: 2MiB].
         #[arg(env = "TELESPOOL_EVENT_LOGS_CACHE", value_name = "SIZE")]
         event_logs_cache: ByteSize = size(crate::event_logs::store::DEFAULT_CACHE_BYTES);
+        /// Disk the event_logs mirror may use, at least 1MiB; past it the oldest rows are evicted, never those of the newest hour [default: 2GiB].
+        #[arg(env = "TELESPOOL_EVENT_LOGS_QUOTA", value_name = "SIZE")]
+        event_logs_quota: ByteSize = size(crate::event_logs::store::DEFAULT_QUOTA_BYTES);
         /// Version written to event_logs rows of events without one [default: telespool-VERSION].
         #[arg(env = "TELESPOOL_SERVER_VERSION", value_name = "VERSION")]
         server_version: String = crate::tee::config::default_server_version();

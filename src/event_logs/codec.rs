@@ -1,4 +1,9 @@
-//! The stored form of an `event_logs` row (format 2).
+//! The row-wise binary form of an `event_logs` row: the value of a row in
+//! format 2 (sled), and, in format 3, the form in which an
+//! [`super::EncodedRow`] carries a row from the callers' threads (where
+//! [`super::EventLogStore::encode_row`] runs) to the mirror's, which reads
+//! its fields borrowed ([`decode_fields`]) into a columnar block
+//! ([`super::block`]).
 //!
 //! A row value is a sequence of fields without names, in this order:
 //!
@@ -76,6 +81,144 @@ pub(crate) struct RowHead<'a> {
     pub(crate) timestamp: &'a str,
 }
 
+/// Every field of a row but its event id and timestamp, borrowed: the JSON
+/// columns as JSON text, the feature flags in their stored form
+/// (`varint count, count × (str key, u8 0|1)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowFields<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) user_id: i64,
+    pub(crate) anonymous_user_id: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) version: &'a str,
+    /// client, cohort_id, first_source_url, last_source_url, referrer,
+    /// device_id, insert_id, billing_product_category, billing_event_id.
+    pub(crate) opts: [Option<&'a str>; 9],
+    pub(crate) flags: &'a [u8],
+    pub(crate) argument: &'a str,
+    pub(crate) public_argument: &'a str,
+}
+
+/// Decodes a stored value into its fields and timestamp text, borrowed;
+/// nothing is parsed beyond the framing (the JSON stays text).
+pub(crate) fn decode_fields(value: &[u8]) -> Result<(RowFields<'_>, &str), CodecError> {
+    let mut r = Reader { buf: value };
+    let h = head(&mut r)?;
+    let url = r.str("url")?;
+    let version = r.str("version")?;
+    let mut opts = [None; 9];
+    for (slot, field) in opts.iter_mut().zip([
+        "client",
+        "cohort_id",
+        "first_source_url",
+        "last_source_url",
+        "referrer",
+        "device_id",
+        "insert_id",
+        "billing_product_category",
+        "billing_event_id",
+    ]) {
+        *slot = r.opt_str(field)?;
+    }
+    let flags_start = r.buf;
+    let n = r.varint("feature_flags")?;
+    for _ in 0..n {
+        r.str("feature_flags")?;
+        match r.byte("feature_flags")? {
+            0 | 1 => {}
+            other => return Err(CodecError::BadFlag(other)),
+        }
+    }
+    let flags = flags_start
+        .get(..flags_start.len() - r.buf.len())
+        .unwrap_or_default();
+    let argument = r.json_text("argument")?;
+    let public_argument = r.json_text("public_argument")?;
+    if !r.buf.is_empty() {
+        return Err(CodecError::Trailing(r.buf.len()));
+    }
+    Ok((
+        RowFields {
+            name: h.name,
+            user_id: h.user_id,
+            anonymous_user_id: h.anonymous_user_id,
+            source: h.source,
+            url,
+            version,
+            opts,
+            flags,
+            argument,
+            public_argument,
+        },
+        h.timestamp,
+    ))
+}
+
+/// Builds the owned row from its fields: parses the feature flags and the
+/// JSON columns.
+pub(crate) fn row_from_fields(
+    event_id: &str,
+    timestamp: &str,
+    f: &RowFields<'_>,
+) -> Result<EventLogRow, CodecError> {
+    let mut r = Reader { buf: f.flags };
+    let n = r.varint("feature_flags")?;
+    let mut feature_flags = BTreeMap::new();
+    for _ in 0..n {
+        let k = r.str("feature_flags")?;
+        let v = match r.byte("feature_flags")? {
+            0 => false,
+            1 => true,
+            other => return Err(CodecError::BadFlag(other)),
+        };
+        feature_flags.insert(k.to_owned(), v);
+    }
+    if !r.buf.is_empty() {
+        return Err(CodecError::Trailing(r.buf.len()));
+    }
+    let json = |field: &'static str, text: &str| {
+        serde_json::from_str(text).map_err(|e| CodecError::Json {
+            field,
+            message: e.to_string(),
+        })
+    };
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let [
+        client,
+        cohort_id,
+        first_source_url,
+        last_source_url,
+        referrer,
+        device_id,
+        insert_id,
+        billing_product_category,
+        billing_event_id,
+    ] = f.opts;
+    Ok(EventLogRow {
+        event_id: event_id.to_owned(),
+        name: f.name.to_owned(),
+        url: f.url.to_owned(),
+        user_id: f.user_id,
+        anonymous_user_id: f.anonymous_user_id.to_owned(),
+        source: f.source.to_owned(),
+        argument: json("argument", f.argument)?,
+        public_argument: json("public_argument", f.public_argument)?,
+        version: f.version.to_owned(),
+        timestamp: timestamp.to_owned(),
+        feature_flags,
+        cohort_id: owned(cohort_id),
+        first_source_url: owned(first_source_url),
+        last_source_url: owned(last_source_url),
+        referrer: owned(referrer),
+        device_id: owned(device_id),
+        insert_id: owned(insert_id),
+        billing_product_category: owned(billing_product_category),
+        billing_event_id: owned(billing_event_id),
+        client: owned(client),
+    })
+}
+
 /// Appends the stored form of `row` (all but its event id) to `out`.
 pub(crate) fn encode(row: &EventLogRow, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     put_str(out, &row.name);
@@ -115,59 +258,10 @@ pub(crate) fn decode_head(value: &[u8]) -> Result<RowHead<'_>, CodecError> {
 }
 
 /// Decodes a whole stored value into the row of `event_id`.
+#[cfg(test)]
 pub(crate) fn decode(event_id: &str, value: &[u8]) -> Result<EventLogRow, CodecError> {
-    let mut r = Reader { buf: value };
-    let h = head(&mut r)?;
-    let url = r.str("url")?;
-    let version = r.str("version")?;
-    let client = r.opt_str("client")?;
-    let cohort_id = r.opt_str("cohort_id")?;
-    let first_source_url = r.opt_str("first_source_url")?;
-    let last_source_url = r.opt_str("last_source_url")?;
-    let referrer = r.opt_str("referrer")?;
-    let device_id = r.opt_str("device_id")?;
-    let insert_id = r.opt_str("insert_id")?;
-    let billing_product_category = r.opt_str("billing_product_category")?;
-    let billing_event_id = r.opt_str("billing_event_id")?;
-    let n = r.varint("feature_flags")?;
-    let mut feature_flags = BTreeMap::new();
-    for _ in 0..n {
-        let k = r.str("feature_flags")?;
-        let v = match r.byte("feature_flags")? {
-            0 => false,
-            1 => true,
-            other => return Err(CodecError::BadFlag(other)),
-        };
-        feature_flags.insert(k.to_owned(), v);
-    }
-    let argument = r.json("argument")?;
-    let public_argument = r.json("public_argument")?;
-    if !r.buf.is_empty() {
-        return Err(CodecError::Trailing(r.buf.len()));
-    }
-    let owned = |s: Option<&str>| s.map(str::to_owned);
-    Ok(EventLogRow {
-        event_id: event_id.to_owned(),
-        name: h.name.to_owned(),
-        url: url.to_owned(),
-        user_id: h.user_id,
-        anonymous_user_id: h.anonymous_user_id.to_owned(),
-        source: h.source.to_owned(),
-        argument,
-        public_argument,
-        version: version.to_owned(),
-        timestamp: h.timestamp.to_owned(),
-        feature_flags,
-        cohort_id: owned(cohort_id),
-        first_source_url: owned(first_source_url),
-        last_source_url: owned(last_source_url),
-        referrer: owned(referrer),
-        device_id: owned(device_id),
-        insert_id: owned(insert_id),
-        billing_product_category: owned(billing_product_category),
-        billing_event_id: owned(billing_event_id),
-        client: owned(client),
-    })
+    let (fields, timestamp) = decode_fields(value)?;
+    row_from_fields(event_id, timestamp, &fields)
 }
 
 fn head<'a>(r: &mut Reader<'a>) -> Result<RowHead<'a>, CodecError> {
@@ -285,13 +379,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn json(&mut self, field: &'static str) -> Result<Json, CodecError> {
-        let len = self.varint(field)?;
-        let b = self.bytes(field, len)?;
-        serde_json::from_slice(b).map_err(|e| CodecError::Json {
-            field,
-            message: e.to_string(),
-        })
+    fn json_text(&mut self, field: &'static str) -> Result<&'a str, CodecError> {
+        self.str(field)
     }
 }
 

@@ -1,38 +1,15 @@
-//! Key encodings of the `event_logs` store, and the UTC calendar arithmetic
-//! its queries need.
+//! Event times, the UTC calendar arithmetic the store and its queries need,
+//! and row keys.
 //!
 //! A row key is `[seconds: i64 BE, sign bit flipped][nanos: u32 BE][event id]`:
 //! the first twelve bytes sort like the event time (negative seconds
-//! included), and the event id makes the key unique and tells expiry which
-//! id entry to remove without reading the row. The id is the key's tail,
-//! so it needs no length or terminator. In the tree, every key starts with
-//! the byte of its key space ([`ROWS`], [`IDS`], [`META`]); a row key
-//! without that byte is what paging cursors carry.
+//! included), the id breaks ties. It was format 2's sled key (after a
+//! key-space byte); it is what paging cursors carry.
 
 use crate::clock::UnixNanos;
 
 /// Bytes of the time prefix of a row key.
 pub(crate) const TIME_LEN: usize = 12;
-
-/// Key space of the rows: `ROWS` + row key.
-pub(crate) const ROWS: u8 = b'r';
-/// Key space of the dedup index: `IDS` + event id.
-pub(crate) const IDS: u8 = b'i';
-/// Key space of the store's own records: `META` + name.
-pub(crate) const META: u8 = b'm';
-
-/// `key` in key space `space`.
-pub(crate) fn spaced(space: u8, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + key.len());
-    out.push(space);
-    out.extend_from_slice(key);
-    out
-}
-
-/// The first key after every key of `space`.
-pub(crate) fn space_end(space: u8) -> [u8; 1] {
-    [space.wrapping_add(1)]
-}
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -46,6 +23,20 @@ pub(crate) struct EventTime {
 }
 
 impl EventTime {
+    /// The earliest time of UTC day `day`.
+    pub(crate) fn day_start(day: i64) -> EventTime {
+        EventTime {
+            seconds: day.saturating_mul(SECONDS_PER_DAY),
+            nanos: 0,
+        }
+    }
+
+    /// The time as Unix nanoseconds, saturated to [`UnixNanos`]'s range.
+    pub(crate) fn to_unix_nanos(self) -> UnixNanos {
+        let n = i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos);
+        UnixNanos(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    }
+
     /// The UTC day: days since 1970-01-01.
     pub(crate) fn day(self) -> i64 {
         self.seconds.div_euclid(SECONDS_PER_DAY)
@@ -70,8 +61,8 @@ impl From<UnixNanos> for EventTime {
     }
 }
 
-/// The key of the row of `event_id` at `time`.
-#[cfg(test)]
+/// The key of the row of `event_id` at `time` (format 2's row key without
+/// its key-space byte; what paging cursors hold).
 pub(crate) fn row_key(time: EventTime, event_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(TIME_LEN + event_id.len());
     key.extend_from_slice(&time.prefix());
@@ -146,6 +137,34 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<EventTime> {
 pub(crate) fn day_string(day: i64) -> String {
     let (year, month, day) = civil_from_days(day);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The UTC day a `YYYY-MM-DD` string names (years 1 to 9999).
+pub(crate) fn parse_day(s: &str) -> Option<i64> {
+    let t = parse_timestamp(&format!("{s}T00:00:00Z"))?;
+    (s.len() == 10).then(|| t.day())
+}
+
+/// `time` as [`crate::event_logs::translate`] renders timestamps (Go's
+/// `time.Time` in JSON): `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the fraction
+/// without trailing zeros and only when non-zero.
+pub(crate) fn render_timestamp(time: EventTime) -> String {
+    let days = time.seconds.div_euclid(SECONDS_PER_DAY);
+    let of_day = time.seconds.rem_euclid(SECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    );
+    if time.nanos != 0 {
+        let fraction = format!("{:09}", time.nanos);
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
 }
 
 fn is_leap(year: i64) -> bool {

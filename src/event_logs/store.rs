@@ -1,127 +1,69 @@
-//! The `event_logs` store: rows on sled 0.34, one per event id.
-//!
-//! # Layout (format 2)
-//!
-//! One sled database (its own directory) with one tree, `event_logs`,
-//! holding three key spaces told apart by their first byte:
-//!
-//! ```text
-//! 'r' [seconds: i64 BE, sign flipped][nanos: u32 BE][event id]  →  row (binary, see codec)
-//!     └──────────── event time (UTC), 12 bytes ───────┘
-//!     time-ordered: a time range [from, to) is one contiguous key range
-//!
-//! 'i' [event id]  →  [seconds][nanos]: the time part of the row's key (12 bytes)
-//!     dedup: an event id present here is never inserted again
-//!
-//! 'm' "format"  →  u64 BE (2)
-//! 'm' "rows"    →  u64 BE: the row count, written with the rows
-//! ```
-//!
-//! A row value is the binary form of [`EventLogRow`] described in
-//! [`super::codec`]: the fields queries filter on (name, user ids, source,
-//! timestamp) first, decoded without allocating; the JSON columns as JSON
-//! text; the event id only in the key. Format 1 (three trees `rows`, `ids`,
-//! `meta` and `serde_json` rows) is refused with
-//! [`EventLogError::UnsupportedFormat`].
-//!
-//! # Writes and crash safety
-//!
-//! All writes (inserts and expiry) go through one mutex, so the dedup
-//! check cannot race another writer; queries do not take it.
-//!
-//! [`EventLogStore::insert_encoded`] looks each event id up (and drops ids
-//! repeated earlier in the call), then writes the new rows in sled batches
-//! of at most [`BATCH_ROWS`] rows: each batch holds the rows, their id
-//! entries and the new row count, and sled applies and recovers a batch
-//! atomically (all or none). So a crash never leaves a row without its id
-//! entry (which would let a retry add a second row), an id entry pointing
-//! at nothing, or a count that disagrees with the rows; a flushed batch
-//! survives whole. Readers never see half a batch (sled's batches exclude
-//! readers while they apply). The first row stored for an id wins: a retry
-//! carrying other field values (a new default timestamp, say) is a
-//! duplicate and changes nothing.
-//!
-//! Why batches of [`BATCH_ROWS`] and not one per call: per row, a sled
-//! batch (or transaction) of 1,600 rows costs about 40% more than batches
-//! of 100 to 200, which cost about what plain inserts do (docs/benchmarks.md,
-//! "Mirror"). A call is therefore atomic per batch, not as a whole: a crash
-//! in the middle of an unflushed call may keep some of its batches, each
-//! whole, which is all the record path needs (nothing unflushed was
-//! acknowledged).
-//!
-//! # Durability
-//!
-//! A write is in memory until flushed. [`EventLogStore::flush`] writes
-//! sled's buffers and waits for `sync_file_range`: the rows survive a
-//! process crash, but that is **not** an fsync, so a power loss or kernel
-//! crash may lose the newest rows (sled's background flusher fsyncs every
-//! 500 ms). The mirror is best-effort, as Sourcegraph's `event_logs` is;
-//! the export queue is the durable copy.
-//!
-//! # Retention
-//!
-//! [`EventLogStore::expire`] removes rows whose event time is before
-//! `now - retention` (default 93 days), oldest first, in batches of up to
-//! [`EXPIRE_CHUNK`] rows that remove the row, its id entry and update the
-//! count together. Once a row has expired its id is forgotten: a retry
-//! arriving after that would be stored again (and expire again on the next
-//! pass). Rows are kept by event time, not arrival time, so an event
-//! stamped far in the past is stored and then removed by the next expiry.
-//!
-//! # Memory
-//!
-//! sled's page cache is bounded by [`EventLogConfig::cache_bytes`] (default
-//! 16 MiB; the sidecar as a whole must stay under 150 MiB resident). sled
-//! treats it as a target, not a hard cap. Queries stream the key range
-//! instead of collecting it (see [`super::query`]).
+//! The `event_logs` store: its settings, errors and public interface. The
+//! layout and the guarantees are in the module documentation of
+//! [`super`]; the parts live in `open.rs` (layout, locking, upgrade, load),
+//! `write.rs` (inserts and dedup), `rewrite.rs` (compaction of a day),
+//! `maintain.rs` (sealing, retention, quota, the background thread) and
+//! `erase.rs` (erasure).
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use sled::{IVec, Tree};
-
+use super::block::{self, BlockError, BlockMeta, Head, Ids, ReadError, RowIn};
 use super::codec::{self, CodecError};
-use super::key::{self, EventTime, IDS, META, ROWS, TIME_LEN};
-use crate::clock::UnixNanos;
+use super::dayfile::DayFile;
+use super::erase::Tombstones;
+use super::idx::IdxFile;
+use super::key::{self, EventTime};
+use super::maintain::Background;
+use super::write::Writer;
+use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::event_logs::EventLogRow;
 
-/// Default [`EventLogConfig::cache_bytes`]: 16 MiB.
-pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Default [`EventLogConfig::cache_bytes`]: 2 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Smallest accepted [`EventLogConfig::cache_bytes`]: 1 MiB.
 pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 /// Default [`EventLogConfig::retention`]: 93 days (Sourcegraph's
 /// `event_logs` retention).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(93 * 24 * 3600);
-/// How often sled's background thread fsyncs, in milliseconds.
-pub const FLUSH_EVERY_MS: u64 = 500;
-/// Rows removed per batch by [`EventLogStore::expire`].
-pub const EXPIRE_CHUNK: usize = 1_000;
-/// Most rows written per sled batch by [`EventLogStore::insert_encoded`].
-pub const BATCH_ROWS: usize = 200;
-/// The format this code writes and reads (`'m' "format"`).
-pub const FORMAT_VERSION: u64 = 2;
-
-/// The tree of format 2.
-const TREE: &str = "event_logs";
-/// Trees of format 1, whose `meta` tree held the format.
-const V1_TREES: [&str; 3] = ["rows", "ids", "meta"];
-const V1_META_TREE: &str = "meta";
-const META_FORMAT: &[u8] = b"mformat";
-const META_ROWS: &[u8] = b"mrows";
-const _: () = assert!(META_FORMAT[0] == META && META_ROWS[0] == META);
+/// Default [`EventLogConfig::quota_bytes`]: 2 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Smallest accepted [`EventLogConfig::quota_bytes`]: 1 MiB.
+pub const MIN_QUOTA_BYTES: u64 = 1024 * 1024;
+/// Most rows per block (an insert of more rows writes several blocks).
+pub const BATCH_ROWS: usize = block::MAX_BLOCK_ROWS;
+/// The format this code writes and reads (day files, `days/FORMAT`, and
+/// the `mformat` key of the sled marker that older binaries read).
+pub const FORMAT_VERSION: u64 = 3;
+/// How often the background thread fdatasyncs the day files written since
+/// its last pass (bounds what a power loss can take from the mirror).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the index of each day written since is saved.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+/// A day is sealed (compacted, its ids moved to the dedup filter) by the
+/// first [`EventLogStore::expire`] this long after it ends.
+pub const SEAL_AFTER: Duration = Duration::from_secs(3600);
+/// The quota never evicts rows whose event time is within this of now.
+pub const PROTECTED_NEWEST: Duration = Duration::from_secs(3600);
+/// Largest encoded row accepted (events are at most 1 MiB by default).
+pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
 
 /// Settings of the `event_logs` store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventLogConfig {
-    /// sled's page cache, in bytes. Default [`DEFAULT_CACHE_BYTES`]
-    /// (16 MiB); at least [`MIN_CACHE_BYTES`].
+    /// Memory for decoded blocks kept between queries and dedup checks,
+    /// in bytes. Default [`DEFAULT_CACHE_BYTES`] (2 MiB); at least
+    /// [`MIN_CACHE_BYTES`].
     pub cache_bytes: u64,
     /// How long rows are kept, by event time. Default
     /// [`DEFAULT_RETENTION`] (93 days); must be positive.
     pub retention: Duration,
+    /// Bytes of disk the store may use; past it the oldest rows are
+    /// evicted (never those of the newest hour). Default
+    /// [`DEFAULT_QUOTA_BYTES`] (2 GiB); at least [`MIN_QUOTA_BYTES`].
+    pub quota_bytes: u64,
 }
 
 impl Default for EventLogConfig {
@@ -129,6 +71,7 @@ impl Default for EventLogConfig {
         EventLogConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             retention: DEFAULT_RETENTION,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 }
@@ -145,6 +88,12 @@ impl EventLogConfig {
         if self.retention.is_zero() {
             return Err(EventLogError::ZeroRetention);
         }
+        if self.quota_bytes < MIN_QUOTA_BYTES {
+            return Err(EventLogError::QuotaTooSmall {
+                quota_bytes: self.quota_bytes,
+                min: MIN_QUOTA_BYTES,
+            });
+        }
         Ok(())
     }
 }
@@ -152,27 +101,48 @@ impl EventLogConfig {
 /// Errors of the `event_logs` store.
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    /// Another process (a running sidecar) holds the database.
-    #[error("event_logs database at {path} is in use by another process")]
+    /// Another process (a running sidecar) holds the store.
+    #[error("event_logs store at {path} is in use by another process")]
     InUse {
-        /// The database directory.
+        /// The store's directory.
         path: String,
     },
-    /// sled failed.
+    /// sled failed (reading a format-2 store to convert it, or writing
+    /// the marker that older binaries read).
     #[error("event_logs database error: {0}")]
     Sled(#[from] sled::Error),
-    /// The database was written in a format this code does not read.
+    /// A file operation failed.
+    #[error("event_logs: {what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store was written in a format this code does not read.
     #[error(
-        "event_logs database at {path} has format {found}, this build reads only format {expected}; \
+        "event_logs database at {path} has format {found}, this build reads format {expected} (and converts format 2); \
          move the directory aside (or delete it) to start an empty one"
     )]
     UnsupportedFormat {
-        /// The database directory.
+        /// The store's directory.
         path: String,
         /// The format found.
         found: u64,
         /// The format this build reads and writes.
         expected: u64,
+    },
+    /// A day file's header is unusable.
+    #[error("event_logs day file {path}: {source}")]
+    BadDayFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: super::dayfile::HeaderError,
     },
     /// `cache_bytes` is below the minimum.
     #[error("event_logs cache of {cache_bytes} bytes is below the minimum of {min}")]
@@ -185,6 +155,14 @@ pub enum EventLogError {
     /// `retention` is zero.
     #[error("event_logs retention must be positive")]
     ZeroRetention,
+    /// `quota_bytes` is below the minimum.
+    #[error("event_logs quota of {quota_bytes} bytes is below the minimum of {min}")]
+    QuotaTooSmall {
+        /// The configured quota.
+        quota_bytes: u64,
+        /// The smallest accepted quota.
+        min: u64,
+    },
     /// A row to insert has an empty event id (the dedup key).
     #[error("row {index} of the batch has an empty event id")]
     EmptyEventId {
@@ -207,15 +185,36 @@ pub enum EventLogError {
         /// The encoder's error.
         source: serde_json::Error,
     },
+    /// An encoded row is larger than [`MAX_ROW_BYTES`].
+    #[error("row for event {event_id} is {bytes} bytes encoded, above the limit of {max}")]
+    RowTooLarge {
+        /// The row's event id.
+        event_id: String,
+        /// Its encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A stored row does not decode.
     #[error("stored row for event {event_id} is unreadable: {source}")]
     Decode {
-        /// The event id from the row's key (lossy UTF-8).
+        /// The event id (lossy UTF-8).
         event_id: String,
         /// The decoder's error.
         source: CodecError,
     },
-    /// A stored key or record has the wrong shape.
+    /// A block could not be read.
+    #[error("event_logs day {day}, block at offset {offset}: {source}")]
+    Block {
+        /// The UTC day.
+        day: String,
+        /// File offset of the block.
+        offset: u64,
+        /// What went wrong.
+        #[source]
+        source: ReadError,
+    },
+    /// A stored key or record of a format-2 store has the wrong shape.
     #[error("{tree} key space holds a malformed entry (key {key_hex}, {len} bytes)")]
     BadEntry {
         /// The key space (`rows`, `ids` or `meta`).
@@ -225,13 +224,10 @@ pub enum EventLogError {
         /// Length of the malformed key or value.
         len: usize,
     },
-    /// An `ids` entry names a row that does not exist: the store broke its
-    /// own invariant.
-    #[error("event {event_id} is indexed but its row is missing")]
-    DanglingId {
-        /// The event id.
-        event_id: String,
-    },
+    /// An earlier write failed in a way that left a day file in an
+    /// unknown state; writes are refused until the store is reopened.
+    #[error("event_logs store refuses writes after an earlier failure: {0}")]
+    Poisoned(String),
     /// A query range ends before it starts.
     #[error("query range is inverted: from {from} is after to {to}")]
     InvertedRange {
@@ -248,6 +244,19 @@ pub enum EventLogError {
         /// The largest accepted limit.
         max: usize,
     },
+    /// An erasure names no user (user id 0, or an empty anonymous id).
+    #[error("an erasure needs a non-zero user id or a non-empty anonymous user id")]
+    BadEraseTarget,
+}
+
+impl EventLogError {
+    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> EventLogError {
+        EventLogError::Io {
+            what,
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// What [`EventLogStore::insert_batch`] did.
@@ -272,126 +281,347 @@ pub struct EventLogStats {
 }
 
 /// A row encoded for [`EventLogStore::insert_encoded`] by
-/// [`EventLogStore::encode_row`]: its keys and stored value, ready to be
-/// written. Encoding is the CPU-heavy part of an insert; the record path
-/// does it on the callers' threads, not on the mirror's.
+/// [`EventLogStore::encode_row`]: the event id, its hash, the parsed event
+/// time and the row's other fields in the row-wise form of
+/// [`super::codec`], in one allocation. Encoding is the CPU-heavy part of
+/// an insert (the JSON columns are rendered here); the record path does it
+/// on the callers' threads, not on the mirror's.
 #[derive(Clone, Debug)]
 pub struct EncodedRow {
-    /// `'r'` + row key.
-    row_key: IVec,
-    /// `'i'` + event id.
-    id_key: IVec,
-    value: IVec,
+    pub(crate) hash: u64,
+    pub(crate) time: EventTime,
+    pub(crate) canonical_ts: bool,
+    id_len: u32,
+    buf: Vec<u8>,
 }
 
 impl EncodedRow {
     /// The event id.
     pub fn event_id(&self) -> &[u8] {
-        self.id_key.get(1..).unwrap_or_default()
+        self.buf.get(..self.id_len as usize).unwrap_or_default()
     }
 
-    /// Bytes of the stored value (the keys not included).
+    /// Bytes of the row's fields in row-wise form (the id not included).
     pub fn stored_len(&self) -> usize {
-        self.value.len()
+        self.buf.len() - self.id_len as usize
     }
 
-    /// The time part of the row key: the id entry's value.
-    fn time(&self) -> &[u8] {
-        self.row_key.get(1..1 + TIME_LEN).unwrap_or_default()
+    /// The row's fields in row-wise form (format 2's stored value; see
+    /// [`super::codec`]).
+    pub fn stored_bytes(&self) -> &[u8] {
+        self.buf.get(self.id_len as usize..).unwrap_or_default()
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(self.event_id()).unwrap_or("")
+    }
+
+    pub(crate) fn day(&self) -> i64 {
+        self.time.day()
+    }
+
+    /// A row of a format-2 store (its key's id and time, its value) as it
+    /// is: the value is this type's payload already.
+    pub(crate) fn from_format2(
+        id: &str,
+        time: EventTime,
+        value: &[u8],
+    ) -> Result<EncodedRow, EventLogError> {
+        let head = codec::decode_head(value).map_err(|source| EventLogError::Decode {
+            event_id: id.to_owned(),
+            source,
+        })?;
+        let mut buf = Vec::with_capacity(id.len() + value.len());
+        buf.extend_from_slice(id.as_bytes());
+        buf.extend_from_slice(value);
+        Ok(EncodedRow {
+            hash: block::id_hash(id),
+            time,
+            canonical_ts: key::render_timestamp(time) == head.timestamp,
+            id_len: id.len() as u32,
+            buf,
+        })
+    }
+
+    /// The row as the block builder takes it.
+    pub(crate) fn row_in(&self) -> Result<RowIn<'_>, EventLogError> {
+        let value = self.buf.get(self.id_len as usize..).unwrap_or_default();
+        let (f, ts) = codec::decode_fields(value).map_err(|source| EventLogError::Decode {
+            event_id: self.id().to_owned(),
+            source,
+        })?;
+        Ok(RowIn {
+            id: self.id(),
+            time: self.time,
+            ts_text: (!self.canonical_ts).then_some(ts),
+            f,
+        })
     }
 }
 
-/// The `event_logs` mirror on sled. See the module documentation for the
-/// layout and the guarantees.
+/// The `event_logs` mirror. See the module documentation of
+/// [`crate::event_logs`] for the layout and the guarantees.
 #[derive(Debug)]
 pub struct EventLogStore {
-    pub(super) db: sled::Db,
-    pub(super) tree: Tree,
-    /// Serialises writers (the mirror and expiry): the dedup check and the
-    /// count need one writer at a time.
-    writer: Mutex<()>,
-    /// Rows stored, as in `'m' "rows"`; changed only under `writer`.
-    rows: AtomicU64,
-    config: EventLogConfig,
-    path: PathBuf,
+    pub(super) inner: Arc<Inner>,
+    background: Mutex<Option<Background>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// A snapshot of one day for readers: replaced (not changed) by every
+/// write, so a reader holding one sees a consistent day, and its file stays
+/// readable even if the day is rewritten or dropped meanwhile.
+#[derive(Debug)]
+pub(crate) struct DayView {
+    pub(crate) day: i64,
+    pub(crate) file: Arc<DayFile>,
+    /// Identifies the file's contents for caches (a rewrite gets a new id).
+    pub(crate) file_id: u64,
+    /// Bytes of the day file.
+    pub(crate) len: u64,
+    /// Bytes of its index file (0 when none).
+    pub(crate) idx_len: u64,
+    /// Live blocks in file order.
+    pub(crate) blocks: Vec<Arc<BlockMeta>>,
+    pub(crate) rows: u64,
+    /// Rows per name (the sum of the blocks' summaries).
+    pub(crate) names: BTreeMap<Arc<str>, u64>,
+    /// Distinct users, and whether that is an estimate.
+    pub(crate) users: u64,
+    pub(crate) users_estimated: bool,
+    /// The index, for a sealed day (whose ids are in the dedup filter).
+    pub(crate) sealed: Option<Arc<IdxFile>>,
+    /// Bumped by every change.
+    pub(crate) version: u64,
+    pub(crate) ids_generation: u64,
+}
+
+impl DayView {
+    /// The block numbered `seq`.
+    pub(crate) fn block_by_seq(&self, seq: u32) -> Option<&Arc<BlockMeta>> {
+        let i = self
+            .blocks
+            .binary_search_by_key(&seq, |b| b.summary.seq)
+            .ok()?;
+        self.blocks.get(i)
+    }
+
+    pub(crate) fn min_time(&self) -> Option<EventTime> {
+        self.blocks.iter().map(|b| b.summary.min).min()
+    }
+
+    pub(crate) fn max_time(&self) -> Option<EventTime> {
+        self.blocks.iter().map(|b| b.summary.max).max()
+    }
+
+    pub(crate) fn max_commit(&self) -> u64 {
+        self.blocks
+            .iter()
+            .map(|b| b.summary.commit)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Recomputes `names` and `rows` from the blocks.
+    pub(crate) fn recount_names(&mut self) {
+        let mut names: BTreeMap<Arc<str>, u64> = BTreeMap::new();
+        let mut rows = 0;
+        for b in &self.blocks {
+            rows += b.rows();
+            for (n, c) in &b.summary.names {
+                *names.entry(n.clone()).or_default() += u64::from(*c);
+            }
+        }
+        self.names = names;
+        self.rows = rows;
+    }
+}
+
+/// What readers see: every day, the pending erasures, the totals.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct View {
+    pub(crate) days: BTreeMap<i64, Arc<DayView>>,
+    pub(crate) tombstones: Arc<Tombstones>,
+    pub(crate) rows: u64,
+    /// Bytes of every file of the store (day files, indexes, filter,
+    /// tombstones).
+    pub(crate) bytes: u64,
+    /// Bytes of the files besides day files and indexes.
+    pub(crate) other_bytes: u64,
+}
+
+impl View {
+    /// Recomputes the totals from the days.
+    pub(crate) fn retotal(&mut self) {
+        self.rows = self.days.values().map(|d| d.rows).sum();
+        self.bytes = self.other_bytes + self.days.values().map(|d| d.len + d.idx_len).sum::<u64>();
+    }
+}
+
+/// The store's shared state.
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) days_dir: PathBuf,
+    pub(crate) config: EventLogConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) _lock: Option<std::fs::File>,
+    /// Serialises writers (inserts, and the installing half of
+    /// maintenance).
+    pub(crate) writer: Mutex<Writer>,
+    /// Serialises maintenance passes (sealing, retention, erasure).
+    pub(crate) maint: Mutex<()>,
+    pub(crate) view: RwLock<Arc<View>>,
+    pub(crate) cache: super::cache::BlockCache,
+    pub(crate) signal: super::maintain::Signal,
+    /// Whether the background thread runs pending erasure compactions
+    /// (tests turn it off to look at the state before compaction).
+    pub(crate) background_compaction: std::sync::atomic::AtomicBool,
+    /// Blocks found damaged since open.
+    pub(crate) damaged_blocks: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn publish(&self, view: View) {
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    }
+
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn maint(&self) -> MutexGuard<'_, ()> {
+        self.maint.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn day_path(&self, day: i64) -> PathBuf {
+        self.days_dir.join(super::dayfile::file_name(day))
+    }
+
+    pub(crate) fn idx_path(&self, day: i64) -> PathBuf {
+        self.days_dir.join(super::idx::file_name(day))
+    }
+
+    /// Counts and logs a damaged block found while reading.
+    pub(crate) fn report_damage(&self, day: i64, offset: u64, error: &dyn std::fmt::Display) {
+        self.damaged_blocks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("telespool_event_logs_damaged_blocks_total").increment(1);
+        tracing::warn!(day = %key::day_string(day), offset, %error, "event_logs block is damaged; its rows are skipped");
+    }
+
+    /// Reads and checks a block's payload.
+    pub(crate) fn read_block(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Vec<u8>, EventLogError> {
+        block::read_payload(&dv.file.file, meta).map_err(|source| EventLogError::Block {
+            day: key::day_string(dv.day),
+            offset: meta.offset,
+            source,
+        })
+    }
+
+    /// A block's ids, decoded (cached).
+    pub(crate) fn block_ids(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Arc<Ids>, EventLogError> {
+        if let Some(ids) = self.cache.ids(dv.file_id, meta.offset) {
+            return Ok(ids);
+        }
+        let payload = self.read_block(dv, meta)?;
+        let ids = Arc::new(Ids::decode(&payload, meta).map_err(|e| block_err(dv, meta, e))?);
+        self.cache.put_ids(dv.file_id, meta.offset, ids.clone());
+        Ok(ids)
+    }
+
+    /// A block's head, decoded (cached).
+    pub(crate) fn block_head(
+        &self,
+        dv: &DayView,
+        meta: &BlockMeta,
+    ) -> Result<Arc<Head>, EventLogError> {
+        if let Some(h) = self.cache.head(dv.file_id, meta.offset) {
+            return Ok(h);
+        }
+        let payload = self.read_block(dv, meta)?;
+        let head = Arc::new(Head::decode(&payload, meta).map_err(|e| block_err(dv, meta, e))?);
+        self.cache.put_head(dv.file_id, meta.offset, head.clone());
+        Ok(head)
+    }
+}
+
+pub(crate) fn block_err(dv: &DayView, meta: &BlockMeta, e: BlockError) -> EventLogError {
+    EventLogError::Block {
+        day: key::day_string(dv.day),
+        offset: meta.offset,
+        source: ReadError::Block(e),
+    }
 }
 
 impl EventLogStore {
-    /// Opens (or creates) the store in the directory `path`.
+    /// Opens (or creates) the store in the directory `path`, with the
+    /// system clock.
     ///
     /// Fails with [`EventLogError::InUse`] when another process (or another
     /// store in this one) has it open, and with
-    /// [`EventLogError::UnsupportedFormat`] for a database of another format.
+    /// [`EventLogError::UnsupportedFormat`] for a store of another format;
+    /// a format-2 store (sled) is converted (see the module documentation).
     pub fn open(path: &Path, config: EventLogConfig) -> Result<EventLogStore, EventLogError> {
-        config.validate()?;
-        let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
-        let db = crate::sled_db::open(path, config.cache_bytes, FLUSH_EVERY_MS)?;
-        let unsupported = |found| EventLogError::UnsupportedFormat {
-            path: path.display().to_string(),
-            found,
-            expected: FORMAT_VERSION,
-        };
-        // Format 1 kept its format in a `meta` tree (1 when absent, as
-        // before the key existed). Look before opening anything: opening
-        // a tree creates it.
-        let names = db.tree_names();
-        if names
-            .iter()
-            .any(|n| V1_TREES.iter().any(|t| n == t.as_bytes()))
-        {
-            let found = if names.iter().any(|n| n == V1_META_TREE.as_bytes()) {
-                let meta = db.open_tree(V1_META_TREE)?;
-                decode_u64("meta", b"format", meta.get(b"format")?)?.max(1)
-            } else {
-                1
-            };
-            return Err(unsupported(found));
+        EventLogStore::open_with_clock(path, config, Arc::new(SystemClock))
+    }
+
+    /// [`EventLogStore::open`] with a clock (sealing, the quota's newest
+    /// hour and erasure times read it).
+    pub fn open_with_clock(
+        path: &Path,
+        config: EventLogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<EventLogStore, EventLogError> {
+        let inner = Arc::new(super::open::open(path, config, clock)?);
+        let background = Background::start(inner.clone())
+            .map_err(|e| EventLogError::io("starting the background thread of", path, e))?;
+        Ok(EventLogStore::from_parts(inner, Some(background)))
+    }
+
+    pub(super) fn from_parts(inner: Arc<Inner>, background: Option<Background>) -> EventLogStore {
+        EventLogStore {
+            inner,
+            background: Mutex::new(background),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
-        let tree = db.open_tree(TREE)?;
-        match tree.get(META_FORMAT)? {
-            Some(v) => {
-                let found = decode_u64("meta", META_FORMAT, Some(v))?;
-                if found != FORMAT_VERSION {
-                    return Err(unsupported(found));
-                }
-            }
-            None if tree.is_empty() => {
-                let mut init = sled::Batch::default();
-                init.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes());
-                init.insert(META_ROWS, &0u64.to_be_bytes());
-                tree.apply_batch(init)?;
-                db.flush()?;
-            }
-            None => return Err(unsupported(0)),
-        }
-        let rows = decode_u64("meta", META_ROWS, tree.get(META_ROWS)?)?;
-        let store = EventLogStore {
-            db,
-            tree,
-            writer: Mutex::new(()),
-            rows: AtomicU64::new(rows),
-            config,
-            path: path.to_owned(),
-        };
-        tracing::info!(rows, "event_logs store open");
-        Ok(store)
     }
 
     /// The settings the store was opened with.
     pub fn config(&self) -> &EventLogConfig {
-        &self.config
+        &self.inner.config
     }
 
-    /// The database directory.
+    /// The store's directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Validates and encodes a row for [`EventLogStore::insert_encoded`].
     /// Pure CPU work, no I/O: callers run it on their own threads.
     ///
     /// Fails on an empty event id ([`EventLogError::EmptyEventId`], index
-    /// 0) or a timestamp that is not RFC 3339 UTC.
+    /// 0), a timestamp that is not RFC 3339 UTC, or a row above
+    /// [`MAX_ROW_BYTES`].
     pub fn encode_row(row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
         encode_at(0, row)
     }
@@ -402,8 +632,7 @@ impl EventLogStore {
     ///
     /// Every row is checked and encoded before anything is written: an
     /// empty event id or a timestamp that is not RFC 3339 UTC fails the
-    /// whole call. Call [`EventLogStore::flush`] before acknowledging the
-    /// rows.
+    /// whole call. Rows written survive a process crash when this returns.
     pub fn insert_batch(&self, rows: &[EventLogRow]) -> Result<InsertOutcome, EventLogError> {
         let encoded = rows
             .iter()
@@ -415,166 +644,159 @@ impl EventLogStore {
 
     /// Stores pre-encoded rows, as [`EventLogStore::insert_batch`] does:
     /// the first row for an event id wins, later ones (in this call or
-    /// any earlier) are duplicates. Call [`EventLogStore::flush`] before
-    /// acknowledging the rows.
+    /// any earlier) are duplicates. One block (or a few, past
+    /// [`BATCH_ROWS`] rows or 1 MiB) per UTC day of the rows.
     pub fn insert_encoded(&self, rows: &[EncodedRow]) -> Result<InsertOutcome, EventLogError> {
-        if rows.is_empty() {
-            return Ok(InsertOutcome::default());
-        }
-        let _writer = self.writer();
-        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(rows.len());
-        let mut fresh: Vec<&EncodedRow> = Vec::with_capacity(rows.len());
-        for row in rows {
-            if !seen.insert(row.id_key.as_ref()) || self.tree.get(&row.id_key)?.is_some() {
-                continue;
-            }
-            fresh.push(row);
-        }
-        for chunk in fresh.chunks(BATCH_ROWS) {
-            let rows = self.rows.load(Ordering::Relaxed) + chunk.len() as u64;
-            let mut batch = sled::Batch::default();
-            for row in chunk {
-                batch.insert(row.row_key.clone(), row.value.clone());
-                batch.insert(row.id_key.clone(), row.time());
-            }
-            batch.insert(META_ROWS, &rows.to_be_bytes());
-            self.tree.apply_batch(batch)?;
-            self.rows.store(rows, Ordering::Relaxed);
-        }
-        let inserted = fresh.len() as u64;
-        Ok(InsertOutcome {
-            inserted,
-            duplicates: rows.len() as u64 - inserted,
-        })
+        let out = self.insert_encoded_groups(&[rows])?;
+        Ok(out.first().copied().unwrap_or_default())
     }
 
-    /// Writes every earlier insert and removal out of sled's buffers
-    /// (`sync_file_range`): they survive a process crash. Not an fsync; see
-    /// the module documentation.
+    /// Stores several callers' rows in one commit (one block per day for
+    /// all of them), and tells each its own outcome: a row whose id an
+    /// earlier group of the same call holds is that later group's
+    /// duplicate.
+    pub fn insert_encoded_groups(
+        &self,
+        groups: &[&[EncodedRow]],
+    ) -> Result<Vec<InsertOutcome>, EventLogError> {
+        self.inner.insert_groups(groups)
+    }
+
+    /// Kept for callers of the sled store: every write is in the files
+    /// (the page cache) when the write returns, so there is nothing to
+    /// flush; a background thread fdatasyncs the files every
+    /// [`SYNC_INTERVAL`]. Fails if an earlier write poisoned the store.
     pub fn flush(&self) -> Result<(), EventLogError> {
-        self.db.flush()?;
-        Ok(())
+        match &self.inner.writer().poisoned {
+            Some(why) => Err(EventLogError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
     }
 
-    /// The row of `event_id`, if stored.
+    /// The row of `event_id`, if stored (and not erased).
     pub fn get(&self, event_id: &str) -> Result<Option<EventLogRow>, EventLogError> {
-        let id_key = key::spaced(IDS, event_id.as_bytes());
-        let Some(time) = self.tree.get(&id_key)? else {
+        let view = self.inner.view();
+        let Some((dv, meta, row)) = self.inner.locate(&view, event_id)? else {
             return Ok(None);
         };
-        if time.len() != TIME_LEN {
-            return Err(EventLogError::BadEntry {
-                tree: "ids",
-                key_hex: key::hex(event_id.as_bytes()),
-                len: time.len(),
-            });
+        let payload = self.inner.read_block(&dv, &meta)?;
+        let bad = |e| block_err(&dv, &meta, e);
+        let ids = Ids::decode(&payload, &meta).map_err(bad)?;
+        let head = Head::decode(&payload, &meta).map_err(bad)?;
+        if view.tombstones.hides(
+            meta.summary.commit,
+            head.user_id(row),
+            head.anonymous_user_id(row),
+        ) {
+            return Ok(None);
         }
-        let mut row_key = Vec::with_capacity(1 + TIME_LEN + event_id.len());
-        row_key.push(ROWS);
-        row_key.extend_from_slice(&time);
-        row_key.extend_from_slice(event_id.as_bytes());
-        match self.tree.get(&row_key)? {
-            Some(value) => decode_row(&row_key[1..], &value).map(Some),
-            // Expired between the two reads: its id entry is gone too.
-            None if self.tree.get(&id_key)?.is_none() => Ok(None),
-            None => Err(EventLogError::DanglingId {
+        let rest = block::Rest::decode(&payload, &meta).map_err(bad)?;
+        let fields = rest.fields(&head, row);
+        codec::row_from_fields(&ids.get(row), &head.timestamp(row), &fields)
+            .map(Some)
+            .map_err(|source| EventLogError::Decode {
                 event_id: event_id.to_owned(),
-            }),
-        }
-    }
-
-    /// Removes the rows whose event time is before `now - retention`, with
-    /// their id entries; returns how many were removed. Work is
-    /// proportional to the rows removed (batches of [`EXPIRE_CHUNK`] rows,
-    /// the write lock released between them); call
-    /// [`EventLogStore::flush`] afterwards to make the removal survive a
-    /// crash (if it does not, the next pass removes the rows again).
-    pub fn expire(&self, now: UnixNanos) -> Result<u64, EventLogError> {
-        let cutoff = now.minus(self.config.retention);
-        let _span = tracing::info_span!("event_logs_expire", cutoff = %cutoff).entered();
-        let lo = [ROWS];
-        let hi = key::spaced(ROWS, &EventTime::from(cutoff).prefix());
-        let mut removed = 0u64;
-        loop {
-            let _writer = self.writer();
-            let keys = self
-                .tree
-                .range(lo.as_slice()..hi.as_slice())
-                .keys()
-                .take(EXPIRE_CHUNK)
-                .collect::<Result<Vec<IVec>, sled::Error>>()?;
-            if keys.is_empty() {
-                break;
-            }
-            removed += self.remove_chunk(&keys)?;
-            if keys.len() < EXPIRE_CHUNK {
-                break;
-            }
-        }
-        if removed > 0 {
-            tracing::info!(removed, "event_logs rows expired");
-        }
-        Ok(removed)
-    }
-
-    /// Removes the rows at `keys` (`'r'` + row key, all present: read under
-    /// the write lock) and their id entries in one batch.
-    fn remove_chunk(&self, keys: &[IVec]) -> Result<u64, EventLogError> {
-        let mut batch = sled::Batch::default();
-        for row_key in keys {
-            if let Some((time, id)) = key::split_row_key(row_key.get(1..).unwrap_or_default()) {
-                let id_key = key::spaced(IDS, id);
-                // Only the entry that points at this row.
-                if self.tree.get(&id_key)?.as_deref() == Some(time.prefix().as_slice()) {
-                    batch.remove(id_key);
-                }
-            }
-            batch.remove(row_key.clone());
-        }
-        let n = keys.len() as u64;
-        let rows = self.rows.load(Ordering::Relaxed).saturating_sub(n);
-        batch.insert(META_ROWS, &rows.to_be_bytes());
-        self.tree.apply_batch(batch)?;
-        self.rows.store(rows, Ordering::Relaxed);
-        Ok(n)
-    }
-
-    /// Number of rows stored (a counter kept with the rows: O(1)).
-    pub fn row_count(&self) -> Result<u64, EventLogError> {
-        Ok(self.rows.load(Ordering::Relaxed))
-    }
-
-    /// Row count and the oldest and newest timestamps. O(1): reads the
-    /// counter and the first and last rows.
-    pub fn stats(&self) -> Result<EventLogStats, EventLogError> {
-        let timestamp = |kv: Option<(IVec, IVec)>| -> Result<Option<String>, EventLogError> {
-            kv.map(|(k, v)| {
-                decode_head(k.get(1..).unwrap_or_default(), &v).map(|h| h.timestamp.to_owned())
+                source,
             })
-            .transpose()
-        };
-        let (lo, hi) = ([ROWS], key::space_end(ROWS));
+    }
+
+    /// Number of rows stored (O(1)). Rows hidden by a pending erasure are
+    /// counted until the erasure's compaction removes them.
+    pub fn row_count(&self) -> Result<u64, EventLogError> {
+        Ok(self.inner.view().rows)
+    }
+
+    /// Bytes of the store's files (what the quota counts).
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.view().bytes
+    }
+
+    /// Row count and the oldest and newest timestamps. Reads at most two
+    /// blocks.
+    pub fn stats(&self) -> Result<EventLogStats, EventLogError> {
+        let view = self.inner.view();
+        let edge =
+            |dv: Option<&Arc<DayView>>, oldest: bool| -> Result<Option<String>, EventLogError> {
+                let Some(dv) = dv else { return Ok(None) };
+                let block = if oldest {
+                    dv.blocks.iter().min_by_key(|b| b.summary.min)
+                } else {
+                    dv.blocks.iter().max_by_key(|b| b.summary.max)
+                };
+                let Some(b) = block else { return Ok(None) };
+                let head = self.inner.block_head(dv, b)?;
+                let row = if oldest {
+                    (0..head.len()).min_by_key(|&r| head.time(r))
+                } else {
+                    (0..head.len()).max_by_key(|&r| head.time(r))
+                };
+                Ok(row.map(|r| head.timestamp(r)))
+            };
         Ok(EventLogStats {
-            rows: self.row_count()?,
-            oldest: timestamp(self.rows_range(&lo, &hi).next().transpose()?)?,
-            newest: timestamp(self.rows_range(&lo, &hi).next_back().transpose()?)?,
+            rows: view.rows,
+            oldest: edge(view.days.values().next(), true)?,
+            newest: edge(view.days.values().next_back(), false)?,
         })
     }
 
-    /// The rows between two `'r'` keys.
-    pub(super) fn rows_range(&self, lo: &[u8], hi: &[u8]) -> sled::Iter {
-        self.tree.range(lo..hi)
+    /// Blocks found damaged (CRC or decoding) since the store was opened,
+    /// by the open-time scan or by reads.
+    pub fn damaged_blocks(&self) -> u64 {
+        self.inner
+            .damaged_blocks
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Takes the write lock (a panicked writer left nothing half-done:
-    /// every write is one sled batch).
-    fn writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// Stops the background thread and saves what opening needs (the
+    /// indexes of the days written since their last save, the dedup
+    /// filter). Dropping the store does the same.
+    pub fn close(&self) {
+        let bg = self
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(bg) = bg {
+            bg.stop();
+        }
+        if !self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner.save_for_close();
+        }
+    }
+}
+
+#[cfg(test)]
+impl EventLogStore {
+    /// Leaves pending erasures to explicit compactions.
+    pub(crate) fn pause_background_compaction(&self) {
+        self.inner
+            .background_compaction
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops the store as a killed process would: nothing saved (the
+    /// background thread stopped first, so nothing races the test).
+    pub(crate) fn crash(self) {
+        let bg = self
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(bg) = bg {
+            bg.stop_without_saving();
+        }
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for EventLogStore {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
 /// [`EventLogStore::encode_row`], naming the row's position in errors.
-fn encode_at(index: usize, row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
+pub(crate) fn encode_at(index: usize, row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
     if row.event_id.is_empty() {
         return Err(EventLogError::EmptyEventId { index });
     }
@@ -582,73 +804,25 @@ fn encode_at(index: usize, row: &EventLogRow) -> Result<EncodedRow, EventLogErro
         event_id: row.event_id.clone(),
         timestamp: row.timestamp.clone(),
     })?;
-    let mut value = Vec::with_capacity(768);
-    codec::encode(row, &mut value).map_err(|source| EventLogError::Encode {
+    let id = row.event_id.as_bytes();
+    let mut buf = Vec::with_capacity(id.len() + 768);
+    buf.extend_from_slice(id);
+    codec::encode(row, &mut buf).map_err(|source| EventLogError::Encode {
         event_id: row.event_id.clone(),
         source,
     })?;
-    let id = row.event_id.as_bytes();
-    let mut row_key = Vec::with_capacity(1 + TIME_LEN + id.len());
-    row_key.push(ROWS);
-    row_key.extend_from_slice(&time.prefix());
-    row_key.extend_from_slice(id);
-    Ok(EncodedRow {
-        row_key: IVec::from(row_key),
-        id_key: IVec::from(key::spaced(IDS, id)),
-        value: IVec::from(value),
-    })
-}
-
-/// The event id of a row key, for error messages.
-fn id_of(row_key: &[u8]) -> String {
-    key::split_row_key(row_key)
-        .map(|(_, id)| String::from_utf8_lossy(id).into_owned())
-        .unwrap_or_else(|| key::hex(row_key))
-}
-
-/// Decodes the head of the stored row at `row_key` (without the key space
-/// byte).
-pub(super) fn decode_head<'v>(
-    row_key: &[u8],
-    value: &'v [u8],
-) -> Result<codec::RowHead<'v>, EventLogError> {
-    codec::decode_head(value).map_err(|source| EventLogError::Decode {
-        event_id: id_of(row_key),
-        source,
-    })
-}
-
-/// Decodes the whole stored row at `row_key` (without the key space byte).
-pub(super) fn decode_row(row_key: &[u8], value: &[u8]) -> Result<EventLogRow, EventLogError> {
-    let bad = |source| EventLogError::Decode {
-        event_id: id_of(row_key),
-        source,
-    };
-    let (_, id) = key::split_row_key(row_key).ok_or_else(|| EventLogError::BadEntry {
-        tree: "rows",
-        key_hex: key::hex(row_key),
-        len: row_key.len(),
-    })?;
-    let id = std::str::from_utf8(id).map_err(|_| bad(CodecError::NotUtf8("event_id")))?;
-    codec::decode(id, value).map_err(bad)
-}
-
-/// A counter or format: absent is 0, anything but 8 bytes is malformed.
-fn decode_u64(tree: &'static str, k: &[u8], v: Option<IVec>) -> Result<u64, EventLogError> {
-    let Some(v) = v else { return Ok(0) };
-    let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| EventLogError::BadEntry {
-        tree,
-        key_hex: key::hex(k),
-        len: v.len(),
-    })?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
-impl From<crate::sled_db::OpenError> for EventLogError {
-    fn from(e: crate::sled_db::OpenError) -> Self {
-        match e {
-            crate::sled_db::OpenError::InUse { path } => EventLogError::InUse { path },
-            crate::sled_db::OpenError::Sled(e) => EventLogError::Sled(e),
-        }
+    if buf.len() > MAX_ROW_BYTES {
+        return Err(EventLogError::RowTooLarge {
+            event_id: row.event_id.clone(),
+            bytes: buf.len(),
+            max: MAX_ROW_BYTES,
+        });
     }
+    Ok(EncodedRow {
+        hash: block::id_hash(&row.event_id),
+        time,
+        canonical_ts: key::render_timestamp(time) == row.timestamp,
+        id_len: id.len() as u32,
+        buf,
+    })
 }

@@ -1,11 +1,15 @@
-//! Tests of the `event_logs` store and its queries, on real sled databases
-//! in temporary directories.
+//! Tests of the `event_logs` store and its queries, on real files in
+//! temporary directories. The helpers are shared with the other test
+//! modules of the store (`durability_tests`, `erase_tests`).
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use prost_types::Timestamp;
 
+use super::block::{Head, Ids};
+use super::hll::UserSet;
 use super::key;
 use super::query::{DayNameCount, DayUsers, RecentCursor, RecentQuery};
 use super::store::{
@@ -17,14 +21,14 @@ use crate::clock::{Clock, ManualClock, UnixNanos};
 use crate::proto::telemetrygateway::v1::{Event, EventSource, EventUser, event_source};
 
 /// An RFC 3339 UTC time as `UnixNanos`.
-fn at(s: &str) -> UnixNanos {
+pub(crate) fn at(s: &str) -> UnixNanos {
     let t = key::parse_timestamp(s).unwrap();
     UnixNanos(t.seconds * 1_000_000_000 + i64::from(t.nanos))
 }
 
 /// A row as translation makes it: `feature.action` at `ts`, with the given
 /// user ids and client name.
-fn row(
+pub(crate) fn row(
     id: &str,
     ts: &str,
     feature: &str,
@@ -56,58 +60,126 @@ fn row(
 }
 
 /// A row by an anonymous user `a` from the backend.
-fn simple(id: &str, ts: &str, feature: &str) -> EventLogRow {
+pub(crate) fn simple(id: &str, ts: &str, feature: &str) -> EventLogRow {
     row(id, ts, feature, None, Some("a"), None)
 }
 
 /// Opens the store at `path` (once a store dropped a moment ago has let
 /// go of it, see [`open_when_free`]).
-fn open(path: &Path) -> EventLogStore {
+pub(crate) fn open(path: &Path) -> EventLogStore {
     open_when_free(path).unwrap()
 }
 
-fn ids(rows: &[EventLogRow]) -> Vec<&str> {
+pub(crate) fn ids(rows: &[EventLogRow]) -> Vec<&str> {
     rows.iter().map(|r| r.event_id.as_str()).collect()
 }
 
-/// Every id entry names an existing row whose key ends with that id, every
-/// row has its id entry (and decodes), nothing is outside the three key
-/// spaces, and the counter agrees.
-fn assert_consistent(store: &EventLogStore) {
-    let mut rows = 0u64;
-    for kv in store.tree.scan_prefix([key::ROWS]) {
-        let (k, v) = kv.unwrap();
-        let (time, id) = key::split_row_key(&k[1..]).unwrap();
-        assert_eq!(
-            store
-                .tree
-                .get(key::spaced(key::IDS, id))
-                .unwrap()
-                .as_deref(),
-            Some(time.prefix().as_slice()),
-            "row {:?} has no id entry",
-            String::from_utf8_lossy(id)
-        );
-        super::store::decode_row(&k[1..], &v).unwrap();
-        rows += 1;
+/// Every row of every live block, decoded: (day, block commit, id, row).
+pub(crate) fn all_rows(store: &EventLogStore) -> Vec<(i64, u64, EventLogRow)> {
+    let inner = &store.inner;
+    let view = inner.view();
+    let mut out = Vec::new();
+    for dv in view.days.values() {
+        for meta in &dv.blocks {
+            let payload = inner.read_block(dv, meta).unwrap();
+            let ids = Ids::decode(&payload, meta).unwrap();
+            let head = Head::decode(&payload, meta).unwrap();
+            let rest = super::block::Rest::decode(&payload, meta).unwrap();
+            for r in 0..head.len() {
+                let row = super::codec::row_from_fields(
+                    &ids.get(r),
+                    &head.timestamp(r),
+                    &rest.fields(&head, r),
+                )
+                .unwrap();
+                assert_eq!(
+                    key::parse_timestamp(&row.timestamp).unwrap().day(),
+                    dv.day,
+                    "row {} is in the wrong day file",
+                    row.event_id
+                );
+                out.push((dv.day, meta.summary.commit, row));
+            }
+        }
     }
-    let mut ids = 0u64;
-    for kv in store.tree.scan_prefix([key::IDS]) {
-        let (k, time) = kv.unwrap();
-        let mut row_key = vec![key::ROWS];
-        row_key.extend_from_slice(&time);
-        row_key.extend_from_slice(&k[1..]);
+    out
+}
+
+/// Names and distinct users per day, counted from the rows themselves.
+pub(crate) fn recount(store: &EventLogStore) -> (Vec<DayNameCount>, Vec<DayUsers>) {
+    let mut names: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut users: BTreeMap<i64, UserSet> = BTreeMap::new();
+    for (day, _, r) in all_rows(store) {
+        *names
+            .entry(day)
+            .or_default()
+            .entry(r.name.clone())
+            .or_default() += 1;
+        users
+            .entry(day)
+            .or_default()
+            .insert(super::block::user_key_hash(r.user_id, &r.anonymous_user_id));
+    }
+    let counts = names
+        .into_iter()
+        .flat_map(|(d, m)| {
+            m.into_iter().map(move |(name, count)| DayNameCount {
+                day: key::day_string(d),
+                name,
+                count,
+            })
+        })
+        .collect();
+    let users = users
+        .into_iter()
+        .map(|(d, u)| DayUsers {
+            day: key::day_string(d),
+            users: u.count(),
+        })
+        .collect();
+    (counts, users)
+}
+
+/// Everything agrees: every block decodes, each event id is stored once
+/// and found by `get`, the row counter, the per-day aggregates and a
+/// recount from the rows agree, and the dedup state (open days' maps,
+/// sealed days' indexes and filter) knows every id.
+pub(crate) fn assert_consistent(store: &EventLogStore) {
+    let rows = all_rows(store);
+    let mut seen = HashSet::new();
+    for (_, _, r) in &rows {
         assert!(
-            store.tree.get(&row_key).unwrap().is_some(),
-            "dangling {:?}",
-            String::from_utf8_lossy(&k[1..])
+            seen.insert(r.event_id.clone()),
+            "{} stored twice",
+            r.event_id
         );
-        ids += 1;
     }
-    let meta = store.tree.scan_prefix([key::META]).count() as u64;
-    assert_eq!(store.tree.len() as u64, rows + ids + meta, "stray keys");
-    assert_eq!(ids, rows);
-    assert_eq!(store.row_count().unwrap(), rows);
+    assert_eq!(store.row_count().unwrap(), rows.len() as u64, "row counter");
+    let view = store.inner.view();
+    let w = store.inner.writer();
+    for (day, _, r) in rows.iter().step_by((rows.len() / 200).max(1)) {
+        let hash = super::block::id_hash(&r.event_id);
+        assert!(
+            store.inner.stored(&w, &view, hash, &r.event_id).unwrap(),
+            "{} (day {day}) unknown to dedup",
+            r.event_id
+        );
+    }
+    for (day, dv) in &view.days {
+        if dv.sealed.is_some() {
+            assert!(!w.open.contains_key(day));
+            assert_eq!(w.covered.get(day), Some(&dv.ids_generation));
+        } else {
+            let od = w.open.get(day).expect("an unsealed day is open");
+            assert_eq!(od.ids.len() as u64, dv.rows, "id map of day {day}");
+            assert_eq!(od.len, dv.len);
+        }
+    }
+    drop(w);
+    let (from, to) = (UnixNanos(i64::MIN), UnixNanos(i64::MAX));
+    let (counts, users) = recount(store);
+    assert_eq!(store.counts_by_name_per_day(from, to).unwrap(), counts);
+    assert_eq!(store.distinct_users_per_day(from, to).unwrap(), users);
 }
 
 /// The whole of 2024 and a bit: every test row is inside it.
@@ -665,7 +737,7 @@ fn config_validation_names_the_bad_setting() {
 /// Opens the store at `path` once sled has let go of it: a `sled::Db`
 /// dropped a moment ago may still hold its lock while its flusher thread
 /// winds down.
-fn open_when_free(path: &Path) -> Result<EventLogStore, EventLogError> {
+pub(crate) fn open_when_free(path: &Path) -> Result<EventLogStore, EventLogError> {
     let started = Instant::now();
     loop {
         match EventLogStore::open(path, EventLogConfig::default()) {
@@ -703,7 +775,7 @@ fn a_format_1_database_is_refused_with_a_clear_error() {
     );
     let text = e.to_string();
     assert!(text.contains("has format 1"), "{text}");
-    assert!(text.contains("reads only format 2"), "{text}");
+    assert!(text.contains("reads format 3"), "{text}");
     assert!(text.contains("move the directory aside"), "{text}");
     // Nothing was added to the old database.
     let started = Instant::now();
@@ -717,24 +789,66 @@ fn a_format_1_database_is_refused_with_a_clear_error() {
         }
     };
     assert!(!db.tree_names().iter().any(|n| n == b"event_logs"));
+    assert!(!dir.path().join("days").exists());
 }
 
 #[test]
 fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    std::fs::write(dir.path().join("days").join("FORMAT"), "4\n").unwrap();
+    let e = open_when_free(dir.path()).unwrap_err();
+    assert!(
+        matches!(e, EventLogError::UnsupportedFormat { found: 4, .. }),
+        "{e}"
+    );
+    // A newer binary's marker, without days: refused as well.
+    let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
         db.open_tree("event_logs")
             .unwrap()
-            .insert("mformat", &3u64.to_be_bytes())
+            .insert("mformat", &5u64.to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
     let e = open_when_free(dir.path()).unwrap_err();
     assert!(
-        matches!(e, EventLogError::UnsupportedFormat { found: 3, .. }),
+        matches!(e, EventLogError::UnsupportedFormat { found: 5, .. }),
         "{e}"
     );
+}
+
+/// What a format-2 binary does with a format-3 directory: it opens the
+/// marker database, finds format 3 and refuses (the old code's check,
+/// rebuilt here), instead of starting an empty mirror.
+#[test]
+fn an_older_binary_finds_format_3_in_the_marker_and_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .insert_batch(&[simple("e1", "2024-03-01T10:00:00Z", "s")])
+        .unwrap();
+    drop(store);
+    let started = Instant::now();
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(e) => {
+                assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    let tree = db.open_tree("event_logs").unwrap();
+    let v = tree.get(b"mformat").unwrap().unwrap();
+    let found = u64::from_be_bytes(v.as_ref().try_into().unwrap());
+    assert_eq!(found, 3, "format 2 binaries refuse anything but 2");
+    drop(tree);
+    drop(db);
+    // And this binary still opens it, rows intact.
+    let store = open_when_free(dir.path()).unwrap();
+    assert!(store.get("e1").unwrap().is_some());
 }
 
 #[test]
@@ -872,9 +986,10 @@ fn crash_child_writes_until_killed() {
 
 /// Kills a child writing rows (and expiring old ones) three times, at
 /// different moments, and checks after each that reopening finds every
-/// flushed row exactly once, nothing that was flushed as expired, the
-/// keys, id entries and count consistent, and the unacknowledged insert's
-/// rows either absent or present in whole sled batches.
+/// flushed row exactly once, nothing that was flushed as expired, rows,
+/// dedup state, counters and aggregates consistent (the aggregates equal a
+/// recount of the surviving rows), and the unacknowledged insert's rows
+/// either absent or present in whole blocks.
 #[test]
 fn a_process_killed_mid_write_keeps_every_flushed_row_once() {
     for delay_ms in [150, 300, 450] {
@@ -940,14 +1055,14 @@ fn a_process_killed_mid_write_keeps_every_flushed_row_once() {
         }
         assert!(kept > 0);
         // The new rows of the batch in flight when killed: some may have
-        // reached the disk, but only in whole sled batches of BATCH_ROWS.
+        // reached the disk, but only in whole blocks (of up to BATCH_ROWS).
         let in_flight: Vec<bool> = (flushed_ids..flushed_ids + CRASH_BATCH - CRASH_RETRIED)
             .map(|i| store.get(&format!("e{i}")).unwrap().is_some())
             .collect();
         for chunk in in_flight.chunks(BATCH_ROWS) {
             assert!(
                 chunk.iter().all(|&kept| kept) || chunk.iter().all(|&kept| !kept),
-                "a sled batch of the unacknowledged insert survived in part: {in_flight:?}"
+                "a block of the unacknowledged insert survived in part: {in_flight:?}"
             );
         }
         let unflushed = in_flight.iter().filter(|&&kept| kept).count();

@@ -26,12 +26,13 @@
 //! | `GET /v1/event-logs/recent` | `from`, `to` (RFC 3339; default the last 7 days), `name`, `name_prefix`, `user_id`, `anonymous_user_id`, `source`, `limit` (≤ 10,000), `before` (cursor from `next`); a page also ends once its rows pass 8 MiB of JSON ([`crate::event_logs::query::DEFAULT_RECENT_MAX_BYTES`]), with `next` set |
 //! | `GET /v1/event-logs/counts` | `from`, `to` (default the last 30 days) |
 //! | `GET /v1/event-logs/users` | `from`, `to` (default the last 30 days) |
+//! | `POST /v1/event-logs/erase` | `user_id` or `anonymous_user_id` (exactly one): that user's rows are hidden from every query at once and removed from disk by a compaction in the background |
 //! | `GET /v1/dead-letter` | `after` (seq), `limit` (default 100, ≤ 10,000) |
 //! | `POST /v1/dead-letter/requeue` | `limit` (default all): export dead letters back into the queue |
 
 use super::guard::{self, bearer_token, is_local_host, is_loopback_peer, token_matches};
 use super::http::{HttpState, error};
-use super::queries::{self, DeadLetterParams, QueryError, RangeParams, RecentParams};
+use super::queries::{self, DeadLetterParams, EraseParams, QueryError, RangeParams, RecentParams};
 use crate::clock::Clock;
 use crate::dead_letter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
@@ -72,6 +73,7 @@ pub fn router(state: HttpState) -> Router<HttpState> {
         .route("/v1/event-logs/recent", get(recent))
         .route("/v1/event-logs/counts", get(counts))
         .route("/v1/event-logs/users", get(users))
+        .route("/v1/event-logs/erase", post(erase))
         .route("/v1/dead-letter", get(dead_letters))
         .route(
             "/v1/dead-letter/requeue",
@@ -227,6 +229,11 @@ async fn users(State(s): State<HttpState>, Query(p): Query<RangeParams>) -> Resp
     let store = s.admin.event_logs.clone();
     let now = s.admin.clock.now();
     answer(move || queries::users(&store, &p, now)).await
+}
+
+async fn erase(State(s): State<HttpState>, Query(p): Query<EraseParams>) -> Response {
+    let store = s.admin.event_logs.clone();
+    answer(move || queries::erase(&store, &p, false)).await
 }
 
 async fn dead_letters(State(s): State<HttpState>, Query(p): Query<DeadLetterParams>) -> Response {

@@ -3,6 +3,7 @@
 
 use crate::clock::UnixNanos;
 use crate::dead_letter::{DeadLetter, DeadLetterSeq, DeadLetterStore};
+use crate::event_logs::EraseTarget;
 use crate::event_logs::query::{MAX_RECENT_LIMIT, RecentQuery};
 use crate::event_logs::store::EventLogStore;
 use crate::queue::Queue;
@@ -62,6 +63,17 @@ pub struct RangeParams {
     /// Event time excluded, RFC 3339 [default: now].
     #[arg(long)]
     pub to: Option<String>,
+}
+
+/// Parameters of an erasure: exactly one of the two.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, clap::Args)]
+pub struct EraseParams {
+    /// Erase the rows of this user id (non-zero).
+    #[arg(long)]
+    pub user_id: Option<i64>,
+    /// Erase the rows of this anonymous user id.
+    #[arg(long)]
+    pub anonymous_user_id: Option<String>,
 }
 
 /// Parameters of the dead-letter listing.
@@ -147,6 +159,44 @@ pub fn counts(store: &EventLogStore, p: &RangeParams, now: UnixNanos) -> Result<
 pub fn users(store: &EventLogStore, p: &RangeParams, now: UnixNanos) -> Result<Value, QueryError> {
     let (from, to) = range(p.from.as_deref(), p.to.as_deref(), 30, now)?;
     Ok(json!({ "users": store.distinct_users_per_day(from, to).map_err(store_err)? }))
+}
+
+/// Erases one user's `event_logs` rows: hidden from every query at once,
+/// removed from disk by the store's compaction (started in the background;
+/// `compact` runs it before answering, as the offline CLI does).
+pub fn erase(store: &EventLogStore, p: &EraseParams, compact: bool) -> Result<Value, QueryError> {
+    let target = match (p.user_id, p.anonymous_user_id.as_deref()) {
+        (Some(0), None) => {
+            return Err(QueryError::BadRequest(
+                "user_id must not be 0 (0 means no user id; erase by anonymous_user_id)".into(),
+            ));
+        }
+        (Some(u), None) => EraseTarget::UserId(u),
+        (None, Some("")) => {
+            return Err(QueryError::BadRequest(
+                "anonymous_user_id must not be empty".into(),
+            ));
+        }
+        (None, Some(a)) => EraseTarget::AnonymousUserId(a.to_owned()),
+        _ => {
+            return Err(QueryError::BadRequest(
+                "give exactly one of user_id and anonymous_user_id".into(),
+            ));
+        }
+    };
+    let out = store.erase(target.clone()).map_err(store_err)?;
+    let removed = if compact {
+        Some(store.compact_erasures().map_err(store_err)?)
+    } else {
+        None
+    };
+    Ok(json!({
+        "erased": target.to_string(),
+        "rows": out.rows,
+        "days": out.days,
+        "compaction": if compact { "done" } else { "pending" },
+        "rows_removed": removed,
+    }))
 }
 
 /// A dead letter as JSON: the event as protojson when it decodes, and its

@@ -1,17 +1,21 @@
-//! Group commit for the record path's sled writes: `event_logs` rows and
+//! Group commit for the record path's mirror writes: `event_logs` rows and
 //! ingest dead letters.
 //!
-//! sled's flush costs about as much for one row as for a thousand, so one
-//! thread takes everything submitted since its last turn, writes it (one
-//! insert call per submitter, so each learns its own duplicates), flushes
-//! each store once, and answers every submitter (a `futures` oneshot, like
-//! the queue's writer). A record call waits for this and for the queue's
-//! group commit, which run side by side.
+//! One thread takes everything submitted since its last turn, writes all
+//! the rows in **one** `event_logs` commit (one compressed block per UTC
+//! day for every submitter together, each submitter still told its own
+//! duplicates: [`EventLogStore::insert_encoded_groups`]), the dead letters
+//! in one sled batch and flush, and answers every submitter (a `futures`
+//! oneshot, like the queue's writer). A record call waits for this and for
+//! the queue's group commit, which run side by side. The rows are in the
+//! day files (the page cache) when the commit returns: they survive a
+//! process crash; the store fdatasyncs them in the background (the mirror
+//! is best-effort against power loss, DESIGN.md).
 //!
 //! The rows arrive encoded ([`EventLogStore::encode_row`], run by
-//! [`super::store::Tee::prepare`] on the callers' threads): this thread only
-//! writes them, which is what keeps it from being the record path's
-//! ceiling (docs/benchmarks.md, "Mirror").
+//! [`super::store::Tee::prepare`] on the callers' threads): this thread
+//! dedups, builds the columnar block and compresses it, which is what keeps
+//! it from being the record path's ceiling (docs/benchmarks.md, "Mirror").
 
 use crate::dead_letter::{DeadLetterEntry, DeadLetterStore};
 use crate::event_logs::store::{EncodedRow, EventLogStore};
@@ -177,34 +181,34 @@ fn run(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
     }
 }
 
-/// One batch per store, one flush per store. Duplicates are attributed to
-/// the submitter whose rows they were by inserting per submitter inside the
-/// same turn (sled batches are cheap; the flush is what costs).
+/// One `event_logs` commit for every submitter's rows, one sled batch per
+/// submitter's dead letters and one flush. Duplicates are attributed to the
+/// submitter whose rows they were.
 fn commit(
     work: &[Work],
     event_logs: &EventLogStore,
     dead: &DeadLetterStore,
 ) -> Result<Vec<MirrorAck>, MirrorError> {
-    let mut acks = Vec::with_capacity(work.len());
-    let mut rows_written = false;
-    let mut dead_written = false;
-    for w in work {
-        let mut ack = MirrorAck::default();
-        if !w.rows.is_empty() {
-            let out = event_logs
-                .insert_encoded(&w.rows)
-                .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+    let mut acks = vec![MirrorAck::default(); work.len()];
+    let groups: Vec<&[EncodedRow]> = work.iter().map(|w| w.rows.as_slice()).collect();
+    let rows_written = groups.iter().any(|g| !g.is_empty());
+    if rows_written {
+        let outs = event_logs
+            .insert_encoded_groups(&groups)
+            .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+        for (ack, out) in acks.iter_mut().zip(outs) {
             ack.inserted = out.inserted;
             ack.duplicates = out.duplicates;
-            rows_written = true;
         }
+    }
+    let mut dead_written = false;
+    for (w, ack) in work.iter().zip(acks.iter_mut()) {
         if !w.dead.is_empty() {
             dead.put_batch(&w.dead)
                 .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
             ack.dead_lettered = w.dead.len() as u64;
             dead_written = true;
         }
-        acks.push(ack);
     }
     if rows_written {
         event_logs
