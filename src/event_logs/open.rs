@@ -34,7 +34,7 @@ const CONVERT_BATCH: usize = 4096;
 
 fn take_lock(path: &Path) -> Result<std::fs::File, EventLogError> {
     let p = path.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
+    let file = crate::storage::owner_only::file_options()
         .read(true)
         .write(true)
         .create(true)
@@ -60,15 +60,27 @@ fn sync_dir(dir: &Path) {
 fn create_days(dir: &Path) -> Result<(), EventLogError> {
     let tmp = super::idx::tmp_path(dir);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    crate::storage::owner_only::create_dir_all(&tmp)
+        .map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     std::fs::rename(&tmp, dir).map_err(|e| EventLogError::io("renaming", &tmp, e))?;
     Ok(())
 }
 
+/// `std::fs::write` with the data directory's file mode (owner only).
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    crate::storage::owner_only::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?
+        .write_all(bytes)
+}
+
 fn write_format(dir: &Path) -> Result<(), EventLogError> {
     let p = dir.join(FORMAT_FILE);
-    std::fs::write(&p, format!("{FORMAT_VERSION}\n"))
+    write_owner_only(&p, format!("{FORMAT_VERSION}\n").as_bytes())
         .map_err(|e| EventLogError::io("writing", &p, e))
 }
 
@@ -81,7 +93,8 @@ pub(crate) fn open(
     config.validate()?;
     let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
     let started = Instant::now();
-    std::fs::create_dir_all(path).map_err(|e| EventLogError::io("creating", path, e))?;
+    crate::storage::owner_only::create_dir_all(path)
+        .map_err(|e| EventLogError::io("creating", path, e))?;
     let lock = take_lock(path)?;
     let days = path.join(DAYS_DIR);
     let upgrading = path.join(UPGRADING);
@@ -156,11 +169,12 @@ fn convert(
     tree: sled::Tree,
     total: u64,
 ) -> Result<(), EventLogError> {
-    std::fs::write(upgrading, b"converting event_logs format 2 to format 3\n")
+    write_owner_only(upgrading, b"converting event_logs format 2 to format 3\n")
         .map_err(|e| EventLogError::io("writing", upgrading, e))?;
     let tmp = super::idx::tmp_path(days);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    crate::storage::owner_only::create_dir_all(&tmp)
+        .map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     tracing::info!(
         rows = total,
