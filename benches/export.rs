@@ -17,9 +17,7 @@
 //! timings from the sidecar). Under `cargo test` it runs with 20,000 events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[allow(dead_code)]
-#[path = "../tests/common/fake_gateway.rs"]
-mod fake_gateway;
+use testkit::fake_gateway;
 
 /// The acknowledge-only gateway: decodes ids, answers all of them.
 mod ack_only {

@@ -58,14 +58,11 @@ use telespool::proto::telemetrygateway::v1 as pb;
 use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
 use tokio::sync::mpsc;
 
-#[path = "support/events.rs"]
-mod events;
-
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
 /// are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use events::event;
+use testkit::events::event;
 
 const WARMUP: Duration = Duration::from_secs(2);
 

@@ -51,8 +51,7 @@ use telespool::event_logs::{
 };
 use telespool::{Clock, ManualClock, UnixNanos};
 
-#[path = "support/events.rs"]
-mod events;
+use testkit::events;
 
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
 /// are the binary's.

@@ -2,12 +2,10 @@
 //! the status codes and messages of Sourcegraph's gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
-use gateway_support::sinks::{Failure, MemorySink};
-use gateway_support::*;
 use sha2::{Digest, Sha256};
 use telespool::proto::telemetrygateway::v1::{RecordEventRequest, RecordEventsRequestMetadata};
+use testkit::gateway::*;
+use testkit::sinks::{Failure, MemorySink};
 use tonic::Code;
 
 /// Opens a stream with `metadata` (and a token), sends one event, and

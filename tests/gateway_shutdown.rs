@@ -3,15 +3,13 @@
 //! process exits 0 on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gateway_support::sinks::MemorySink;
-use gateway_support::*;
+use testkit::gateway::*;
+use testkit::sinks::MemorySink;
 use tonic::Code;
 
 #[tokio::test]

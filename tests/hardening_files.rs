@@ -16,9 +16,6 @@
 //!   file (accepts nobody).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::sidecar::*;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use telespool::proto::telemetrygateway::v1 as pb;
+use testkit::sidecar::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telespool");
 /// What a forged line would start with.

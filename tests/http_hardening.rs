@@ -16,16 +16,14 @@
 //!   nothing; same-origin and header-less requests pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
 use bytes::Bytes;
-use common::sidecar::*;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::sidecar::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

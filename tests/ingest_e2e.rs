@@ -6,9 +6,6 @@
 //! says.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::sidecar::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use telespool::event::ExportMode;
 use telespool::proto::telemetrygateway::v1 as pb;
+use testkit::sidecar::*;
 
 /// Checks the export copy of a `cody.completion` event made by [`event`]:
 /// marketing tracking and the non-allowlisted `filePath` are gone, the
