@@ -125,10 +125,7 @@ fn now_nanos() -> i64 {
 }
 
 fn temp_dir() -> tempfile::TempDir {
-    match std::env::var("MIRROR_BENCH_DIR") {
-        Ok(d) => tempfile::tempdir_in(d).unwrap(),
-        Err(_) => tempfile::tempdir().unwrap(),
-    }
+    testkit::dirs::temp_dir_under_env("MIRROR_BENCH_DIR")
 }
 
 /// On-CPU time of the calling thread, from the scheduler's statistics.
