@@ -16,7 +16,7 @@
 //! bad bytes that nothing good follows are the [`Tail`] (a torn write at the
 //! end of the file, truncated when the day is opened for writing).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -123,7 +123,7 @@ impl DayFile {
     /// Creates day `day`'s file at `path` (which must not exist) with its
     /// header.
     pub(crate) fn create(path: &Path, day: i64) -> io::Result<DayFile> {
-        let file = OpenOptions::new()
+        let file = crate::storage::owner_only::file_options()
             .read(true)
             .write(true)
             .create_new(true)
@@ -137,7 +137,10 @@ impl DayFile {
 
     /// Opens an existing day file for reading and appending.
     pub(crate) fn open(path: &Path) -> io::Result<DayFile> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = crate::storage::owner_only::file_options()
+            .read(true)
+            .write(true)
+            .open(path)?;
         Ok(DayFile {
             path: path.to_owned(),
             file,

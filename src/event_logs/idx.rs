@@ -26,7 +26,7 @@
 //! are read when the day is reopened, and the entries are searched in place
 //! ([`IdxFile::lookup`]) when the dedup filter says an id may be there.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -214,11 +214,7 @@ pub(crate) fn write_tmp(path: &Path, w: &IdxWrite<'_>, sync: bool) -> io::Result
     };
     let tmp = tmp_path(path);
     let result = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut f = crate::storage::owner_only::create_file(&tmp)?;
         f.write_all(&header.encode())?;
         f.write_all(&meta)?;
         f.write_all(&users)?;

@@ -251,7 +251,7 @@ impl Inner {
         let covered: Vec<(i64, u64)> = w.covered.iter().map(|(d, g)| (*d, *g)).collect();
         let path = self.days_dir.join(CUCKOO_FILE);
         let tmp = idx::tmp_path(&path);
-        let written = std::fs::File::create(&tmp)
+        let written = crate::storage::owner_only::create_file(&tmp)
             .and_then(|f| w.cuckoo.write_to(&covered, f))
             .and_then(|()| std::fs::rename(&tmp, &path));
         match written {

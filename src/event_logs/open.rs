@@ -20,6 +20,7 @@ use super::store::{
 };
 use super::write::{IdMap, Loc, OpenDay, Writer, new_file_id};
 use crate::clock::Clock;
+use crate::storage::owner_only;
 
 /// The store's lock file, in its directory.
 pub(crate) const LOCK_FILE: &str = "event_logs.lock";
@@ -34,7 +35,7 @@ const CONVERT_BATCH: usize = 4096;
 
 fn take_lock(path: &Path) -> Result<std::fs::File, EventLogError> {
     let p = path.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
+    let file = owner_only::file_options()
         .read(true)
         .write(true)
         .create(true)
@@ -60,7 +61,7 @@ fn sync_dir(dir: &Path) {
 fn create_days(dir: &Path) -> Result<(), EventLogError> {
     let tmp = super::idx::tmp_path(dir);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    owner_only::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     std::fs::rename(&tmp, dir).map_err(|e| EventLogError::io("renaming", &tmp, e))?;
     Ok(())
@@ -68,7 +69,7 @@ fn create_days(dir: &Path) -> Result<(), EventLogError> {
 
 fn write_format(dir: &Path) -> Result<(), EventLogError> {
     let p = dir.join(FORMAT_FILE);
-    std::fs::write(&p, format!("{FORMAT_VERSION}\n"))
+    owner_only::write_file(&p, format!("{FORMAT_VERSION}\n").as_bytes())
         .map_err(|e| EventLogError::io("writing", &p, e))
 }
 
@@ -81,7 +82,7 @@ pub(crate) fn open(
     config.validate()?;
     let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
     let started = Instant::now();
-    std::fs::create_dir_all(path).map_err(|e| EventLogError::io("creating", path, e))?;
+    owner_only::create_dir_all(path).map_err(|e| EventLogError::io("creating", path, e))?;
     let lock = take_lock(path)?;
     let days = path.join(DAYS_DIR);
     let upgrading = path.join(UPGRADING);
@@ -156,11 +157,11 @@ fn convert(
     tree: sled::Tree,
     total: u64,
 ) -> Result<(), EventLogError> {
-    std::fs::write(upgrading, b"converting event_logs format 2 to format 3\n")
+    owner_only::write_file(upgrading, b"converting event_logs format 2 to format 3\n")
         .map_err(|e| EventLogError::io("writing", upgrading, e))?;
     let tmp = super::idx::tmp_path(days);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    owner_only::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     tracing::info!(
         rows = total,
