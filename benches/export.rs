@@ -174,7 +174,10 @@ use telespool::{Batch, Queue, QueueConfig, SyncPolicy};
 fn event(i: u64) -> Vec<u8> {
     let mut metadata = std::collections::BTreeMap::new();
     for k in 0..24 {
-        metadata.insert(format!("metric{k:02}"), (i % 97) as f64 + k as f64 / 3.0);
+        metadata.insert(
+            format!("metric{k:02}"),
+            (i % 97) as f64 + f64::from(k) / 3.0,
+        );
     }
     Event {
         id: uuid::Uuid::now_v7().to_string(),

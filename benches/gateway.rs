@@ -572,7 +572,7 @@ fn decode_scenario() {
             let decoded = RecordEventsRequest::decode(bytes.clone()).unwrap();
             std::hint::black_box(decoded);
         }
-        let prost = started.elapsed().as_secs_f64() / n as f64;
+        let prost = started.elapsed().as_secs_f64() / f64::from(n);
         let started = Instant::now();
         for _ in 0..n {
             let lazy = LazyRecordEventsRequest::decode(bytes.clone()).unwrap();
@@ -581,7 +581,7 @@ fn decode_scenario() {
             };
             std::hint::black_box(raw.decode_all().unwrap());
         }
-        let lazy = started.elapsed().as_secs_f64() / n as f64;
+        let lazy = started.elapsed().as_secs_f64() / f64::from(n);
         println!(
             "decode: round {round}: prost {:.0} us, lazy {:.0} us per 1,000-event payload ({} B), lazy/prost {:.3}",
             prost * 1e6,

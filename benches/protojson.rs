@@ -166,7 +166,7 @@ fn parse(c: &mut Criterion) {
                 for t in &texts {
                     black_box(parse(black_box(t)));
                 }
-            })
+            });
         });
     }
     group.finish();

@@ -397,10 +397,17 @@ fn format_path<'a>(parts: impl IntoIterator<Item = PathPart<'a>>) -> String {
     for part in parts {
         match part {
             PathPart::Key(key) => push_key(&mut out, key),
-            PathPart::Index(index) => out.push_str(&format!("[{index}]")),
+            PathPart::Index(index) => push_index(&mut out, index),
         }
     }
     out
+}
+
+/// Appends `[index]`.
+fn push_index(out: &mut String, index: usize) {
+    out.push('[');
+    out.push_str(&index.to_string());
+    out.push(']');
 }
 
 fn push_key(out: &mut String, key: &str) {
@@ -603,7 +610,7 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::from("$");
     for segment in path {
         match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Seq { index } => push_index(&mut out, *index),
             Segment::Map { key } => push_key(&mut out, key),
             Segment::Enum { variant } => push_key(&mut out, variant),
             Segment::Unknown => out.push_str(".?"),

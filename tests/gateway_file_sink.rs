@@ -286,7 +286,7 @@ async fn rotated_files_past_the_count_are_deleted_oldest_first() {
             name.strip_prefix("events.jsonl.")?.parse().ok()
         })
         .collect();
-    rotated.sort();
+    rotated.sort_unstable();
     assert_eq!(rotated.len(), 2, "{rotated:?}");
     // The newest two: the highest numbers, consecutive.
     assert!(

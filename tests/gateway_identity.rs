@@ -42,10 +42,7 @@ async fn licensed_instance_with_a_listed_license_key_is_accepted() {
 
 #[tokio::test]
 async fn licensed_instance_with_a_key_listed_by_its_sha256_is_accepted() {
-    let hash: String = Sha256::digest(b"hashed-key")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = format!("{:x}", Sha256::digest(b"hashed-key"));
     let gateway = start_with(MemorySink::new(), |config| {
         let path = config.license_keys.clone().unwrap();
         std::fs::write(&path, format!("# only the hash is stored\n{hash}\n")).unwrap();

@@ -310,7 +310,7 @@ fn put_json(out: &mut Vec<u8>, v: &Json) -> Result<(), serde_json::Error> {
     } else {
         let mut prefix = Vec::with_capacity(10);
         put_varint(&mut prefix, len);
-        out.splice(start..start + 1, prefix);
+        out.splice(start..=start, prefix);
     }
     Ok(())
 }

@@ -602,7 +602,7 @@ impl Inner {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass")
+                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass");
                 }
             }
         }

@@ -259,8 +259,8 @@ impl Exporter {
             };
             if let Some(d) = pause {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => {},
-                    _ = self.wake.notified(), if failures == 0 => {},
+                    () = tokio::time::sleep(d) => {},
+                    () = self.wake.notified(), if failures == 0 => {},
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
@@ -277,7 +277,7 @@ impl Exporter {
         match tokio::task::spawn_blocking(move || q.flush_index()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "flushing acknowledgements to the index failed")
+                tracing::warn!(error = %e, "flushing acknowledgements to the index failed");
             }
             Err(e) => tracing::warn!(error = %e, "flushing acknowledgements to the index failed"),
         }
