@@ -346,7 +346,6 @@ fn integral_numbers_as_integers(value: &mut serde_json::Value) {
                     && !(float == 0.0 && float.is_sign_negative())
                 {
                     // Exact: |float| <= 2^53 and integral.
-                    #[allow(clippy::cast_possible_truncation)]
                     let integer = float as i64;
                     *number = serde_json::Number::from(integer);
                 }

@@ -476,7 +476,6 @@ impl DeadLetterStore {
     /// Sets the bytes gauge to the stored count.
     fn publish_bytes(&self) {
         if let Ok(bytes) = self.bytes() {
-            #[allow(clippy::cast_precision_loss)] // a gauge
             metrics::gauge!(BYTES_METRIC).set(bytes as f64);
         }
     }

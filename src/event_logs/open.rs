@@ -146,7 +146,10 @@ pub(crate) fn open(
 /// `UPGRADING` file marks the conversion: interrupted before the days
 /// directory exists, it starts again from the sled files (never touched
 /// before that); after, only the sled files' replacement is left to do.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the conversion's inputs, each used once; a struct would only name them again"
+)]
 fn convert(
     path: &Path,
     days: &Path,

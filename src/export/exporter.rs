@@ -176,7 +176,10 @@ enum RoundEnd {
 
 impl Exporter {
     /// An exporter over the queue to the gateway behind `channel`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the wiring: each argument is a separate collaborator or limit"
+    )]
     pub fn new(
         queue: Arc<Queue>,
         dead_letters: Arc<DeadLetterStore>,

@@ -266,7 +266,6 @@ fn cert_key_error(cert: &PemFile, key: &PemFile) -> impl FnOnce(rustls::Error) -
 #[cfg(test)]
 pub(crate) mod testing {
     //! Certificates generated at test time (rcgen).
-    #![allow(clippy::unwrap_used)]
 
     use std::path::{Path, PathBuf};
 
