@@ -130,9 +130,13 @@ pub(crate) fn decode_fields(value: &[u8]) -> Result<(RowFields<'_>, &str), Codec
             other => return Err(CodecError::BadFlag(other)),
         }
     }
-    let flags = flags_start
-        .get(..flags_start.len() - r.buf.len())
-        .unwrap_or_default();
+    // The reader only moves forward: what it left is a suffix of
+    // `flags_start`, and the flags are what it consumed.
+    let consumed = flags_start.len().checked_sub(r.buf.len());
+    debug_assert!(consumed.is_some(), "the reader moved backwards");
+    let flags = consumed
+        .and_then(|n| flags_start.get(..n))
+        .ok_or(CodecError::Truncated("feature_flags"))?;
     let argument = r.json_text("argument")?;
     let public_argument = r.json_text("public_argument")?;
     if !r.buf.is_empty() {

@@ -240,7 +240,8 @@ pub(crate) fn scan(data: &[u8], base: u64, last_seq: u32, interner: &mut Interne
     let mut pos = 0usize;
     let mut last = last_seq;
     while pos < data.len() {
-        let rest = data.get(pos..).unwrap_or_default();
+        // `pos < data.len()` (the loop's condition): always a non-empty tail.
+        let Some(rest) = data.get(pos..) else { break };
         let cause = match block_at(rest, base + pos as u64, last, u32::MAX, interner) {
             Ok(meta) => {
                 pos += meta.frame_len as usize;

@@ -124,7 +124,14 @@ pub(crate) fn open(
         // Created, then stopped before the marker was written.
         legacy::write_marker(path)?;
     }
-    let format = std::fs::read_to_string(days.join(FORMAT_FILE)).unwrap_or_default();
+    // A missing FORMAT file reads as version 0 (unsupported, named in the
+    // error); any other read failure is reported as itself.
+    let format_path = days.join(FORMAT_FILE);
+    let format = match std::fs::read_to_string(&format_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(EventLogError::io("reading", &format_path, e)),
+    };
     let found: u64 = format.trim().parse().unwrap_or(0);
     if found != FORMAT_VERSION {
         return Err(unsupported(found));
