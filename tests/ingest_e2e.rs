@@ -2,8 +2,8 @@
 //! over gRPC and HTTP are acknowledged only once the export queue holds the
 //! redacted copy and the `event_logs` mirror the unredacted row; both
 //! survive a graceful restart, in-process and as a real process stopped
-//! with SIGTERM; retries, export modes and dotcom mode do what DESIGN.md
-//! says.
+//! with SIGTERM; retries, export modes and dotcom mode do what the module
+//! docs of `src/event/` and `src/tee/` say.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use serde_json::json;

@@ -2,8 +2,8 @@
 //! format 2 (sled), and, in format 3, the form in which an
 //! [`super::EncodedRow`] carries a row from the callers' threads (where
 //! [`super::EventLogStore::encode_row`] runs) to the mirror's, which reads
-//! its fields borrowed ([`decode_fields`]) into a columnar block
-//! ([`super::block`]).
+//! its fields borrowed (`decode_fields`) into a columnar block
+//! (`event_logs::block`).
 //!
 //! A row value is a sequence of fields without names, in this order:
 //!

@@ -49,7 +49,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<i64> {
 /// Why a day file's header is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    /// Fewer than [`HEADER_LEN`] bytes.
+    /// Fewer than `HEADER_LEN` bytes.
     #[error("day file header is truncated")]
     Truncated,
     /// Not a day file.
