@@ -17,9 +17,7 @@
 //! timings from the sidecar). Under `cargo test` it runs with 20,000 events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[allow(dead_code)]
-#[path = "../tests/common/fake_gateway.rs"]
-mod fake_gateway;
+use testkit::fake_gateway;
 
 /// The acknowledge-only gateway: decodes ids, answers all of them.
 mod ack_only {
@@ -176,7 +174,10 @@ use telespool::{Batch, Queue, QueueConfig, SyncPolicy};
 fn event(i: u64) -> Vec<u8> {
     let mut metadata = std::collections::BTreeMap::new();
     for k in 0..24 {
-        metadata.insert(format!("metric{k:02}"), (i % 97) as f64 + k as f64 / 3.0);
+        metadata.insert(
+            format!("metric{k:02}"),
+            (i % 97) as f64 + f64::from(k) / 3.0,
+        );
     }
     Event {
         id: uuid::Uuid::now_v7().to_string(),

@@ -41,7 +41,6 @@ use std::collections::BTreeMap;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,6 +61,7 @@ use telespool::proto::telemetrygateway::v1::{
     Event, EventFeatureFlags, EventParameters, EventSource, EventUser, Identifier,
     RecordEventsRequest, RecordEventsRequestMetadata, RecordEventsResponse,
 };
+use testkit::nats::NatsServer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -443,61 +443,24 @@ async fn file_scenario() {
     measure("file", gateway).await;
 }
 
-struct NatsServer(Child);
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn nats_binary() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
 async fn nats_scenario() {
-    let Some((_server, _store, port)) = start_nats() else {
+    let Some(server) = start_nats() else {
         return;
     };
-    let gateway = Gateway::open(config(SinkSpec::Nats(format!("nats://127.0.0.1:{port}"))))
+    let gateway = Gateway::open(config(SinkSpec::Nats(server.url())))
         .await
         .unwrap();
     measure("nats", gateway).await;
 }
 
 /// Starts `nats-server -js` on a free loopback port with a temporary file
-/// store; `None` when it is not installed.
-fn start_nats() -> Option<(NatsServer, tempfile::TempDir, u16)> {
-    let Some(binary) = nats_binary() else {
+/// store (the tests' [`NatsServer`]); `None` when it is not installed.
+fn start_nats() -> Option<NatsServer> {
+    if testkit::nats::find_binary().is_none() {
         println!("  nats: skipped, nats-server is not installed (apt-get install -y nats-server)");
         return None;
-    };
-    let store = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = NatsServer(
-        Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Some((server, store, port))
+    Some(NatsServer::start())
 }
 
 /// Baseline: async-nats alone publishing gateway-sized messages (1 KB body,
@@ -506,12 +469,10 @@ fn start_nats() -> Option<(NatsServer, tempfile::TempDir, u16)> {
 /// acks awaited per window. No gRPC and no rendering.
 async fn jetstream_baseline() {
     use async_nats::jetstream;
-    let Some((_server, _store, port)) = start_nats() else {
+    let Some(server) = start_nats() else {
         return;
     };
-    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
     let js = jetstream::new(client);
     js.create_stream(jetstream::stream::Config {
         name: "baseline".to_owned(),
@@ -611,7 +572,7 @@ fn decode_scenario() {
             let decoded = RecordEventsRequest::decode(bytes.clone()).unwrap();
             std::hint::black_box(decoded);
         }
-        let prost = started.elapsed().as_secs_f64() / n as f64;
+        let prost = started.elapsed().as_secs_f64() / f64::from(n);
         let started = Instant::now();
         for _ in 0..n {
             let lazy = LazyRecordEventsRequest::decode(bytes.clone()).unwrap();
@@ -620,7 +581,7 @@ fn decode_scenario() {
             };
             std::hint::black_box(raw.decode_all().unwrap());
         }
-        let lazy = started.elapsed().as_secs_f64() / n as f64;
+        let lazy = started.elapsed().as_secs_f64() / f64::from(n);
         println!(
             "decode: round {round}: prost {:.0} us, lazy {:.0} us per 1,000-event payload ({} B), lazy/prost {:.3}",
             prost * 1e6,

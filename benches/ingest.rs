@@ -43,9 +43,7 @@
 //! Figures and their commands are recorded in `docs/benchmarks.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,14 +56,11 @@ use telespool::proto::telemetrygateway::v1 as pb;
 use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
 use tokio::sync::mpsc;
 
-#[path = "support/events.rs"]
-mod events;
-
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
 /// are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use events::event;
+use testkit::events::event;
 
 const WARMUP: Duration = Duration::from_secs(2);
 
@@ -329,10 +324,7 @@ fn report(name: &str, f: &Figures, rss_peak_kib: u64, rss_what: &str, cpu: (f64,
 }
 
 fn base_dir() -> tempfile::TempDir {
-    match std::env::var("INGEST_BENCH_DIR") {
-        Ok(d) => tempfile::tempdir_in(d).unwrap(),
-        Err(_) => tempfile::tempdir().unwrap(),
-    }
+    testkit::dirs::temp_dir_under_env("INGEST_BENCH_DIR")
 }
 
 fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
@@ -377,55 +369,14 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
     let dir = base_dir();
     // TELESPOOL_BIN overrides the binary (a target directory shared by
     // several checkouts may hold another checkout's `telespool`).
-    let bin = std::env::var("TELESPOOL_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_telespool").to_string());
-    let mut child = Command::new(&bin)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--queue-quota",
-            "8GiB",
-            "--sync",
-            "always",
-        ])
-        .env("TELESPOOL_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("sidecar serving")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|e| {
-            panic!("{bin} serve did not log its addresses ({e}); is it this checkout's build?")
-        });
-    let grpc: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let http: Option<SocketAddr> = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .and_then(|a| a.parse().ok());
-    let pid = child.id().to_string();
+    let bin = testkit::process::bin_or_env("TELESPOOL_BIN");
+    let mut sidecar = testkit::process::sidecar_with(
+        &bin,
+        dir.path(),
+        &["--queue-quota", "8GiB", "--sync", "always"],
+    );
+    let (grpc, http) = (sidecar.grpc, Some(sidecar.http));
+    let pid = sidecar.proc.pid().to_string();
     let idle = rss_anon_kib(&pid).unwrap_or(0);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_rss(pid.clone(), stop.clone());
@@ -444,8 +395,7 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
     {
         print_latency_histograms(http);
     }
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let code = child.wait().unwrap().code();
+    let code = sidecar.proc.terminate(Duration::from_secs(600)).code();
     report(
         name,
         &f,

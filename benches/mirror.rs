@@ -51,8 +51,7 @@ use telespool::event_logs::{
 };
 use telespool::{Clock, ManualClock, UnixNanos};
 
-#[path = "support/events.rs"]
-mod events;
+use testkit::events;
 
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
 /// are the binary's.
@@ -126,10 +125,7 @@ fn now_nanos() -> i64 {
 }
 
 fn temp_dir() -> tempfile::TempDir {
-    match std::env::var("MIRROR_BENCH_DIR") {
-        Ok(d) => tempfile::tempdir_in(d).unwrap(),
-        Err(_) => tempfile::tempdir().unwrap(),
-    }
+    testkit::dirs::temp_dir_under_env("MIRROR_BENCH_DIR")
 }
 
 /// On-CPU time of the calling thread, from the scheduler's statistics.
@@ -196,7 +192,7 @@ fn timings(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
         let s = Instant::now();
         f();
         t.push(ms(s.elapsed()));
-        c.push(ms(thread_cpu() - c0));
+        c.push(ms(thread_cpu().checked_sub(c0).unwrap()));
     }
     t.sort_by(f64::total_cmp);
     c.sort_by(f64::total_cmp);
@@ -294,7 +290,7 @@ fn write(s: &Settings, ids: Ids, group: usize) {
             }
         }
         let took = t0.elapsed();
-        cpu += thread_cpu() - c0;
+        cpu += thread_cpu().checked_sub(c0).unwrap();
         busy += took;
         times.push(took);
     }
@@ -446,7 +442,7 @@ fn queries(s: &Settings) {
     let t = Instant::now();
     let c0 = thread_cpu();
     let removed = store.expire(clock.now()).unwrap();
-    let cpu = thread_cpu() - c0;
+    let cpu = thread_cpu().checked_sub(c0).unwrap();
     println!(
         "queries/drop-a-day: expire removed {removed} rows (one whole day) in {:.2} ms, {:.2} ms of CPU ({} rows left of {before}; its ids leave the dedup filter in the background; load {})",
         ms(t.elapsed()),
@@ -464,7 +460,7 @@ fn child(path: &Path) {
     let c0 = thread_cpu();
     let store = EventLogStore::open(path, EventLogConfig::default()).unwrap();
     let open_ms = ms(t.elapsed());
-    let open_cpu = ms(thread_cpu() - c0);
+    let open_cpu = ms(thread_cpu().checked_sub(c0).unwrap());
     let opened = rss_anon();
     // "Now" is the end of the last day written; ranges end a second later,
     // as the admin API's defaults do.
@@ -603,7 +599,7 @@ fn sled_lean(s: &Settings) {
             for kv in tree.range([b'r'].as_slice()..[b's'].as_slice()) {
                 let (_, v) = kv.unwrap();
                 let len = v[0] as usize;
-                *names.entry(v[1..1 + len].to_vec()).or_default() += 1;
+                *names.entry(v[1..=len].to_vec()).or_default() += 1;
                 seen += 1;
             }
             black_box(&names);

@@ -22,8 +22,7 @@
 // The counting allocator is the one use of `unsafe` here.
 #![allow(unsafe_code)]
 
-#[path = "support/events.rs"]
-mod events;
+use testkit::events;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -167,7 +166,7 @@ fn parse(c: &mut Criterion) {
                 for t in &texts {
                     black_box(parse(black_box(t)));
                 }
-            })
+            });
         });
     }
     group.finish();

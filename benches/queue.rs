@@ -123,7 +123,7 @@ fn durable_append(c: &mut Criterion) {
         let q = Arc::new(q);
         g.throughput(Throughput::Elements((writers * batch) as u64));
         g.bench_function(format!("{writers}_writers_x{batch}"), |b| {
-            b.iter_custom(|iters| append_load(&q, writers, batch, iters))
+            b.iter_custom(|iters| append_load(&q, writers, batch, iters));
         });
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,7 +137,7 @@ fn durable_append(c: &mut Criterion) {
         let q = Arc::new(q);
         g.throughput(Throughput::Elements((writers * batch) as u64));
         g.bench_function(format!("{writers}_tasks_x{batch}"), |b| {
-            b.iter_custom(|iters| append_load_tasks(&q, &rt, writers, batch, iters))
+            b.iter_custom(|iters| append_load_tasks(&q, &rt, writers, batch, iters));
         });
     }
     g.finish();
@@ -153,7 +153,7 @@ fn unsynced_append(c: &mut Criterion) {
     let q = Arc::new(q);
     g.throughput(Throughput::Elements(4 * 100));
     g.bench_function("4_writers_x100", |b| {
-        b.iter_custom(|iters| append_load(&q, 4, 100, iters))
+        b.iter_custom(|iters| append_load(&q, 4, 100, iters));
     });
     g.finish();
 }
@@ -207,7 +207,7 @@ fn sealed_read(c: &mut Criterion) {
                 from = recs.last().unwrap().id.next();
             }
             total
-        })
+        });
     });
     g.finish();
 }
@@ -236,7 +236,7 @@ fn open(c: &mut Criterion) {
                 drop(q);
             }
             total
-        })
+        });
     });
     g.finish();
 }

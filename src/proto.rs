@@ -1,6 +1,5 @@
 //! Generated protocol types, in one place.
-#![allow(missing_docs)]
-#![allow(clippy::all)]
+#![expect(missing_docs, reason = "generated from the .proto files")]
 
 /// `telemetrygateway.v1`: Sourcegraph's Telemetry Gateway wire contract.
 pub mod telemetrygateway {

@@ -346,7 +346,6 @@ fn integral_numbers_as_integers(value: &mut serde_json::Value) {
                     && !(float == 0.0 && float.is_sign_negative())
                 {
                     // Exact: |float| <= 2^53 and integral.
-                    #[allow(clippy::cast_possible_truncation)]
                     let integer = float as i64;
                     *number = serde_json::Number::from(integer);
                 }
@@ -397,10 +396,17 @@ fn format_path<'a>(parts: impl IntoIterator<Item = PathPart<'a>>) -> String {
     for part in parts {
         match part {
             PathPart::Key(key) => push_key(&mut out, key),
-            PathPart::Index(index) => out.push_str(&format!("[{index}]")),
+            PathPart::Index(index) => push_index(&mut out, index),
         }
     }
     out
+}
+
+/// Appends `[index]`.
+fn push_index(out: &mut String, index: usize) {
+    out.push('[');
+    out.push_str(&index.to_string());
+    out.push(']');
 }
 
 fn push_key(out: &mut String, key: &str) {
@@ -603,7 +609,7 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::from("$");
     for segment in path {
         match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Seq { index } => push_index(&mut out, *index),
             Segment::Map { key } => push_key(&mut out, key),
             Segment::Enum { variant } => push_key(&mut out, variant),
             Segment::Unknown => out.push_str(".?"),

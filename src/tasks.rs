@@ -19,7 +19,7 @@ pub const QUOTA_WARNING: f64 = 0.8;
 
 async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => false,
+        () = tokio::time::sleep(d) => false,
         _ = stop.wait_for(|s| *s) => true,
     }
 }

@@ -5,14 +5,12 @@
 //! step with the files is reconciled.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::*;
 use telespool::index::{Resolution, SegmentMeta};
 use telespool::log::record::encoded_len;
 use telespool::log::segment::{Cause, HEADER_LEN};
 use telespool::queue::open::LostWhy;
 use telespool::{QueueError, RecordId, SegmentId};
+use testkit::queue::*;
 
 const LEN: usize = 40;
 

@@ -22,15 +22,13 @@
 //! 256 cases by default; more with `PROPTEST_CASES`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use telespool::index::Resolution;
 use telespool::storage::Torn;
 use telespool::{Batch, Queue, QueueConfig, RecordId, SyncPolicy};
+use testkit::queue::*;
 
 #[derive(Clone, Debug)]
 enum Action {

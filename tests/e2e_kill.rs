@@ -14,46 +14,23 @@
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_telespool");
+use testkit::net::{free_addr, wait_listening};
+use testkit::process::{self, Proc};
 
 /// Events per export stream: a kill can re-export at most the stream in
 /// flight, since acknowledgements are flushed to the index after each.
 const BATCH_SIZE: usize = 100;
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nothing listens on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a started process may take to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn gateway(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Proc {
-    let p = Command::new(BIN)
+    let mut command = Command::new(process::bin());
+    command
         .args(["gateway", "--accept-any-license"])
         .arg("--grpc-listen")
         .arg(grpc.to_string())
@@ -61,12 +38,10 @@ fn gateway(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Proc {
         .arg(http.to_string())
         .arg("--sink")
         .arg(format!("file:{}", dir.join("events.jsonl").display()))
-        .env("TELESPOOL_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(grpc);
-    Proc(p)
+        .env("TELESPOOL_LOG", "warn");
+    let p = Proc::spawn(command);
+    wait_listening(grpc, LISTEN_TIMEOUT);
+    p
 }
 
 struct Sidecar {
@@ -78,7 +53,8 @@ struct Sidecar {
 
 impl Sidecar {
     fn start(&self) -> Proc {
-        let p = Command::new(BIN)
+        let mut command = Command::new(process::bin());
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.data)
@@ -90,12 +66,10 @@ impl Sidecar {
             .arg(format!("http://{}", self.gateway))
             .args(["--export-interval", "1s", "--instance-id", "e2e-instance"])
             .args(["--export-batch-size", &BATCH_SIZE.to_string()])
-            .env("TELESPOOL_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_listening(self.http);
-        Proc(p)
+            .env("TELESPOOL_LOG", "warn");
+        let p = Proc::spawn(command);
+        wait_listening(self.http, LISTEN_TIMEOUT);
+        p
     }
 }
 

@@ -4,11 +4,6 @@
 //! reaches the dead-letter store during an outage.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[allow(dead_code)]
-#[path = "common/fake_gateway.rs"]
-mod fake_gateway;
-
-use fake_gateway::{Fake, Mode};
 use prost::Message;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +14,8 @@ use telespool::export::backoff::Backoff;
 use telespool::export::exporter::{ExportStats, Exporter};
 use telespool::proto::telemetrygateway::v1::Event;
 use telespool::{Batch, Queue, QueueConfig, RecordId, SyncPolicy, SystemClock};
+#[allow(dead_code)]
+use testkit::fake_gateway::{Fake, Mode};
 use tokio::sync::{Notify, watch};
 
 struct Setup {

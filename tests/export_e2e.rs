@@ -2,14 +2,11 @@
 //! the gateway exactly as queued (redacted), and the queue drains.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[allow(dead_code)]
-#[path = "common/fake_gateway.rs"]
-mod fake_gateway;
-
-use fake_gateway::{Fake, Mode};
 use std::time::{Duration, Instant};
 use telespool::cli::ServeArgs;
 use telespool::config::ServeConfig;
+#[allow(dead_code)]
+use testkit::fake_gateway::{Fake, Mode};
 
 async fn post(addr: std::net::SocketAddr, body: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

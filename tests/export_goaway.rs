@@ -2,14 +2,11 @@
 //! `GOAWAY` (`NO_ERROR`) from connection age is a reconnect, not a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-mod gateway_support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::sidecar::{self, Sidecar, counter};
-use gateway_support::sinks::MemorySink;
+use testkit::sidecar::{self, Sidecar, counter};
+use testkit::sinks::MemorySink;
 
 fn labeled(name: &str, label: &str) -> f64 {
     let text = telespool::app::metrics_handle()
@@ -43,7 +40,7 @@ async fn a_goaway_from_connection_age_is_a_reconnect_and_every_event_is_acknowle
     // A gateway that asks each connection to go away after 1 s, with a
     // sink slow enough that the drain takes several connection ages.
     let sink = MemorySink::slow(Duration::from_millis(100));
-    let gateway = gateway_support::start_with(sink.clone(), |c| {
+    let gateway = testkit::gateway::start_with(sink.clone(), |c| {
         c.limits.max_connection_age = Duration::from_secs(1);
         c.limits.max_connection_age_grace = Duration::from_secs(30);
     })
@@ -177,7 +174,7 @@ async fn a_stream_refused_by_a_goaway_is_retried_at_once_and_not_counted_as_an_e
     s.stop().await;
 
     let sink = MemorySink::new();
-    let gateway = gateway_support::start(sink.clone()).await;
+    let gateway = testkit::gateway::start(sink.clone()).await;
     let front = going_away_front(gateway.grpc).await;
     config.export.addr = Some(format!("http://{front}"));
     config.export.interval = Duration::from_secs(1);

@@ -4,12 +4,10 @@
 //! fails, truncated on reopen).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::*;
 use std::sync::Arc;
 use telespool::storage::{FaultConfig, FaultyStorage, Storage};
 use telespool::{AppendError, Queue, QueueError, RecordId};
+use testkit::queue::*;
 
 fn open_faulty(h: &Harness) -> (Queue, FaultyStorage) {
     let faulty = FaultyStorage::new(Arc::new(h.disk.clone()), FaultConfig::default(), 1);

@@ -4,13 +4,11 @@
 //! as succeeded (and the gateway drops) and managed services do not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::sync::atomic::Ordering;
 
-use gateway_support::sinks::{Failure, MemorySink};
-use gateway_support::*;
 use telespool::proto::telemetrygateway::v1::{Event, EventParameters, RecordEventsRequestMetadata};
+use testkit::gateway::*;
+use testkit::sinks::{Failure, MemorySink};
 
 async fn send(
     gateway: &TestGateway,

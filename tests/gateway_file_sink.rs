@@ -3,17 +3,15 @@
 //! (`render::message_body`, `render::attributes`), compared as parsed JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gateway_support::*;
 use serde_json::Value;
 use telespool::gateway::config::{DEFAULT_PUBLISH_LICENSE_KEY, PublishLicenseKey, SinkSpec};
 use telespool::gateway::render::{self, PublisherSource};
 use telespool::gateway::{Gateway, GatewayConfig};
 use telespool::proto::telemetrygateway::v1::{Event, EventParameters, RecordEventsRequestMetadata};
+use testkit::gateway::*;
 
 async fn start_file(path: &Path, tweak: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
     let files = tempfile::tempdir().unwrap();
@@ -288,7 +286,7 @@ async fn rotated_files_past_the_count_are_deleted_oldest_first() {
             name.strip_prefix("events.jsonl.")?.parse().ok()
         })
         .collect();
-    rotated.sort();
+    rotated.sort_unstable();
     assert_eq!(rotated.len(), 2, "{rotated:?}");
     // The newest two: the highest numbers, consecutive.
     assert!(

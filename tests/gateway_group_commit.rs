@@ -2,11 +2,9 @@
 //! message: counted with the gateway's own fsync histogram.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
-use gateway_support::*;
 use telespool::gateway::Gateway;
 use telespool::gateway::config::SinkSpec;
+use testkit::gateway::*;
 
 fn sync_count(metrics: &str) -> u64 {
     metrics

@@ -2,12 +2,10 @@
 //! `/metrics` (Prometheus text with the gateway's counters).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::sync::atomic::Ordering;
 
-use gateway_support::sinks::MemorySink;
-use gateway_support::*;
+use testkit::gateway::*;
+use testkit::sinks::MemorySink;
 
 #[tokio::test]
 async fn healthz_answers_while_the_process_runs_even_if_the_sink_is_down() {

@@ -2,12 +2,10 @@
 //! the status codes and messages of Sourcegraph's gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
-use gateway_support::sinks::{Failure, MemorySink};
-use gateway_support::*;
 use sha2::{Digest, Sha256};
 use telespool::proto::telemetrygateway::v1::{RecordEventRequest, RecordEventsRequestMetadata};
+use testkit::gateway::*;
+use testkit::sinks::{Failure, MemorySink};
 use tonic::Code;
 
 /// Opens a stream with `metadata` (and a token), sends one event, and
@@ -44,10 +42,7 @@ async fn licensed_instance_with_a_listed_license_key_is_accepted() {
 
 #[tokio::test]
 async fn licensed_instance_with_a_key_listed_by_its_sha256_is_accepted() {
-    let hash: String = Sha256::digest(b"hashed-key")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = format!("{:x}", Sha256::digest(b"hashed-key"));
     let gateway = start_with(MemorySink::new(), |config| {
         let path = config.license_keys.clone().unwrap();
         std::fs::write(&path, format!("# only the hash is stored\n{hash}\n")).unwrap();

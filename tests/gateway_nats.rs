@@ -3,18 +3,16 @@
 //! `nats-server`; these tests fail, not skip, when it is missing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, stream::StorageType};
 use futures::StreamExt;
-use gateway_support::nats::NatsServer;
-use gateway_support::*;
 use telespool::gateway::config::SinkSpec;
 use telespool::gateway::render;
 use telespool::gateway::{Gateway, GatewayConfig};
+use testkit::gateway::*;
+use testkit::nats::NatsServer;
 
 const STREAM: &str = "telemetry-events";
 

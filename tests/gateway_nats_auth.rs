@@ -6,15 +6,13 @@
 //! debug level, and a wrong one fails the start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use gateway_support::nats::NatsServer;
-use gateway_support::process::{self, BIN, Proc};
-use gateway_support::tls::Pki;
-use gateway_support::*;
+use testkit::gateway::*;
+use testkit::nats::NatsServer;
+use testkit::process::{self, Proc};
+use testkit::tls::Pki;
 
 const PASSWORD: &str = "pa55-w0rd-xyzzy";
 const TOKEN: &str = "t0ken-plugh-4242";
@@ -62,7 +60,7 @@ async fn publishes(sink: &str, extra: &[&str]) -> String {
 
 /// Runs a gateway that should fail to start; returns its log.
 fn fails_to_start(sink: &str, extra: &[&str]) -> String {
-    let mut command = std::process::Command::new(BIN);
+    let mut command = std::process::Command::new(process::bin());
     command
         .arg("gateway")
         .args([

@@ -3,15 +3,13 @@
 //! process exits 0 on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gateway_support::sinks::MemorySink;
-use gateway_support::*;
+use testkit::gateway::*;
+use testkit::process::{self, Proc};
+use testkit::sinks::MemorySink;
 use tonic::Code;
 
 #[tokio::test]
@@ -65,7 +63,8 @@ async fn an_idle_open_stream_ends_with_unavailable_on_shutdown() {
 fn sigterm_makes_the_process_exit_zero_after_flushing_the_file_sink() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
+    let mut command = Command::new(process::bin());
+    command
         .args([
             "gateway",
             "--grpc-listen",
@@ -76,37 +75,17 @@ fn sigterm_makes_the_process_exit_zero_after_flushing_the_file_sink() {
             "--sink",
         ])
         .arg(format!("file:{}", events.display()))
-        .env("TELESPOOL_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = child.stderr.take().unwrap();
-    let mut child = KillOnDrop(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let serving = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.contains("telespool gateway serving"))
-        .expect("the gateway starts");
+        .env("TELESPOOL_LOG", "info");
+    let mut child = Proc::spawn(command);
+    let serving = child.wait_for_line("telespool gateway serving", process::START_TIMEOUT);
     assert!(serving.contains("grpc=127.0.0.1:"), "{serving}");
     assert!(events.exists(), "the sink file is opened at start");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    let exit = child.0.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "{rest:?}");
-    assert!(
-        rest.iter().any(|l| l.contains("gateway stopped")),
-        "{rest:?}"
-    );
+    let exit = child.terminate(Duration::from_secs(60));
+    let log = child.stderr();
+    assert_eq!(exit.code(), Some(0), "{log}");
+    let after_term = log
+        .split_once(&serving)
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    assert!(after_term.contains("gateway stopped"), "{log}");
 }

@@ -3,12 +3,10 @@
 //! ignored, one response per payload, legacy metadata merged.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
-use gateway_support::sinks::MemorySink;
-use gateway_support::*;
 use std::time::Duration;
 use telespool::proto::telemetrygateway::v1::EventParameters;
+use testkit::gateway::*;
+use testkit::sinks::MemorySink;
 use tonic::Code;
 
 #[tokio::test]

@@ -4,15 +4,20 @@
 //! license keys and service tokens that keep open streams working.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod gateway_support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gateway_support::process::{self, GatewayProc, post_events};
-use gateway_support::tls::{Leaf, Pki, server_certificate, tls_client};
-use gateway_support::*;
+use testkit::gateway::*;
+use testkit::process::{self, GatewayProc, post_events};
+use testkit::tls::{Leaf, Pki, server_certificate, tls_client};
 use tonic::Code;
+
+/// `telespool serve` exporting every second, as instance `tls-instance`.
+fn start_sidecar(data_dir: &Path, args: &[&str]) -> process::SidecarProc {
+    let mut all = vec!["--export-interval", "1s", "--instance-id", "tls-instance"];
+    all.extend_from_slice(args);
+    process::sidecar(data_dir, &all)
+}
 
 /// Wide: the machine is shared.
 const EXPORTED_WITHIN: Duration = Duration::from_secs(60);
@@ -90,7 +95,7 @@ async fn a_sidecar_exports_to_a_tls_gateway_it_trusts_through_its_ca_file() {
     let ca = pki.write_ca("ca.pem");
     let data = tempfile::tempdir().unwrap();
     let addr = format!("https://localhost:{}", gateway.grpc.port());
-    let sidecar = process::sidecar(
+    let sidecar = start_sidecar(
         data.path(),
         &["--export-addr", &addr, "--export-ca-file", path(&ca)],
     );
@@ -109,7 +114,7 @@ async fn without_the_ca_file_the_exporter_refuses_the_certificate_and_keeps_the_
     let gateway = tls_gateway(&pki, &[]);
     let data = tempfile::tempdir().unwrap();
     let addr = format!("https://localhost:{}", gateway.grpc.port());
-    let mut sidecar = process::sidecar(data.path(), &["--export-addr", &addr]);
+    let mut sidecar = start_sidecar(data.path(), &["--export-addr", &addr]);
     post_events(sidecar.http, &["kept-1", "kept-2"]).await;
     let line = sidecar
         .proc
@@ -130,7 +135,7 @@ async fn without_the_ca_file_the_exporter_refuses_the_certificate_and_keeps_the_
     // Given the CA, the same sidecar exports what it kept.
     sidecar.proc.stop();
     let ca = pki.write_ca("ca.pem");
-    let sidecar = process::sidecar(
+    let sidecar = start_sidecar(
         data.path(),
         &["--export-addr", &addr, "--export-ca-file", path(&ca)],
     );
@@ -181,7 +186,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_takes_the_sidecar
     let (cert, key) = pki.write_leaf("client", &client);
     let data = tempfile::tempdir().unwrap();
     let addr = format!("https://localhost:{}", gateway.grpc.port());
-    let sidecar = process::sidecar(
+    let sidecar = start_sidecar(
         data.path(),
         &[
             "--export-addr",
@@ -354,7 +359,7 @@ async fn a_sidecar_reloads_its_ca_file_on_sighup_and_its_next_connection_uses_it
     let ca = pki.write("export-ca.pem", &wrong.ca_pem());
     let data = tempfile::tempdir().unwrap();
     let addr = format!("https://localhost:{}", gateway.grpc.port());
-    let mut sidecar = process::sidecar(
+    let mut sidecar = start_sidecar(
         data.path(),
         &["--export-addr", &addr, "--export-ca-file", path(&ca)],
     );

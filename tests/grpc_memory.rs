@@ -13,9 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::net::free_addr;
+use testkit::process;
 
 use bytes::Bytes;
 use prost::Message;
@@ -33,26 +35,12 @@ const MIB: u64 = 1024 * 1024;
 /// pairs, 16,777,215 bytes in all.
 const EMPTY_EVENTS: usize = 8_388_605;
 
-fn binary() -> String {
-    std::env::var("TELESPOOL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_telespool").into())
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+fn binary() -> std::path::PathBuf {
+    process::bin_or_env("TELESPOOL_TEST_BIN")
 }
 
 fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "nothing listens on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testkit::net::wait_listening(addr, process::START_TIMEOUT);
 }
 
 /// A server process, killed on drop.

@@ -16,125 +16,42 @@
 //!   file (accepts nobody).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::sidecar::*;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use telespool::proto::telemetrygateway::v1 as pb;
+use testkit::process::{self, Proc};
+use testkit::sidecar::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_telespool");
 /// What a forged line would start with.
 const FORGED: &str = "level=ERROR forged";
 
-/// A `telespool` process started under `umask 022`, its stderr collected.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+/// `telespool ARGS` through `sh -c 'umask 022; exec ...'` (Rust cannot
+/// set the umask of a child without unsafe code), its stderr collected.
+fn start(args: &[&str]) -> Proc {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"umask 022; exec "$0" "$@""#)
+        .arg(process::bin())
+        .args(args)
+        .env("TELESPOOL_LOG", "info")
+        .env_remove("TELESPOOL_CONFIG")
+        .env_remove("TELESPOOL_GATEWAY_CONFIG");
+    Proc::spawn(command)
 }
 
-impl Proc {
-    /// `telespool ARGS` through `sh -c 'umask 022; exec ...'` (Rust cannot
-    /// set the umask of a child without unsafe code).
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"umask 022; exec "$0" "$@""#)
-            .arg(BIN)
-            .args(args)
-            .env("TELESPOOL_LOG", "info")
-            .env_remove("TELESPOOL_CONFIG")
-            .env_remove("TELESPOOL_GATEWAY_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Proc {
-            child,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 30 s) for a log line containing `text`; returns it.
-    async fn wait_for(&mut self, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains(text)) {
-                return line.to_owned();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "exited with {status} before logging {text:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no log line with {text:?} in 30 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then waits (up to 30 s) for the exit; returns the whole log.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "still running 30 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        self.log()
-    }
+/// Waits (up to 30 s) for a log line containing `text`; returns it.
+fn wait_for(p: &mut Proc, text: &str) -> String {
+    p.wait_for_line(text, Duration::from_secs(30))
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address after `key=` in a log line.
-fn addr_in(line: &str, key: &str) -> SocketAddr {
-    let at = line.find(&format!("{key}=")).unwrap() + key.len() + 1;
-    line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+/// SIGTERM, then waits (up to 30 s) for the exit; returns the whole log.
+fn stop(mut p: Proc) -> String {
+    p.terminate(Duration::from_secs(30));
+    p.stderr()
 }
 
 /// Starts `telespool serve` on port-0 listeners; returns it and its
@@ -150,9 +67,13 @@ async fn serve(data: &Path, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    let mut p = Proc::start(&args);
-    let line = p.wait_for("telespool sidecar serving").await;
-    (p, addr_in(&line, "grpc"), addr_in(&line, "http"))
+    let mut p = start(&args);
+    let line = wait_for(&mut p, "telespool sidecar serving");
+    (
+        p,
+        process::addr_field(&line, "grpc"),
+        process::addr_field(&line, "http"),
+    )
 }
 
 /// Every entry under `root` (root included): (path, permission bits, is dir).
@@ -235,7 +156,7 @@ async fn with_umask_022_the_data_dir_is_0700_and_every_file_0600_while_serve_rec
     }
     assert!(names.iter().any(|n| n.ends_with(".seg")), "{names:?}");
     assert_owner_only(&data);
-    let log = p.stop();
+    let log = stop(p);
     assert_owner_only(&data);
     assert!(
         !log.contains("removed group and other access"),
@@ -249,7 +170,7 @@ async fn a_data_dir_left_world_readable_is_tightened_at_start_and_logged() {
     let data = tmp.path().join("data");
     let (p, grpc, http) = serve(&data, &[]).await;
     record_some(grpc, http).await;
-    p.stop();
+    stop(p);
     // As an older telespool (or `cp -r` under umask 022) would leave it.
     for (path, _, dir) in walk(&data) {
         let mode = if dir { 0o755 } else { 0o644 };
@@ -258,7 +179,7 @@ async fn a_data_dir_left_world_readable_is_tightened_at_start_and_logged() {
     let (p, grpc, http) = serve(&data, &[]).await;
     assert_owner_only(&data);
     record_some(grpc, http).await;
-    let log = p.stop();
+    let log = stop(p);
     assert_owner_only(&data);
     let tightened: Vec<&str> = log
         .lines()
@@ -329,9 +250,9 @@ async fn a_feature_with_a_newline_does_not_forge_a_line_in_the_sidecar_log() {
         .await
         .unwrap();
     assert_eq!(succeeded, [bad.id]);
-    let line = p.wait_for("invalid event dead-lettered").await;
+    let line = wait_for(&mut p, "invalid event dead-lettered");
     assert!(line.contains(r"a\nlevel=ERROR forged"), "{line}");
-    let log = p.stop();
+    let log = stop(p);
     assert_every_line_is_a_log_line(&log);
 }
 
@@ -339,7 +260,7 @@ async fn a_feature_with_a_newline_does_not_forge_a_line_in_the_sidecar_log() {
 async fn an_event_with_newlines_does_not_forge_a_line_in_the_gateway_log() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = format!("file:{}", tmp.path().join("out/events.jsonl").display());
-    let mut p = Proc::start(&[
+    let mut p = start(&[
         "gateway",
         "--accept-any-license",
         "--grpc-listen",
@@ -349,8 +270,8 @@ async fn an_event_with_newlines_does_not_forge_a_line_in_the_gateway_log() {
         "--sink",
         &sink,
     ]);
-    let line = p.wait_for("telespool gateway serving").await;
-    let mut client = grpc_client(addr_in(&line, "grpc")).await;
+    let line = wait_for(&mut p, "telespool gateway serving");
+    let mut client = grpc_client(process::addr_field(&line, "grpc")).await;
     let mut bad = valid("cody.completion", "accepted");
     bad.id = format!("id\n{FORGED} id");
     bad.feature = format!("a\n{FORGED}");
@@ -359,11 +280,9 @@ async fn an_event_with_newlines_does_not_forge_a_line_in_the_gateway_log() {
         .unwrap();
     // Invalid events from an instance are acknowledged and dropped, loudly.
     assert_eq!(succeeded, [bad.id]);
-    let line = p
-        .wait_for("dropping an event that can never be published")
-        .await;
+    let line = wait_for(&mut p, "dropping an event that can never be published");
     assert!(line.contains(r"id\nlevel=ERROR forged id"), "{line}");
-    let log = p.stop();
+    let log = stop(p);
     assert_every_line_is_a_log_line(&log);
 }
 
@@ -373,7 +292,7 @@ async fn with_umask_022_the_gateway_jsonl_is_0600_in_a_0700_directory() {
     let out = tmp.path().join("out/nested");
     let path = out.join("events.jsonl");
     let sink = format!("file:{}", path.display());
-    let mut p = Proc::start(&[
+    let mut p = start(&[
         "gateway",
         "--accept-any-license",
         "--grpc-listen",
@@ -385,8 +304,8 @@ async fn with_umask_022_the_gateway_jsonl_is_0600_in_a_0700_directory() {
         "--file-rotate-bytes",
         "4096",
     ]);
-    let line = p.wait_for("telespool gateway serving").await;
-    let mut client = grpc_client(addr_in(&line, "grpc")).await;
+    let line = wait_for(&mut p, "telespool gateway serving");
+    let mut client = grpc_client(process::addr_field(&line, "grpc")).await;
     // A payload is one write, never split: the second one rotates the file.
     for _ in 0..2 {
         let events: Vec<pb::Event> = (0..10)
@@ -395,7 +314,7 @@ async fn with_umask_022_the_gateway_jsonl_is_0600_in_a_0700_directory() {
         let succeeded = record_payload(&mut client, events).await.unwrap();
         assert_eq!(succeeded.len(), 10);
     }
-    p.stop();
+    stop(p);
     assert!(
         path.with_extension("jsonl.1").exists(),
         "rotated at least once"
@@ -409,7 +328,7 @@ async fn an_empty_license_keys_file_starts_with_a_warning() {
     let keys = tmp.path().join("keys");
     std::fs::write(&keys, "# keys to come\n\n").unwrap();
     let sink = format!("file:{}", tmp.path().join("events.jsonl").display());
-    let mut p = Proc::start(&[
+    let mut p = start(&[
         "gateway",
         "--license-keys",
         keys.to_str().unwrap(),
@@ -420,25 +339,25 @@ async fn an_empty_license_keys_file_starts_with_a_warning() {
         "--sink",
         &sink,
     ]);
-    let line = p.wait_for("license-keys file holds no keys").await;
+    let line = wait_for(&mut p, "license-keys file holds no keys");
     assert!(line.contains("WARN"), "{line}");
-    p.wait_for("telespool gateway serving").await;
-    p.stop();
+    wait_for(&mut p, "telespool gateway serving");
+    stop(p);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dotcom_mode_warns_at_start_that_exports_are_unredacted() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut p, _, _) = serve(&tmp.path().join("data"), &["--dotcom"]).await;
-    let line = p.wait_for("--dotcom is on").await;
+    let line = wait_for(&mut p, "--dotcom is on");
     assert!(
         line.contains("WARN") && line.contains("NOT redacted"),
         "{line}"
     );
     let (q, _, _) = serve(&tmp.path().join("other"), &[]).await;
-    let log = q.stop();
+    let log = stop(q);
     assert!(!log.contains("--dotcom is on"), "{log}");
-    p.stop();
+    stop(p);
 }
 
 #[tokio::test]

@@ -16,16 +16,13 @@
 //!   nothing; same-origin and header-less requests pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
 use bytes::Bytes;
-use common::sidecar::*;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::process;
+use testkit::sidecar::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,63 +31,20 @@ const MEMORY_BOUND_MIB: u64 = 64;
 
 // ------------------------------------------------------ the real binary ----
 
-/// A `telespool serve` process, killed on drop.
+/// A `telespool serve` process (killed on drop) over a temporary
+/// directory.
 struct Serve {
-    child: Child,
+    process: process::SidecarProc,
     http: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn_serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--sync",
-            "never",
-        ])
-        .env("TELESPOOL_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("sidecar serving")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("telespool serve logs its addresses");
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .unwrap_or_else(|| panic!("no http= in {line:?}"))
-        .parse()
-        .unwrap();
+    let process = process::sidecar(dir.path(), &["--sync", "never"]);
     Serve {
-        child,
-        http,
+        http: process.http,
+        process,
         _dir: dir,
     }
 }
@@ -98,7 +52,8 @@ fn spawn_serve() -> Serve {
 impl Serve {
     /// Peak resident memory so far, in KiB.
     fn hwm_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.proc.pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))

@@ -18,15 +18,13 @@
 //! peer of itself).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::sidecar::*;
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 use serde_json::json;
 use std::time::Duration;
 use telespool::config::ServeConfig;
 use telespool::proto::telemetrygateway::v1 as pb;
+use testkit::sidecar::*;
 use tonic::Code;
 
 async fn start() -> (tempfile::TempDir, Sidecar) {

@@ -2,20 +2,16 @@
 //! over gRPC and HTTP are acknowledged only once the export queue holds the
 //! redacted copy and the `event_logs` mirror the unredacted row; both
 //! survive a graceful restart, in-process and as a real process stopped
-//! with SIGTERM; retries, export modes and dotcom mode do what DESIGN.md
-//! says.
+//! with SIGTERM; retries, export modes and dotcom mode do what the module
+//! docs of `src/event/` and `src/tee/` say.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::sidecar::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use telespool::event::ExportMode;
 use telespool::proto::telemetrygateway::v1 as pb;
+use testkit::process;
+use testkit::sidecar::*;
 
 /// Checks the export copy of a `cody.completion` event made by [`event`]:
 /// marketing tracking and the non-allowlisted `filePath` are gone, the
@@ -307,87 +303,14 @@ async fn dotcom_mode_exports_private_metadata_and_marketing_unredacted() {
 
 // ---- the real binary ----
 
-/// A `telespool serve` process and the addresses it logged.
-struct Process {
-    child: Child,
-    grpc: SocketAddr,
-    http: SocketAddr,
+/// `telespool serve` over `data_dir`, on port-0 listeners.
+fn spawn_serve(data_dir: &std::path::Path) -> process::SidecarProc {
+    process::sidecar(data_dir, &[])
 }
 
-fn spawn_serve(data_dir: &std::path::Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .env("TELESPOOL_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The bound addresses are in the "serving" log line; keep draining
-    // stderr afterwards so the process never blocks on a full pipe.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("sidecar serving")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("telespool serve logs its addresses");
-    let field = |name: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
-    Process {
-        grpc: field("grpc="),
-        http: field("http="),
-        child,
-    }
-}
-
-impl Process {
-    /// SIGTERM, then the exit code (within 30 s).
-    fn terminate(mut self) -> Option<i32> {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("telespool serve did not stop within 30s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, then the exit code (within 30 s).
+fn terminate(mut p: process::SidecarProc) -> Option<i32> {
+    p.proc.terminate(Duration::from_secs(30)).code()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,7 +327,7 @@ async fn the_real_binary_exits_zero_on_sigterm_and_keeps_what_it_acknowledged() 
     let a = post_json_events(p.http, &[event_json(&h)]).await;
     assert_eq!(a.json()["succeeded"], json!([h.id]));
     drop(client);
-    assert_eq!(p.terminate(), Some(0), "SIGTERM is a clean stop");
+    assert_eq!(terminate(p), Some(0), "SIGTERM is a clean stop");
 
     // Started again on the same directory, it holds all of it.
     let p = spawn_serve(dir.path());
@@ -422,7 +345,7 @@ async fn the_real_binary_exits_zero_on_sigterm_and_keeps_what_it_acknowledged() 
     let mut want: Vec<String> = es.iter().chain([&h]).map(|e| e.id.clone()).collect();
     want.sort();
     assert_eq!(rows, want);
-    assert_eq!(p.terminate(), Some(0));
+    assert_eq!(terminate(p), Some(0));
 
     // Offline, the stores agree: the queue holds the redacted events.
     let (q, _) = telespool::Queue::open_dir(dir.path(), telespool::QueueConfig::default()).unwrap();

@@ -1,13 +1,11 @@
 //! The queue API: append, read, resolve, backlog, roll, purge, quota.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use telespool::index::Resolution;
 use telespool::queue::FullPolicy;
 use telespool::{Batch, QueueError, RecordId};
+use testkit::queue::*;
 
 #[test]
 fn appended_records_read_back_in_order_with_their_ids() {

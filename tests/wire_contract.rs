@@ -5,9 +5,11 @@
 //! must agree with Sourcegraph's field numbers, wire types and method paths
 //! exactly, not just round-trip with itself. These tests therefore do not
 //! trust prost alone: a tiny hand-written protobuf reader ([`Msg`]) and writer
-//! ([`Pb`]) check the encodings against the numbers documented in
-//! `shared/SOURCEGRAPH.md` (a), and Sourcegraph's backcompat snapshots from
-//! (h) are rebuilt by hand, in the field order Go marshals them, and decoded.
+//! ([`Pb`]) check the encodings against the field numbers of Sourcegraph's
+//! `lib/telemetrygateway/v1/telemetrygateway.proto` (listed below in
+//! [`render_fields`]' notation), and Sourcegraph's backcompat snapshots
+//! (`internal/telemetrygateway/backcompat_test.go`, `testdata/snapshots`)
+//! are rebuilt by hand, in the field order Go marshals them, and decoded.
 
 // clippy.toml allows these inside `#[test]` functions only; the reader,
 // writer and fixtures below are test code too, and fail loudly by design.
@@ -1124,8 +1126,8 @@ fn descriptor_set_declares_both_methods_with_their_paths_and_streaming_shapes() 
     );
 }
 
-/// Renders a field as `Message.field = N : type`, the notation of
-/// SOURCEGRAPH.md (a).
+/// Renders a field as `Message.field = N : type` (message, field name,
+/// number, type).
 fn render_fields(
     prefix: &str,
     msg: &prost_types::DescriptorProto,

@@ -1,8 +1,7 @@
 //! The dead-letter store: events that were invalid or that the gateway kept
 //! refusing, kept with the reason, never silently dropped.
 //!
-//! Two paths put entries here (DESIGN.md, "Tee store and event_logs" and
-//! "Watermarks, acks, retention"):
+//! Two paths put entries here:
 //!
 //! - **ingest**: an invalid event that gRPC must report as succeeded (the
 //!   protocol can only name successes) is dead-lettered with its validation

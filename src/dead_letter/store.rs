@@ -160,7 +160,7 @@ impl DeadLetterStore {
         if meta.get(META_BYTES)?.is_none() {
             // A store from before the byte quota: count once.
             let mut bytes = 0u64;
-            for kv in entries.iter() {
+            for kv in &entries {
                 let (_, v) = kv?;
                 bytes = bytes.saturating_add(v.len() as u64);
             }
@@ -230,7 +230,7 @@ impl DeadLetterStore {
         let mut bytes = self.bytes()?.saturating_add(added_bytes);
         let fits = |count: u64, bytes: u64| count <= max_entries && bytes <= quota;
         let mut old_victims = Vec::new();
-        for kv in self.entries.iter() {
+        for kv in &self.entries {
             if fits(count, bytes) {
                 break;
             }
@@ -476,7 +476,6 @@ impl DeadLetterStore {
     /// Sets the bytes gauge to the stored count.
     fn publish_bytes(&self) {
         if let Ok(bytes) = self.bytes() {
-            #[allow(clippy::cast_precision_loss)] // a gauge
             metrics::gauge!(BYTES_METRIC).set(bytes as f64);
         }
     }

@@ -1,7 +1,8 @@
 //! The export mode: which events are queued for export at all.
 //!
-//! Sourcegraph derives it from the license (see SOURCEGRAPH.md (d)); the
-//! sidecar takes it from configuration. An event the mode keeps out of the
+//! Sourcegraph derives it from the license key (an air-gapped license
+//! disables export, some licenses export Cody events only, no key or an
+//! invalid one exports all); the sidecar takes it from configuration. An event the mode keeps out of the
 //! queue still gets its `event_logs` row.
 
 use std::fmt;

@@ -29,7 +29,11 @@
 //! - [`validate`]: validation, limits and defaults.
 //! - [`json`]: `google.protobuf.Struct`/`Value` ⇄ `serde_json`.
 //!
-//! The facts followed are in `SOURCEGRAPH.md` (d), (e), (g), (h).
+//! The rules are Sourcegraph's, read from its public repository
+//! (`sourcegraph/sourcegraph-public-snapshot`): validation and defaults of
+//! `internal/telemetry`, redaction of
+//! `internal/telemetry/sensitivemetadataallowlist`, and the wire contract of
+//! `lib/telemetrygateway/v1` (copied in `proto/`).
 
 pub mod allowlist;
 pub mod export_mode;

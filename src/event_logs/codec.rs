@@ -2,8 +2,8 @@
 //! format 2 (sled), and, in format 3, the form in which an
 //! [`super::EncodedRow`] carries a row from the callers' threads (where
 //! [`super::EventLogStore::encode_row`] runs) to the mirror's, which reads
-//! its fields borrowed ([`decode_fields`]) into a columnar block
-//! ([`super::block`]).
+//! its fields borrowed (`decode_fields`) into a columnar block
+//! (`event_logs::block`).
 //!
 //! A row value is a sequence of fields without names, in this order:
 //!
@@ -130,9 +130,13 @@ pub(crate) fn decode_fields(value: &[u8]) -> Result<(RowFields<'_>, &str), Codec
             other => return Err(CodecError::BadFlag(other)),
         }
     }
-    let flags = flags_start
-        .get(..flags_start.len() - r.buf.len())
-        .unwrap_or_default();
+    // The reader only moves forward: what it left is a suffix of
+    // `flags_start`, and the flags are what it consumed.
+    let consumed = flags_start.len().checked_sub(r.buf.len());
+    debug_assert!(consumed.is_some(), "the reader moved backwards");
+    let flags = consumed
+        .and_then(|n| flags_start.get(..n))
+        .ok_or(CodecError::Truncated("feature_flags"))?;
     let argument = r.json_text("argument")?;
     let public_argument = r.json_text("public_argument")?;
     if !r.buf.is_empty() {
@@ -310,7 +314,7 @@ fn put_json(out: &mut Vec<u8>, v: &Json) -> Result<(), serde_json::Error> {
     } else {
         let mut prefix = Vec::with_capacity(10);
         put_varint(&mut prefix, len);
-        out.splice(start..start + 1, prefix);
+        out.splice(start..=start, prefix);
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<i64> {
 /// Why a day file's header is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    /// Fewer than [`HEADER_LEN`] bytes.
+    /// Fewer than `HEADER_LEN` bytes.
     #[error("day file header is truncated")]
     Truncated,
     /// Not a day file.
@@ -240,7 +240,8 @@ pub(crate) fn scan(data: &[u8], base: u64, last_seq: u32, interner: &mut Interne
     let mut pos = 0usize;
     let mut last = last_seq;
     while pos < data.len() {
-        let rest = data.get(pos..).unwrap_or_default();
+        // `pos < data.len()` (the loop's condition): always a non-empty tail.
+        let Some(rest) = data.get(pos..) else { break };
         let cause = match block_at(rest, base + pos as u64, last, u32::MAX, interner) {
             Ok(meta) => {
                 pos += meta.frame_len as usize;

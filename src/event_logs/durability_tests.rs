@@ -541,7 +541,7 @@ fn a_format_2_directory_is_converted_keeping_every_row() {
                 &uuid::Uuid::new_v4().to_string(),
                 &format!("2024-03-0{}T10:00:{:02}.5Z", 1 + i % 3, i % 60),
                 "cody",
-                Some(i as i64 % 9),
+                Some(i64::from(i) % 9),
                 Some("anon"),
                 Some("VSCODE"),
             );

@@ -201,11 +201,7 @@ fn store(path: &Path, list: &[Tombstone]) -> Result<(), EventLogError> {
         bytes.extend_from_slice(&encode(t));
     }
     let write = || -> std::io::Result<()> {
-        let mut f = crate::storage::owner_only::file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut f = crate::storage::owner_only::create_file(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)

@@ -22,7 +22,7 @@ fn rows() -> Vec<EventLogRow> {
                     i % 60
                 ),
                 if i % 2 == 0 { "search" } else { "cody" },
-                Some(user as i64),
+                Some(i64::from(user)),
                 Some(&format!("anon-{user}")),
                 None,
             )

@@ -214,11 +214,7 @@ pub(crate) fn write_tmp(path: &Path, w: &IdxWrite<'_>, sync: bool) -> io::Result
     };
     let tmp = tmp_path(path);
     let result = (|| -> io::Result<()> {
-        let mut f = crate::storage::owner_only::file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut f = crate::storage::owner_only::create_file(&tmp)?;
         f.write_all(&header.encode())?;
         f.write_all(&meta)?;
         f.write_all(&users)?;

@@ -108,6 +108,8 @@ pub(crate) fn read_rows(
     let mut rows = Vec::with_capacity(batch);
     for kv in tree.range([b'r'].as_slice()..[b's'].as_slice()) {
         let (k, v) = kv?;
+        // Keys in this range start with b'r'; an empty rest is not a row
+        // key and is refused just below (BadEntry).
         let row_key = k.get(1..).unwrap_or_default();
         let (time, id) = key::split_row_key(row_key).ok_or_else(|| EventLogError::BadEntry {
             tree: "rows",

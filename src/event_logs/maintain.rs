@@ -251,11 +251,7 @@ impl Inner {
         let covered: Vec<(i64, u64)> = w.covered.iter().map(|(d, g)| (*d, *g)).collect();
         let path = self.days_dir.join(CUCKOO_FILE);
         let tmp = idx::tmp_path(&path);
-        let written = crate::storage::owner_only::file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
+        let written = crate::storage::owner_only::create_file(&tmp)
             .and_then(|f| w.cuckoo.write_to(&covered, f))
             .and_then(|()| std::fs::rename(&tmp, &path));
         match written {
@@ -606,7 +602,7 @@ impl Inner {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass")
+                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass");
                 }
             }
         }

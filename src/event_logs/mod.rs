@@ -4,7 +4,8 @@
 //! Sourcegraph's tee store writes each new-style telemetry event twice: the
 //! redacted copy to the export queue, and a translated copy to `event_logs`,
 //! which stays on the instance and feeds its admin analytics. This module
-//! holds the translation ([`row::translate`], SOURCEGRAPH.md (e)), the store
+//! holds the translation ([`row::translate`], the mapping of Sourcegraph's
+//! tee store, `internal/telemetry/teestore` in its public repository), the store
 //! that keeps rows (one row per [`EventLogRow::event_id`], so a retried
 //! event never produces a second row), retention, erasure, and the
 //! admin-analytics queries over it ([`query`]: recent rows, counts by name
@@ -78,7 +79,7 @@
 //!    day (more past 4,096 rows), with one `write` per day file. Nothing is
 //!    fsynced per commit: the rows survive a process crash once the call
 //!    returns; a background thread fdatasyncs the written files every
-//!    second (the mirror is best-effort against power loss, DESIGN.md; the
+//!    second (the mirror is best-effort against power loss by design; the
 //!    export queue is the durable copy).
 //! 3. The day's aggregates follow: rows by name are the sum of its blocks'
 //!    summaries; distinct users are kept per open day, exact up to 100,000

@@ -20,6 +20,7 @@ use super::store::{
 };
 use super::write::{IdMap, Loc, OpenDay, Writer, new_file_id};
 use crate::clock::Clock;
+use crate::storage::owner_only;
 
 /// The store's lock file, in its directory.
 pub(crate) const LOCK_FILE: &str = "event_logs.lock";
@@ -34,7 +35,7 @@ const CONVERT_BATCH: usize = 4096;
 
 fn take_lock(path: &Path) -> Result<std::fs::File, EventLogError> {
     let p = path.join(LOCK_FILE);
-    let file = crate::storage::owner_only::file_options()
+    let file = owner_only::file_options()
         .read(true)
         .write(true)
         .create(true)
@@ -60,27 +61,15 @@ fn sync_dir(dir: &Path) {
 fn create_days(dir: &Path) -> Result<(), EventLogError> {
     let tmp = super::idx::tmp_path(dir);
     let _ = std::fs::remove_dir_all(&tmp);
-    crate::storage::owner_only::create_dir_all(&tmp)
-        .map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    owner_only::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     std::fs::rename(&tmp, dir).map_err(|e| EventLogError::io("renaming", &tmp, e))?;
     Ok(())
 }
 
-/// `std::fs::write` with the data directory's file mode (owner only).
-fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    crate::storage::owner_only::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?
-        .write_all(bytes)
-}
-
 fn write_format(dir: &Path) -> Result<(), EventLogError> {
     let p = dir.join(FORMAT_FILE);
-    write_owner_only(&p, format!("{FORMAT_VERSION}\n").as_bytes())
+    owner_only::write_file(&p, format!("{FORMAT_VERSION}\n").as_bytes())
         .map_err(|e| EventLogError::io("writing", &p, e))
 }
 
@@ -93,8 +82,7 @@ pub(crate) fn open(
     config.validate()?;
     let _span = tracing::info_span!("event_logs_open", path = %path.display()).entered();
     let started = Instant::now();
-    crate::storage::owner_only::create_dir_all(path)
-        .map_err(|e| EventLogError::io("creating", path, e))?;
+    owner_only::create_dir_all(path).map_err(|e| EventLogError::io("creating", path, e))?;
     let lock = take_lock(path)?;
     let days = path.join(DAYS_DIR);
     let upgrading = path.join(UPGRADING);
@@ -136,7 +124,14 @@ pub(crate) fn open(
         // Created, then stopped before the marker was written.
         legacy::write_marker(path)?;
     }
-    let format = std::fs::read_to_string(days.join(FORMAT_FILE)).unwrap_or_default();
+    // A missing FORMAT file reads as version 0 (unsupported, named in the
+    // error); any other read failure is reported as itself.
+    let format_path = days.join(FORMAT_FILE);
+    let format = match std::fs::read_to_string(&format_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(EventLogError::io("reading", &format_path, e)),
+    };
     let found: u64 = format.trim().parse().unwrap_or(0);
     if found != FORMAT_VERSION {
         return Err(unsupported(found));
@@ -158,7 +153,10 @@ pub(crate) fn open(
 /// `UPGRADING` file marks the conversion: interrupted before the days
 /// directory exists, it starts again from the sled files (never touched
 /// before that); after, only the sled files' replacement is left to do.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the conversion's inputs, each used once; a struct would only name them again"
+)]
 fn convert(
     path: &Path,
     days: &Path,
@@ -169,12 +167,11 @@ fn convert(
     tree: sled::Tree,
     total: u64,
 ) -> Result<(), EventLogError> {
-    write_owner_only(upgrading, b"converting event_logs format 2 to format 3\n")
+    owner_only::write_file(upgrading, b"converting event_logs format 2 to format 3\n")
         .map_err(|e| EventLogError::io("writing", upgrading, e))?;
     let tmp = super::idx::tmp_path(days);
     let _ = std::fs::remove_dir_all(&tmp);
-    crate::storage::owner_only::create_dir_all(&tmp)
-        .map_err(|e| EventLogError::io("creating", &tmp, e))?;
+    owner_only::create_dir_all(&tmp).map_err(|e| EventLogError::io("creating", &tmp, e))?;
     write_format(&tmp)?;
     tracing::info!(
         rows = total,

@@ -19,15 +19,14 @@
 //! # Distinct users
 //!
 //! A distinct user is the user id when it is non-zero, else the anonymous
-//! user id, as Sourcegraph's analytics count them (DESIGN.md, "Defaults at
-//! a glance"). The two kinds never collide: user `5` and anonymous `"5"` are
+//! user id, as Sourcegraph's analytics count them. The two kinds never collide: user `5` and anonymous `"5"` are
 //! two users (Sourcegraph's SQL casts both to text and would merge them).
 //! The `unknown` fallback that translation gives events with neither id is
 //! one anonymous id like any other, so all such events on a day count as
 //! **one** user: they cannot be told apart, and counting each as a user
 //! would inflate the figure without bound. Counts are exact up to 100,000
 //! users per day and a HyperLogLog estimate above (standard error 0.81%,
-//! see [`super::hll`]).
+//! see `event_logs::hll`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};

@@ -1113,5 +1113,5 @@ fn insert_batch_and_flush_of_100_rows_timing_is_printed() {
         insert / rounds,
         flush / rounds,
     );
-    assert_eq!(store.row_count().unwrap(), 100 * rounds as u64);
+    assert_eq!(store.row_count().unwrap(), 100 * u64::from(rounds));
 }

@@ -61,8 +61,17 @@ pub fn verify_store(store_dir: &Path) -> Result<Vec<DayCheck>, EventLogError> {
             damage: Vec::new(),
             tail: None,
         };
-        if check.header.is_ok() {
-            let body = data.get(dayfile::HEADER_LEN as usize..).unwrap_or_default();
+        // A header that checks out is whole, so the body exists; were it
+        // not, the day is reported with a truncated header, not as empty.
+        let body = data.get(dayfile::HEADER_LEN as usize..);
+        debug_assert!(
+            check.header.is_err() || body.is_some(),
+            "a checked header is whole"
+        );
+        if check.header.is_ok() && body.is_none() {
+            check.header = Err(HeaderError::Truncated);
+        }
+        if let (Ok(()), Some(body)) = (&check.header, body) {
             let scan = dayfile::scan(body, dayfile::HEADER_LEN, 0, &mut interner);
             let mut blocks = scan.blocks;
             dayfile::apply_supersedes(&mut blocks);
@@ -83,7 +92,17 @@ pub fn verify_store(store_dir: &Path) -> Result<Vec<DayCheck>, EventLogError> {
             }
             for meta in &blocks {
                 let start = meta.offset as usize + crate::log::record::FRAME_HEADER_LEN;
-                let payload = data.get(start..meta.end() as usize).unwrap_or_default();
+                // The scan found the block in `data`: it lies inside it. Were
+                // it not, that is damage to report, not an empty block.
+                let Some(payload) = data.get(start..meta.end() as usize) else {
+                    debug_assert!(false, "a scanned block lies inside its file");
+                    check.damage.push(Damage {
+                        offset: meta.offset,
+                        len: u64::from(meta.frame_len),
+                        cause: "block extends past the end of the file".to_owned(),
+                    });
+                    continue;
+                };
                 let decoded = block::Ids::decode(payload, meta)
                     .and_then(|_| block::Head::decode(payload, meta))
                     .and_then(|_| block::Rest::decode(payload, meta).map(|_| ()));

@@ -228,7 +228,7 @@ impl Inner {
             HashMap::with_capacity_and_hasher(total, NoHash);
         let mut fresh: Vec<&EncodedRow> = Vec::with_capacity(total);
         for (out, rows) in outcomes.iter_mut().zip(groups) {
-            for row in rows.iter() {
+            for row in *rows {
                 let dup_here = match seen.get(&row.hash) {
                     Some(&i) if fresh.get(i).is_some_and(|o| o.event_id() == row.event_id()) => {
                         true

@@ -32,7 +32,8 @@ impl Backoff {
         let exp = self.base.saturating_mul(1u32 << (failures - 1).min(20));
         let cap = exp.min(self.max);
         let lo = cap / 2;
-        let jitter = rand::rng().random_range(0..=(cap - lo).as_millis() as u64);
+        // lo = cap / 2 <= cap: the difference never saturates.
+        let jitter = rand::rng().random_range(0..=cap.saturating_sub(lo).as_millis() as u64);
         lo + Duration::from_millis(jitter)
     }
 }

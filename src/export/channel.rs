@@ -198,7 +198,7 @@ pub async fn reload_on_sighup(
                 }
             },
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP: TLS files will not be reloaded")
+                tracing::warn!(%error, "cannot listen for SIGHUP: TLS files will not be reloaded");
             }
         }
     }

@@ -176,7 +176,10 @@ enum RoundEnd {
 
 impl Exporter {
     /// An exporter over the queue to the gateway behind `channel`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the wiring: each argument is a separate collaborator or limit"
+    )]
     pub fn new(
         queue: Arc<Queue>,
         dead_letters: Arc<DeadLetterStore>,
@@ -259,8 +262,8 @@ impl Exporter {
             };
             if let Some(d) = pause {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => {},
-                    _ = self.wake.notified(), if failures == 0 => {},
+                    () = tokio::time::sleep(d) => {},
+                    () = self.wake.notified(), if failures == 0 => {},
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
@@ -277,7 +280,7 @@ impl Exporter {
         match tokio::task::spawn_blocking(move || q.flush_index()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "flushing acknowledgements to the index failed")
+                tracing::warn!(error = %e, "flushing acknowledgements to the index failed");
             }
             Err(e) => tracing::warn!(error = %e, "flushing acknowledgements to the index failed"),
         }

@@ -270,7 +270,10 @@ mod tests {
         let check = |tweak: fn(&mut GatewayConfig)| {
             let mut config = GatewayConfig::default();
             tweak(&mut config);
-            config.validate().map(|_| config).map_err(|e| e.to_string())
+            config
+                .validate()
+                .map(|()| config)
+                .map_err(|e| e.to_string())
         };
         let err = check(|c| c.tls_cert = Some("cert.pem".into())).unwrap_err();
         assert_eq!(err, "tls_cert is set but tls_key is not: they go together");

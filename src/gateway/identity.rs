@@ -464,7 +464,11 @@ mod tests {
     }
 
     fn hex(hash: Hash) -> String {
-        hash.iter().map(|b| format!("{b:02x}")).collect()
+        use std::fmt::Write as _;
+        hash.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
     }
 
     #[test]

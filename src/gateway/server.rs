@@ -197,12 +197,12 @@ pub async fn serve(
         Some(tls) => {
             router
                 .serve_with_incoming_shutdown(crate::tls::server::incoming(incoming, tls), shutdown)
-                .await?
+                .await?;
         }
         None => {
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
-                .await?
+                .await?;
         }
     }
     Ok(())

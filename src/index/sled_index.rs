@@ -31,7 +31,7 @@ impl SledIndex {
 impl Index for SledIndex {
     fn load(&mut self) -> Result<Vec<SegmentMeta>, IndexError> {
         let mut out = Vec::new();
-        for kv in self.segments.iter() {
+        for kv in &self.segments {
             let (k, v) = kv?;
             let id = codec::parse_key(&k)?;
             out.push(codec::decode(id, &v)?);

@@ -10,12 +10,12 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_SEGMENT_AGE: Duration = Duration::from_secs(3600);
 /// Default queue quota.
 pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
-/// Default interval between index flushes done by [`Queue::tick`].
+/// Default interval between index flushes done by [`Queue::tick`](super::Queue::tick).
 pub const DEFAULT_INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// What to do when an append would exceed the quota.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FullPolicy {
-    /// Refuse the append with [`QueueError::Full`].
+    /// Refuse the append with [`QueueError::Full`](super::QueueError::Full).
     #[default]
     Refuse,
     /// Resolve the oldest unresolved records as dropped (counted, logged)
@@ -51,7 +51,7 @@ pub struct QueueConfig {
     pub quota_bytes: u64,
     /// What to do when full. Default `refuse`.
     pub full_policy: FullPolicy,
-    /// How often [`Queue::tick`] flushes the index. Default 1 s.
+    /// How often [`Queue::tick`](super::Queue::tick) flushes the index. Default 1 s.
     pub index_flush_interval: Duration,
 }
 

@@ -1,10 +1,10 @@
 //! Opening a queue: reconciling the segment files with the index.
 //!
-//! The files are the source of truth. [`open`] takes the directory lock
-//! and runs a [`Recovery`](super::recovery::Recovery), one method per phase,
+//! The files are the source of truth. `open` takes the directory lock
+//! and runs a `Recovery` (`queue::recovery`), one method per phase,
 //! in order:
 //!
-//! 1. **Lock** ([`take_lock`]): the directory lock (`LOCK`, holder's pid
+//! 1. **Lock** (`take_lock`): the directory lock (`LOCK`, holder's pid
 //!    inside); a second process gets [`QueueError::InUse`] naming the holder.
 //! 2. **Load the index**: every entry, clamped to its segment if damaged
 //!    ([`SegmentMeta::sanitize`](crate::segment_meta::SegmentMeta::sanitize)).

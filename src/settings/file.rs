@@ -195,7 +195,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "fields exist to be deserialized, never read")]
     struct Settings {
         token: Option<String>,
         size: Option<u64>,

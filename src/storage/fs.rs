@@ -126,7 +126,10 @@ impl StorageFile for FsFile {
         self.file.set_len(len)
     }
 
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "memmap2::Mmap::map, the crate's one unsafe call (SAFETY below)"
+    )]
     fn map(&self) -> io::Result<Mapped> {
         if self.len()? == 0 {
             return Ok(Arc::new(Vec::new()));

@@ -58,6 +58,22 @@ pub fn file_options() -> OpenOptions {
     options
 }
 
+/// Creates (or truncates) `path` for writing, owner-only and not through a
+/// symbolic link ([`file_options`]).
+pub fn create_file(path: &Path) -> io::Result<File> {
+    file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// `std::fs::write`, owner-only and not through a symbolic link.
+pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    create_file(path)?.write_all(bytes)
+}
+
 /// Whether an open failed because the last component is a symbolic link
 /// that `O_NOFOLLOW` refused.
 pub fn is_link_refusal(e: &io::Error) -> bool {

@@ -10,7 +10,7 @@
 //! the queue's group commit, which run side by side. The rows are in the
 //! day files (the page cache) when the commit returns: they survive a
 //! process crash; the store fdatasyncs them in the background (the mirror
-//! is best-effort against power loss, DESIGN.md).
+//! is best-effort against power loss: the export queue is the durable copy).
 //!
 //! The rows arrive encoded ([`EventLogStore::encode_row`], run by
 //! [`super::store::Tee::prepare`] on the callers' threads): this thread

@@ -18,13 +18,14 @@
 //!
 //! - [`store`]: the tee itself: prepare a request's events, submit them to
 //!   the queue and the mirror, and wait until both hold them.
-//! - [`mirror`]: the group commit of the `event_logs` rows and the ingest
-//!   dead letters (sled writes, one thread).
+//! - [`mirror`]: the group commit of the `event_logs` rows (day-file
+//!   blocks) and the ingest dead letters (a sled batch), on one thread.
 //! - [`requeue`]: dead letters back into the export queue, in a
 //!   crash-safe order.
 //!
-//! It runs no tokio: async callers reach it through [`store::Commit`]'s
-//! future or from a blocking thread.
+//! It does file I/O (through the queue, the `event_logs` store and the
+//! dead-letter store) and runs no tokio: async callers reach it through
+//! [`store::Commit`]'s future or from a blocking thread.
 
 pub mod config;
 pub mod mirror;

@@ -166,7 +166,8 @@ impl Commit {
 }
 
 impl Tee {
-    /// A tee over the queue and the two sled stores.
+    /// A tee over the export queue, the `event_logs` store (day files) and
+    /// the dead-letter store (sled).
     pub fn new(
         queue: Arc<Queue>,
         event_logs: Arc<EventLogStore>,

@@ -172,9 +172,9 @@ impl TlsError {
     }
 }
 
-/// The crypto provider of every config built here: ring (TOOLCHAIN.md:
-/// no aws-lc), chosen explicitly rather than through rustls' process-wide
-/// default.
+/// The crypto provider of every config built here: ring (not aws-lc, whose
+/// C build the crate keeps out of its tree; see Cargo.toml), chosen
+/// explicitly rather than through rustls' process-wide default.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -266,7 +266,6 @@ fn cert_key_error(cert: &PemFile, key: &PemFile) -> impl FnOnce(rustls::Error) -
 #[cfg(test)]
 pub(crate) mod testing {
     //! Certificates generated at test time (rcgen).
-    #![allow(clippy::unwrap_used)]
 
     use std::path::{Path, PathBuf};
 

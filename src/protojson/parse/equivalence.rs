@@ -686,7 +686,7 @@ fn every_odd_value_in_every_kind_of_field_matches_the_reference() {
         r#"{"marketingTracking": {"cohort_id": X}}"#,
         r#"{"user": {"userId": "1", "userId": X}}"#,
         r#"{"parameters": {"version": 1, "version": X}}"#,
-        r#"X"#,
+        r"X",
     ];
     let mut values: Vec<String> = NUMBERS.iter().map(|n| (*n).to_owned()).collect();
     values.extend(

@@ -76,7 +76,6 @@ impl Visitor<'_> for I32 {
             return Err(E::custom("float value out of range"));
         }
         // In range and integral: exact.
-        #[allow(clippy::cast_possible_truncation)]
         Ok(v as i32)
     }
 }
@@ -114,8 +113,6 @@ impl Visitor<'_> for I64 {
     fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
         v.try_into().map_err(E::custom)
     }
-
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
         if v.fract() != 0.0 {
             return Err(E::custom("expected integer value"));
@@ -152,13 +149,9 @@ impl Visitor<'_> for F64 {
     fn visit_f64<E: Error>(self, v: f64) -> Result<f64, E> {
         Ok(v)
     }
-
-    #[allow(clippy::cast_precision_loss)]
     fn visit_i64<E: Error>(self, v: i64) -> Result<f64, E> {
         Ok(v as f64)
     }
-
-    #[allow(clippy::cast_precision_loss)]
     fn visit_u64<E: Error>(self, v: u64) -> Result<f64, E> {
         Ok(v as f64)
     }

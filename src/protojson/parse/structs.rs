@@ -111,13 +111,9 @@ impl<'de> Visitor<'de> for ValueSeed {
     fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
         Ok(value(Kind::BoolValue(v)))
     }
-
-    #[allow(clippy::cast_precision_loss)]
     fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
         Ok(value(Kind::NumberValue(v as f64)))
     }
-
-    #[allow(clippy::cast_precision_loss)]
     fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
         Ok(value(Kind::NumberValue(v as f64)))
     }

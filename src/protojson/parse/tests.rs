@@ -107,10 +107,9 @@ fn walk(desc: &MessageDescriptor, prefix: &mut Vec<String>, seen: &mut usize) {
     assert_eq!(reason, "unrecognized field name 'bogus'");
     assert_eq!(
         path,
-        format!(
-            "${}",
-            prefix.iter().map(|k| format!(".{k}")).collect::<String>()
-        )
+        prefix
+            .iter()
+            .fold(String::from("$"), |path, k| path + "." + k)
     );
 }
 

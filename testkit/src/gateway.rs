@@ -1,18 +1,6 @@
-//! Helpers for the gateway tests: a gateway on port 0 with any sink, a
-//! tonic client, events and identifiers, test sinks behind the `Sink`
-//! trait, a raw HTTP GET, and a `nats-server -js` child process.
-#![allow(
-    dead_code,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
-pub mod nats;
-pub mod process;
-pub mod sinks;
-pub mod tls;
+//! The gateway in-process: started on port 0 with any sink (see
+//! [`crate::sinks`]), a tonic client, events and identifiers, stream
+//! drivers, and a raw HTTP GET.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! A real `nats-server -js` for the NATS tests: a free loopback port, a
 //! temporary store directory, stop and restart on the same port and store.
-//! Fails (never skips) when the binary is missing.
+//! The tests fail (never skip) when the binary is missing ([`binary`]); the
+//! benches skip ([`find_binary`]).
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -10,14 +11,19 @@ use std::time::{Duration, Instant};
 pub const INSTALL_HINT: &str = "nats-server is not installed: the NATS tests need it \
      (Debian/Ubuntu: `apt-get install -y nats-server`; or put a nats-server binary on PATH)";
 
-/// Finds `nats-server` on PATH (and in /usr/sbin, where Debian puts it).
-pub fn binary() -> PathBuf {
+/// `nats-server` on PATH (or in /usr/sbin, where Debian puts it, or
+/// /usr/local/bin); `None` when it is not installed.
+pub fn find_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
         .map(|dir| dir.join("nats-server"))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+}
+
+/// [`find_binary`], or a panic saying how to install it.
+pub fn binary() -> PathBuf {
+    find_binary().unwrap_or_else(|| panic!("{INSTALL_HINT}"))
 }
 
 pub struct NatsServer {
@@ -26,14 +32,6 @@ pub struct NatsServer {
     child: Option<Child>,
     /// Extra arguments (authentication, TLS).
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl NatsServer {
@@ -46,7 +44,7 @@ impl NatsServer {
     /// `--tls --tlscert F --tlskey F`, …).
     pub fn start_with(extra: &[&str]) -> NatsServer {
         let mut server = NatsServer {
-            port: free_port(),
+            port: crate::net::free_port(),
             store: tempfile::tempdir().unwrap(),
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use super::GatewayClient;
+use crate::gateway::GatewayClient;
 
 /// A certificate authority and the files of what it signed, in a
 /// temporary directory.

@@ -1,13 +1,6 @@
-//! Helpers shared by the integration tests.
-#![allow(
-    dead_code,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
-pub mod sidecar;
+//! A queue on the in-memory disk ([`telespool::storage::MemStorage`],
+//! [`telespool::index::MemIndex`]) with a manual clock, and handles to crash
+//! it; small configs, byte events and batches for the queue-level tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

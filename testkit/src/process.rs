@@ -1,14 +1,46 @@
-//! `telespool` as a child process: stderr captured (and kept, to assert on
-//! what was logged), the addresses it logged when it started serving,
-//! signals, and a clean kill when dropped.
+//! `telespool` as a child process: the binary of this checkout ([`bin`]),
+//! stderr captured (and kept, to assert on what was logged), "wait until it
+//! logs that it serves" and the addresses it logged, signals, and a clean
+//! kill when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_telespool");
+/// How long a child may take to log that it serves (a cold start on a busy
+/// 2-core machine takes seconds; this is a wide margin).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `telespool` binary cargo built for the running test or bench: the
+/// one `CARGO_BIN_EXE_telespool` names, found next to the running
+/// executable (tests and benches run from `<target>/<profile>/deps/`, the
+/// binary is `<target>/<profile>/telespool`; cargo builds it before running
+/// them). The kit cannot use `env!("CARGO_BIN_EXE_telespool")`: cargo sets
+/// it only for telespool's own tests and benches.
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the running test");
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(format!("telespool{}", std::env::consts::EXE_SUFFIX)))
+        .find(|candidate| candidate.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "no telespool binary next to {} or its parent: run through `cargo test` or `cargo bench`",
+            exe.display()
+        )
+    })
+}
+
+/// The binary named by the environment variable `var` when it is set (to
+/// measure another build), else [`bin`].
+pub fn bin_or_env(var: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(bin, PathBuf::from)
+}
 
 /// A running `telespool` child.
 pub struct Proc {
@@ -108,6 +140,26 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then the exit status; panics (with the log) if the process
+    /// still runs after `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal("TERM");
+        match self.wait_exit(timeout) {
+            Some(status) => status,
+            None => panic!(
+                "still running {timeout:?} after SIGTERM:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().expect("poll the child")?;
+        self.drain();
+        Some(status)
+    }
+
     /// SIGTERM, then wait (SIGKILL after 30 s).
     pub fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -125,6 +177,14 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address logged as `key=ADDR` in a log line.
+pub fn addr_field(line: &str, key: &str) -> SocketAddr {
+    let value = field(line, key);
+    value
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}={value:?} in {line:?} is not an address: {e}"))
 }
 
 /// The value of `key=VALUE` in a log line.
@@ -152,7 +212,7 @@ pub struct GatewayProc {
 /// Starts `telespool gateway ARGS` on 127.0.0.1 port 0 (both listeners)
 /// and waits until it serves.
 pub fn gateway(args: &[&str], log: &str) -> GatewayProc {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin());
     command
         .arg("gateway")
         .args([
@@ -173,10 +233,10 @@ pub fn gateway(args: &[&str], log: &str) -> GatewayProc {
         command.env_remove(var);
     }
     let mut proc = Proc::spawn(command);
-    let line = proc.wait_for_line("telespool gateway serving", Duration::from_secs(60));
+    let line = proc.wait_for_line("telespool gateway serving", START_TIMEOUT);
     GatewayProc {
-        grpc: field(&line, "grpc").parse().unwrap(),
-        http: field(&line, "http").parse().unwrap(),
+        grpc: addr_field(&line, "grpc"),
+        http: addr_field(&line, "http"),
         proc,
     }
 }
@@ -184,12 +244,20 @@ pub fn gateway(args: &[&str], log: &str) -> GatewayProc {
 /// A `telespool serve` on loopback ports chosen by the system.
 pub struct SidecarProc {
     pub proc: Proc,
+    pub grpc: SocketAddr,
     pub http: SocketAddr,
 }
 
-/// Starts `telespool serve --data-dir DIR ARGS` and waits until it serves.
-pub fn sidecar(data_dir: &std::path::Path, args: &[&str]) -> SidecarProc {
-    let mut command = Command::new(BIN);
+/// Starts `telespool serve --data-dir DIR` on 127.0.0.1 port 0 (both
+/// listeners) with `ARGS`, logging at `info`, with no configuration from
+/// the environment, and waits until it serves.
+pub fn sidecar(data_dir: &Path, args: &[&str]) -> SidecarProc {
+    sidecar_with(&bin(), data_dir, args)
+}
+
+/// [`sidecar`] with another binary.
+pub fn sidecar_with(bin: &Path, data_dir: &Path, args: &[&str]) -> SidecarProc {
+    let mut command = Command::new(bin);
     command
         .arg("serve")
         .arg("--data-dir")
@@ -200,7 +268,6 @@ pub fn sidecar(data_dir: &std::path::Path, args: &[&str]) -> SidecarProc {
             "--http-listen",
             "127.0.0.1:0",
         ])
-        .args(["--export-interval", "1s", "--instance-id", "tls-instance"])
         .args(args)
         .env("TELESPOOL_LOG", "info");
     for var in [
@@ -212,9 +279,10 @@ pub fn sidecar(data_dir: &std::path::Path, args: &[&str]) -> SidecarProc {
         command.env_remove(var);
     }
     let mut proc = Proc::spawn(command);
-    let line = proc.wait_for_line("telespool sidecar serving", Duration::from_secs(60));
+    let line = proc.wait_for_line("telespool sidecar serving", START_TIMEOUT);
     SidecarProc {
-        http: field(&line, "http").parse().unwrap(),
+        grpc: addr_field(&line, "grpc"),
+        http: addr_field(&line, "http"),
         proc,
     }
 }

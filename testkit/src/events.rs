@@ -1,7 +1,8 @@
 //! The benchmarks' realistic event: a Cody/search event of about 600 B
 //! encoded (feature/action, source with client, 8 numeric metadata keys, 4
-//! private-metadata keys, billing, user, 2 feature flags). Shared by
-//! `benches/ingest.rs` and `benches/mirror.rs` through `#[path]`.
+//! private-metadata keys, billing, user, 2 feature flags), with a fresh
+//! UUIDv7 id and the current time. Used by `benches/ingest.rs`,
+//! `benches/mirror.rs` and `benches/protojson.rs`.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
