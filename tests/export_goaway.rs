@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 use testkit::sidecar::{self, Sidecar, counter};
 use testkit::sinks::MemorySink;
 
+/// The process-wide metrics are shared by the tests of this file: each
+/// holds this lock for its whole run, so one test's export errors are not
+/// counted in the other's difference.
+static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn labeled(name: &str, label: &str) -> f64 {
     let text = telespool::app::metrics_handle()
         .map(|h| h.render())
@@ -20,6 +25,7 @@ fn labeled(name: &str, label: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_from_connection_age_is_a_reconnect_and_every_event_is_acknowledged_once() {
+    let _metrics = METRICS.lock().await;
     // A backlog, recorded with export off.
     let dir = tempfile::tempdir().unwrap();
     let mut config = sidecar::config(dir.path());
@@ -155,6 +161,7 @@ async fn going_away_front(gateway: std::net::SocketAddr) -> std::net::SocketAddr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_refused_by_a_goaway_is_retried_at_once_and_not_counted_as_an_error() {
+    let _metrics = METRICS.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = sidecar::config(dir.path());
     let s = Sidecar::start(config.clone()).await;
