@@ -121,11 +121,6 @@ const SERIALIZE: SerializeOptions = SerializeOptions::new()
 /// Go's `protojson.Unmarshal` defaults: unknown fields are an error.
 const DESERIALIZE: DeserializeOptions = DeserializeOptions::new().deny_unknown_fields(true);
 
-/// Google's smallest and largest valid `Timestamp.seconds`
-/// (0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z).
-const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
-
 /// Nesting limit for `Struct`/`ListValue` values checked before rendering.
 /// Prost (and prost-reflect) refuse to decode messages nested more than 100
 /// deep, and one JSON level inside a `Struct` costs at least two message
@@ -362,8 +357,7 @@ fn integral_numbers_as_integers(value: &mut serde_json::Value) {
 /// without a path).
 fn check_event(event: &Event) -> Result<(), ProtojsonError> {
     if let Some(timestamp) = &event.timestamp
-        && (!(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds)
-            || !(0..1_000_000_000).contains(&timestamp.nanos))
+        && !crate::timestamp::is_valid(timestamp.seconds, timestamp.nanos)
     {
         return Err(ProtojsonError::InvalidTimestamp {
             field: "timestamp",

@@ -44,6 +44,7 @@ use super::key::{self, EventTime};
 use super::store::{DayView, EventLogError, EventLogStore, View, block_err};
 use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
+use crate::timestamp;
 
 /// Default [`RecentQuery::limit`].
 pub const DEFAULT_RECENT_LIMIT: usize = 100;
@@ -455,7 +456,7 @@ impl EventLogStore {
                 }
                 names
             };
-            let day = key::day_string(dv.day);
+            let day = timestamp::day_string(dv.day);
             out.extend(
                 names
                     .into_iter()
@@ -513,7 +514,7 @@ impl EventLogStore {
             };
             if users > 0 {
                 out.push(DayUsers {
-                    day: key::day_string(dv.day),
+                    day: timestamp::day_string(dv.day),
                     users,
                 });
             }

@@ -20,6 +20,7 @@ use super::maintain::Background;
 use super::write::Writer;
 use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::event_logs::EventLogRow;
+use crate::timestamp;
 
 /// Default [`EventLogConfig::cache_bytes`]: 2 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 2 * 1024 * 1024;
@@ -518,7 +519,7 @@ impl Inner {
         self.damaged_blocks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("telespool_event_logs_damaged_blocks_total").increment(1);
-        tracing::warn!(day = %key::day_string(day), offset, %error, "event_logs block is damaged; its rows are skipped");
+        tracing::warn!(day = %timestamp::day_string(day), offset, %error, "event_logs block is damaged; its rows are skipped");
     }
 
     /// Reads and checks a block's payload.
@@ -528,7 +529,7 @@ impl Inner {
         meta: &BlockMeta,
     ) -> Result<Vec<u8>, EventLogError> {
         block::read_payload(&dv.file.file, meta).map_err(|source| EventLogError::Block {
-            day: key::day_string(dv.day),
+            day: timestamp::day_string(dv.day),
             offset: meta.offset,
             source,
         })
@@ -567,7 +568,7 @@ impl Inner {
 
 pub(crate) fn block_err(dv: &DayView, meta: &BlockMeta, e: BlockError) -> EventLogError {
     EventLogError::Block {
-        day: key::day_string(dv.day),
+        day: timestamp::day_string(dv.day),
         offset: meta.offset,
         source: ReadError::Block(e),
     }
