@@ -34,7 +34,7 @@ pub(crate) struct Built {
     /// The whole frame.
     pub(crate) frame: Vec<u8>,
     pub(crate) meta: BlockMeta,
-    /// Distinct user keys ([`user_key_hash`]) of the rows.
+    /// Distinct user keys ([`super::hash::user_key_hash`]) of the rows.
     pub(crate) users: Vec<u64>,
 }
 
