@@ -25,7 +25,7 @@
 //! - the **reference** (prost-reflect), behind [`parse_event_reference`],
 //!   [`parse_event_value_reference`] and [`parse_metadata`]: JSON into a
 //!   `DynamicMessage`, encoded, then decoded by prost. It defines the rules
-//!   below; proptests (`parse/equivalence.rs`) hold the typed parser to it:
+//!   below; proptests (`parse/equivalence_tests.rs`) hold the typed parser to it:
 //!   the same inputs accepted and refused, the same bytes, the same error
 //!   text, on rendered events, on structured mutations of them and on
 //!   random byte edits. The one difference is how too deep
