@@ -12,6 +12,9 @@
 //!   │     └── proto, sled_db
 //!   ├── segment_meta per segment: record range, size, seal, resolved watermark
 //!   └── storage (real files, crashable memory disk, faults) + clock + ids
+//!
+//! timestamp      the protobuf timestamp range, the UTC calendar, RFC 3339;
+//!                usable from every layer
 //! ```
 //!
 //! The servers sit on one shared edge:
@@ -52,6 +55,7 @@
 //! | `proto`        | (none)                                          |
 //! | `clock`        | (none)                                          |
 //! | `ids`          | (none)                                          |
+//! | `timestamp`    | (none)                                          |
 //!
 //! The layers above the core (`tee`, `event_logs`, `dead_letter`, `export`,
 //! `ingest`, `gateway`, `app`, `commands`) are not in the table yet: issue 11
@@ -84,6 +88,7 @@ pub mod sled_db;
 pub mod storage;
 pub mod tasks;
 pub mod tee;
+pub mod timestamp;
 pub mod tls;
 pub mod untrusted;
 

@@ -25,7 +25,7 @@
 //! - the **reference** (prost-reflect), behind [`parse_event_reference`],
 //!   [`parse_event_value_reference`] and [`parse_metadata`]: JSON into a
 //!   `DynamicMessage`, encoded, then decoded by prost. It defines the rules
-//!   below; proptests (`parse/equivalence.rs`) hold the typed parser to it:
+//!   below; proptests (`parse/equivalence_tests.rs`) hold the typed parser to it:
 //!   the same inputs accepted and refused, the same bytes, the same error
 //!   text, on rendered events, on structured mutations of them and on
 //!   random byte edits. The one difference is how too deep
@@ -120,11 +120,6 @@ const SERIALIZE: SerializeOptions = SerializeOptions::new()
 
 /// Go's `protojson.Unmarshal` defaults: unknown fields are an error.
 const DESERIALIZE: DeserializeOptions = DeserializeOptions::new().deny_unknown_fields(true);
-
-/// Google's smallest and largest valid `Timestamp.seconds`
-/// (0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z).
-const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 
 /// Nesting limit for `Struct`/`ListValue` values checked before rendering.
 /// Prost (and prost-reflect) refuse to decode messages nested more than 100
@@ -361,8 +356,7 @@ fn integral_numbers_as_integers(value: &mut serde_json::Value) {
 /// without a path).
 fn check_event(event: &Event) -> Result<(), ProtojsonError> {
     if let Some(timestamp) = &event.timestamp
-        && (!(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds)
-            || !(0..1_000_000_000).contains(&timestamp.nanos))
+        && !crate::timestamp::is_valid(timestamp.seconds, timestamp.nanos)
     {
         return Err(ProtojsonError::InvalidTimestamp {
             field: "timestamp",

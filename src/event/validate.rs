@@ -31,10 +31,12 @@ pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// Longest feature or action, in bytes (Sourcegraph's; 64 itself is allowed).
 pub const MAX_FEATURE_ACTION_BYTES: usize = 64;
-/// Earliest protobuf timestamp, 0001-01-01T00:00:00Z, in Unix seconds.
-pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-/// Latest protobuf timestamp second, 9999-12-31T23:59:59Z, in Unix seconds.
-pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+/// Earliest protobuf timestamp, 0001-01-01T00:00:00Z, in Unix seconds
+/// ([`crate::timestamp::MIN_SECONDS`]).
+pub const MIN_TIMESTAMP_SECONDS: i64 = crate::timestamp::MIN_SECONDS;
+/// Latest protobuf timestamp second, 9999-12-31T23:59:59Z, in Unix seconds
+/// ([`crate::timestamp::MAX_SECONDS`]).
+pub const MAX_TIMESTAMP_SECONDS: i64 = crate::timestamp::MAX_SECONDS;
 
 /// Size limits applied to incoming events. Each one, when exceeded, is
 /// reported by a [`ValidationError`] that names it.
@@ -281,9 +283,7 @@ pub fn validate_event(event: &Event, limits: &Limits) -> Result<(), ValidationEr
 }
 
 fn check_timestamp(ts: &Timestamp) -> Result<(), ValidationError> {
-    let in_range = (MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds)
-        && (0..1_000_000_000).contains(&ts.nanos);
-    if in_range {
+    if crate::timestamp::is_valid(ts.seconds, ts.nanos) {
         Ok(())
     } else {
         Err(ValidationError::TimestampOutOfRange {

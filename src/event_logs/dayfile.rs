@@ -22,8 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::block::{self, BlockError, BlockMeta, Interner, KIND_BLOCK, MAX_PAYLOAD};
-use super::key;
 use crate::log::record::FRAME_HEADER_LEN;
+use crate::timestamp;
 
 /// The format version of day files (and of the store).
 pub const FORMAT_VERSION: u32 = 3;
@@ -38,12 +38,12 @@ pub const EXTENSION: &str = "evl";
 
 /// The name of day `day`'s file.
 pub(crate) fn file_name(day: i64) -> String {
-    format!("{}.{EXTENSION}", key::day_string(day))
+    format!("{}.{EXTENSION}", timestamp::day_string(day))
 }
 
 /// The day a file name stands for, if it is a day file's name.
 pub(crate) fn parse_file_name(name: &str) -> Option<i64> {
-    key::parse_day(name.strip_suffix(".evl")?)
+    timestamp::parse_day(name.strip_suffix(".evl")?)
 }
 
 /// Why a day file's header is unusable.

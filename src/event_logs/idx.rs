@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 
 use super::block::{self, BlockMeta, Cursor, Interner, Summary};
 use super::hll::{Hll, NoHash, UserSet};
-use super::key;
 use super::write::Loc;
+use crate::timestamp;
 
 const MAGIC: &[u8; 8] = b"TSEVLIDX";
 const VERSION: u32 = 1;
@@ -49,7 +49,7 @@ const FLAG_SKETCH: u32 = 2;
 
 /// The name of day `day`'s index.
 pub(crate) fn file_name(day: i64) -> String {
-    format!("{}.idx", key::day_string(day))
+    format!("{}.idx", timestamp::day_string(day))
 }
 
 /// An index's header.

@@ -1,5 +1,5 @@
-//! Event times, the UTC calendar arithmetic the store and its queries need,
-//! and row keys.
+//! Event times and row keys. The calendar and the timestamp text are
+//! [`crate::timestamp`]'s.
 //!
 //! A row key is `[seconds: i64 BE, sign bit flipped][nanos: u32 BE][event id]`:
 //! the first twelve bytes sort like the event time (negative seconds
@@ -7,12 +7,10 @@
 //! key-space byte); it is what paging cursors carry.
 
 use crate::clock::UnixNanos;
+use crate::timestamp::{self, NANOS_PER_SECOND, SECONDS_PER_DAY};
 
 /// Bytes of the time prefix of a row key.
 pub(crate) const TIME_LEN: usize = 12;
-
-const NANOS_PER_SECOND: i64 = 1_000_000_000;
-const SECONDS_PER_DAY: i64 = 86_400;
 
 /// An event time with the range of `google.protobuf.Timestamp` (years 1 to
 /// 9999), wider than [`UnixNanos`] (1677 to 2262).
@@ -33,7 +31,7 @@ impl EventTime {
 
     /// The time as Unix nanoseconds, saturated to [`UnixNanos`]'s range.
     pub(crate) fn to_unix_nanos(self) -> UnixNanos {
-        let n = i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos);
+        let n = i128::from(self.seconds) * i128::from(NANOS_PER_SECOND) + i128::from(self.nanos);
         UnixNanos(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
 
@@ -86,123 +84,17 @@ pub(crate) fn split_row_key(key: &[u8]) -> Option<(EventTime, &[u8])> {
 }
 
 /// Parses a row timestamp as [`crate::event_logs::translate`] writes it:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, one to nine fraction digits, UTC.
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, one to nine fraction digits, UTC
+/// ([`timestamp::parse_utc`]).
 pub(crate) fn parse_timestamp(s: &str) -> Option<EventTime> {
-    let b = s.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = b.get(range)?;
-        digits.iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
-    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if year < 1
-        || !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let rest = b.get(19..)?;
-    let nanos = match rest {
-        [b'Z'] => 0,
-        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
-            let mut n: u32 = 0;
-            for &c in fraction {
-                if !c.is_ascii_digit() {
-                    return None;
-                }
-                n = n * 10 + u32::from(c - b'0');
-            }
-            n * 10u32.pow(9 - fraction.len() as u32)
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    Some(EventTime {
-        seconds: days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second,
-        nanos,
-    })
-}
-
-/// A UTC day (days since 1970-01-01) as `YYYY-MM-DD`.
-pub(crate) fn day_string(day: i64) -> String {
-    let (year, month, day) = civil_from_days(day);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// The UTC day a `YYYY-MM-DD` string names (years 1 to 9999).
-pub(crate) fn parse_day(s: &str) -> Option<i64> {
-    let t = parse_timestamp(&format!("{s}T00:00:00Z"))?;
-    (s.len() == 10).then(|| t.day())
+    let (seconds, nanos) = timestamp::parse_utc(s)?;
+    Some(EventTime { seconds, nanos })
 }
 
 /// `time` as [`crate::event_logs::translate`] renders timestamps (Go's
-/// `time.Time` in JSON): `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the fraction
-/// without trailing zeros and only when non-zero.
+/// `time.Time` in JSON, [`timestamp::format_go`]).
 pub(crate) fn render_timestamp(time: EventTime) -> String {
-    let days = time.seconds.div_euclid(SECONDS_PER_DAY);
-    let of_day = time.seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    );
-    if time.nanos != 0 {
-        let fraction = format!("{:09}", time.nanos);
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// (year, month, day) → days since 1970-01-01, proleptic Gregorian
-/// (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Days since 1970-01-01 → (year, month, day) (Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    timestamp::format_go(time.seconds, i64::from(time.nanos))
 }
 
 /// Lower-case hex of `bytes`.
@@ -234,6 +126,7 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timestamp::day_string;
 
     fn t(s: &str) -> EventTime {
         parse_timestamp(s).unwrap()

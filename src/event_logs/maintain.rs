@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::block::{BlockMeta, Head};
 use super::cuckoo::{Cuckoo, TARGET_LOAD};
 use super::idx::{self, IdxWrite};
-use super::key::{self, EventTime};
+use super::key::EventTime;
 use super::rewrite::{Decision, RewriteSpec};
 use super::store::{
     DayView, EventLogError, EventLogStore, Inner, PROTECTED_NEWEST, SEAL_AFTER, SNAPSHOT_INTERVAL,
@@ -16,6 +16,7 @@ use super::store::{
 };
 use super::write::Writer;
 use crate::clock::UnixNanos;
+use crate::timestamp;
 
 /// The file of the dedup filter.
 pub(crate) const CUCKOO_FILE: &str = "sealed.ids";
@@ -184,7 +185,7 @@ impl Inner {
                     }),
                     Err(e) => {
                         od.changed = true;
-                        tracing::warn!(day = %key::day_string(day), error = %e, "saving an event_logs index failed");
+                        tracing::warn!(day = %timestamp::day_string(day), error = %e, "saving an event_logs index failed");
                     }
                 }
             }
@@ -598,11 +599,11 @@ impl Inner {
             let started = Instant::now();
             match inner.seal(day) {
                 Ok(true) => {
-                    tracing::info!(day = %key::day_string(day), took_ms = started.elapsed().as_millis() as u64, "event_logs day sealed");
+                    tracing::info!(day = %timestamp::day_string(day), took_ms = started.elapsed().as_millis() as u64, "event_logs day sealed");
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(day = %key::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass");
+                    tracing::warn!(day = %timestamp::day_string(day), error = %e, "sealing an event_logs day failed; retried at the next pass");
                 }
             }
         }

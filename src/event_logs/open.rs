@@ -21,6 +21,7 @@ use super::store::{
 use super::write::{IdMap, Loc, OpenDay, Writer, new_file_id};
 use crate::clock::Clock;
 use crate::storage::owner_only;
+use crate::timestamp;
 
 /// The store's lock file, in its directory.
 pub(crate) const LOCK_FILE: &str = "event_logs.lock";
@@ -298,7 +299,7 @@ pub(crate) fn load(
             }
             Ok(_) | Err(IdxError::Damaged) => {
                 if idx_path.exists() {
-                    tracing::warn!(day = %super::key::day_string(day), "event_logs index does not match its day file; recounting the day");
+                    tracing::warn!(day = %timestamp::day_string(day), "event_logs index does not match its day file; recounting the day");
                 }
                 None
             }
@@ -402,7 +403,7 @@ fn load_open_day(
     interner: &mut Interner,
     damaged: &AtomicU64,
 ) -> Result<(OpenDay, DayView), EventLogError> {
-    let day_name = super::key::day_string(day);
+    let day_name = timestamp::day_string(day);
     let (mut blocks, mut entries, mut users, from, ids_generation) = match idx {
         Some((f, meta)) => match (f.entries(), f.users()) {
             (Ok(e), Ok(u)) => (

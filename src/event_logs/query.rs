@@ -43,6 +43,7 @@ use super::key::{self, EventTime};
 use super::store::{DayView, EventLogError, EventLogStore, View, block_err};
 use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
+use crate::timestamp;
 
 /// Default [`RecentQuery::limit`].
 pub const DEFAULT_RECENT_LIMIT: usize = 100;
@@ -454,7 +455,7 @@ impl EventLogStore {
                 }
                 names
             };
-            let day = key::day_string(dv.day);
+            let day = timestamp::day_string(dv.day);
             out.extend(
                 names
                     .into_iter()
@@ -512,7 +513,7 @@ impl EventLogStore {
             };
             if users > 0 {
                 out.push(DayUsers {
-                    day: key::day_string(dv.day),
+                    day: timestamp::day_string(dv.day),
                     users,
                 });
             }

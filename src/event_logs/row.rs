@@ -247,44 +247,12 @@ fn go_parse_bool(s: &str) -> bool {
     matches!(s, "1" | "t" | "T" | "TRUE" | "true" | "True")
 }
 
-/// RFC 3339 in UTC as Go renders a `time.Time` in JSON: nanosecond
-/// precision with trailing zeros (and an all-zero fraction) dropped.
-/// Out-of-range nanos are carried into the seconds rather than refused.
+/// RFC 3339 in UTC as Go renders a `time.Time` in JSON
+/// ([`crate::timestamp::format_go`]): nanosecond precision with trailing
+/// zeros (and an all-zero fraction) dropped. Out-of-range nanos are carried
+/// into the seconds rather than refused.
 fn format_rfc3339(ts: &Timestamp) -> String {
-    let total = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
-    let secs = total.div_euclid(1_000_000_000);
-    let nanos = total.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    );
-    if nanos != 0 {
-        let fraction = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i128) -> (i128, i128, i128) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    (year, month, day)
+    crate::timestamp::format_go(ts.seconds, i64::from(ts.nanos))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::store::{
 use super::{EventLogRow, translate};
 use crate::clock::{Clock, ManualClock, UnixNanos};
 use crate::proto::telemetrygateway::v1::{Event, EventSource, EventUser, event_source};
+use crate::timestamp;
 
 /// An RFC 3339 UTC time as `UnixNanos`.
 pub(crate) fn at(s: &str) -> UnixNanos {
@@ -124,7 +125,7 @@ pub(crate) fn recount(store: &EventLogStore) -> (Vec<DayNameCount>, Vec<DayUsers
         .into_iter()
         .flat_map(|(d, m)| {
             m.into_iter().map(move |(name, count)| DayNameCount {
-                day: key::day_string(d),
+                day: timestamp::day_string(d),
                 name,
                 count,
             })
@@ -133,7 +134,7 @@ pub(crate) fn recount(store: &EventLogStore) -> (Vec<DayNameCount>, Vec<DayUsers
     let users = users
         .into_iter()
         .map(|(d, u)| DayUsers {
-            day: key::day_string(d),
+            day: timestamp::day_string(d),
             users: u.count(),
         })
         .collect();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::block::{self, Interner};
 use super::dayfile::{self, Damage, HeaderError, Tail};
-use super::key;
 use super::store::EventLogError;
+use crate::timestamp;
 
 /// What the check of one day file found.
 #[derive(Clone, Debug)]
@@ -53,7 +53,7 @@ pub fn verify_store(store_dir: &Path) -> Result<Vec<DayCheck>, EventLogError> {
         let data = std::fs::read(&path).map_err(|e| EventLogError::io("reading", &path, e))?;
         let mut check = DayCheck {
             path: path.clone(),
-            day: key::day_string(day),
+            day: timestamp::day_string(day),
             bytes: data.len() as u64,
             header: dayfile::check_header(&data, day),
             blocks: 0,

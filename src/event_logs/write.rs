@@ -12,6 +12,7 @@ use super::dayfile::{self, DayFile};
 use super::hll::{NoHash, UserSet};
 use super::idx::IdxFile;
 use super::store::{DayView, EncodedRow, EventLogError, Inner, InsertOutcome, View};
+use crate::timestamp;
 
 /// Merge the trailing run of small blocks of a day (each under this many
 /// rows, together under half of [`block::MAX_BLOCK_RAW`]) into one block...
@@ -436,7 +437,7 @@ impl Inner {
                     (e, u, idx.header.next_seq)
                 }
                 _ => {
-                    tracing::warn!(day = %super::key::day_string(dv.day), "event_logs index unreadable while reopening a sealed day; recounting it from its blocks");
+                    tracing::warn!(day = %timestamp::day_string(dv.day), "event_logs index unreadable while reopening a sealed day; recounting it from its blocks");
                     let (e, u) = self.recount_ids_users(dv)?;
                     (e, u, dv.blocks.last().map_or(1, |b| b.summary.seq + 1))
                 }
@@ -452,7 +453,7 @@ impl Inner {
         v.sealed = None;
         v.version += 1;
         view.days.insert(dv.day, Arc::new(v));
-        tracing::debug!(day = %super::key::day_string(dv.day), "event_logs sealed day reopened by a late write");
+        tracing::debug!(day = %timestamp::day_string(dv.day), "event_logs sealed day reopened by a late write");
         Ok(OpenDay {
             ids: IdMap::from_entries(&entries),
             users,

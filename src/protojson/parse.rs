@@ -1,7 +1,7 @@
 //! The typed protojson parser: JSON text (or a `serde_json::Value`) straight
 //! into the prost [`Event`], without a `DynamicMessage` or an intermediate
 //! JSON tree. It is the hot path of HTTP ingest; the prost-reflect path in
-//! [`super`] is the **reference**, and a proptest (`equivalence.rs`) checks
+//! [`super`] is the **reference**, and a proptest (`equivalence_tests.rs`) checks
 //! that both accept and refuse the same inputs, with the same bytes and the
 //! same error text.
 //!
@@ -56,7 +56,7 @@ mod structs;
 mod timestamp;
 
 #[cfg(test)]
-mod equivalence;
+mod equivalence_tests;
 #[cfg(test)]
 mod tests;
 

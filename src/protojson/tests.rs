@@ -19,6 +19,9 @@ use crate::proto::telemetrygateway::v1::{
     EventBillingMetadata, EventFeatureFlags, EventInteraction, EventMarketingTracking,
     EventParameters, EventSource, EventUser, Identifier,
 };
+use crate::timestamp::{
+    MAX_SECONDS as MAX_TIMESTAMP_SECONDS, MIN_SECONDS as MIN_TIMESTAMP_SECONDS,
+};
 
 /// 2023-02-24T14:48:30Z, the timestamp of Sourcegraph's own goldens.
 pub(crate) const GOLDEN_SECONDS: i64 = 1_677_250_110;

@@ -43,8 +43,6 @@ pub struct Unusual;
 const MAX_FAST_DEPTH: usize = 32;
 /// Integers up to this magnitude are exact as `f64`.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
-const MIN_SECONDS: i64 = -62_135_596_800;
-const MAX_SECONDS: i64 = 253_402_300_799;
 
 /// Writes `event` as compact protojson.
 pub fn write_event(event: &Event, out: &mut Vec<u8>) -> Result<(), Unusual> {
@@ -358,51 +356,14 @@ fn user(user: &EventUser, out: &mut Vec<u8>) -> Result<(), Unusual> {
     Ok(())
 }
 
-/// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits.
+/// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, quoted
+/// ([`crate::timestamp::write_protojson`]); out of range is [`Unusual`]
+/// (the caller drops what was written).
 fn timestamp(ts: &Timestamp, out: &mut Vec<u8>) -> Result<(), Unusual> {
-    if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) || !(0..1_000_000_000).contains(&ts.nanos)
-    {
-        return Err(Unusual);
-    }
-    let days = ts.seconds.div_euclid(86_400);
-    let secs = ts.seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
     out.push(b'"');
-    digits(out, year, 4);
-    out.push(b'-');
-    digits(out, month, 2);
-    out.push(b'-');
-    digits(out, day, 2);
-    out.push(b'T');
-    digits(out, secs / 3600, 2);
-    out.push(b':');
-    digits(out, secs % 3600 / 60, 2);
-    out.push(b':');
-    digits(out, secs % 60, 2);
-    let nanos = i64::from(ts.nanos);
-    if nanos != 0 {
-        out.push(b'.');
-        if nanos % 1_000_000 == 0 {
-            digits(out, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
-            digits(out, nanos / 1_000, 6);
-        } else {
-            digits(out, nanos, 9);
-        }
-    }
-    out.extend_from_slice(b"Z\"");
+    crate::timestamp::write_protojson(out, ts.seconds, ts.nanos).map_err(|_| Unusual)?;
+    out.push(b'"');
     Ok(())
-}
-
-/// Writes `value` (0 ≤ value < 10^width) zero-padded to `width` digits.
-fn digits(out: &mut Vec<u8>, value: i64, width: u32) {
-    let mut divisor = 10i64.pow(width.saturating_sub(1));
-    while divisor > 0 {
-        // A single decimal digit: always in 0..=9.
-        let digit = u8::try_from(value / divisor % 10).unwrap_or(0);
-        out.push(b'0' + digit);
-        divisor /= 10;
-    }
 }
 
 /// Writes an integer in decimal without allocating.
@@ -424,21 +385,6 @@ fn integer(out: &mut Vec<u8>, value: i64) {
         out.push(b'-');
     }
     out.extend_from_slice(buf.get(at..).unwrap_or_default());
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -57,26 +57,39 @@
 //! publishing and returns them when its results are taken. The ack
 //! subscription's channel holds that many messages, so the router never
 //! falls behind far enough for the client to drop an ack.
+//!
+//! The ack bookkeeping (pending map, router, ack parsers) is in
+//! `nats/acks.rs`; the client options and the subject check in
+//! `nats/connect.rs`; this file holds the sink: connecting, publishing a
+//! batch, health.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, ContextBuilder};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
-use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode, Subject};
+use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use futures::FutureExt;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::{Message, PublishResult, Sink, SinkError};
-use crate::gateway::config::{NatsConfig, NatsUrl, NatsUserinfo};
+use crate::gateway::config::{NatsConfig, NatsUrl};
 use crate::gateway::render::{
     ATTR_ACTION, ATTR_FEATURE, ATTR_HAS_PRIVATE_METADATA, ATTR_PUBLISHER_SOURCE,
 };
+
+mod acks;
+mod connect;
+#[cfg(test)]
+mod tests;
+
+pub use acks::parse_pub_ack;
+use acks::{ACK_CHUNK, Pending, PendingBatch, Registered, lock, push_decimal, route_acks};
+use connect::connect_options;
+pub use connect::subject_matches;
 
 /// Publish acks outstanding across all streams at most (publishes wait for
 /// room beyond that).
@@ -94,47 +107,6 @@ pub const CONNECTIONS: usize = 2;
 /// small fixed set plus one per `recordsPrivateMetadata*` key).
 const MAX_HEADER_NAMES: usize = 64;
 
-/// Acks the router takes from its subscription per lock of the pending map.
-const ACK_CHUNK: usize = 512;
-
-/// One batch waiting for its acks.
-#[derive(Debug)]
-struct PendingBatch {
-    /// One slot per message of the batch; `None` until answered.
-    results: Vec<Option<PublishResult>>,
-    /// Slots still `None`.
-    remaining: usize,
-    /// Woken when `remaining` reaches 0.
-    done: Option<oneshot::Sender<()>>,
-}
-
-impl PendingBatch {
-    /// Fills a slot once (a second answer for it is ignored); wakes the
-    /// batch on the last one.
-    fn answer(&mut self, index: usize, result: PublishResult) {
-        let Some(slot @ None) = self.results.get_mut(index) else {
-            return;
-        };
-        *slot = Some(result);
-        self.remaining = self.remaining.saturating_sub(1);
-        if self.remaining == 0
-            && let Some(done) = self.done.take()
-        {
-            let _ = done.send(());
-        }
-    }
-}
-
-/// Batches of one connection waiting for acks, by batch number.
-type Pending = Arc<Mutex<HashMap<u64, PendingBatch>>>;
-
-fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<u64, PendingBatch>> {
-    // A panic while holding the lock leaves plain data behind: keep going.
-    pending
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// One client connection, its ack inbox and its pending batches.
 #[derive(Debug)]
 struct Connection {
@@ -146,36 +118,6 @@ struct Connection {
     /// Routes acks into `pending`; aborted when the sink is dropped (it
     /// holds the subscription, which keeps the client alive).
     router: tokio::task::JoinHandle<()>,
-}
-
-/// Removes a batch's entry from the pending map when dropped, so a batch
-/// that gives up (or whose task is cancelled) leaves nothing behind.
-struct Registered<'a> {
-    pending: &'a Pending,
-    batch: u64,
-}
-
-impl Registered<'_> {
-    /// Records a failure for a message that was not sent.
-    fn fail(&self, index: usize, error: SinkError) {
-        if let Some(batch) = lock(self.pending).get_mut(&self.batch) {
-            batch.answer(index, Err(error));
-        }
-    }
-
-    /// Takes the results (empty when the entry is already gone).
-    fn take(self) -> Vec<Option<PublishResult>> {
-        lock(self.pending)
-            .remove(&self.batch)
-            .map(|b| b.results)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        lock(self.pending).remove(&self.batch);
-    }
 }
 
 /// Publishes to NATS JetStream (see the module docs).
@@ -203,156 +145,6 @@ fn nats_error(op: &'static str, retryable: bool, e: impl std::fmt::Display) -> S
         reason: e.to_string(),
         retryable,
     }
-}
-
-/// Reads one message of the ack subscription: `Ok` for a PubAck (a
-/// duplicate included), the server's description otherwise.
-fn ack_result(message: &async_nats::Message) -> PublishResult {
-    if let Some(status) = message.status {
-        if status == StatusCode::NO_RESPONDERS {
-            return Err(nats_error(
-                "publish ack",
-                true,
-                "no responders (the stream is missing)",
-            ));
-        }
-        if !status.is_success() {
-            let description = message.description.as_deref().unwrap_or("");
-            return Err(nats_error(
-                "publish ack",
-                true,
-                format!("status {status}: {description}"),
-            ));
-        }
-    }
-    parse_pub_ack(&message.payload).map_err(|reason| nats_error("publish ack", true, reason))
-}
-
-/// A PubAck body: `Ok` when it acknowledges the publish, else the reason.
-///
-/// JetStream writes `{"stream":…,"seq":…}` (with `"duplicate":true` for a
-/// repeated id) or, when refusing, `{"error":{"code":…,"description":…}}`
-/// with the error first; the common case is recognised by its first bytes.
-pub fn parse_pub_ack(payload: &[u8]) -> Result<(), String> {
-    if payload.starts_with(br#"{"stream":"#) {
-        return Ok(());
-    }
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        code: Option<u64>,
-        description: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct PubAck {
-        error: Option<ApiError>,
-        stream: Option<String>,
-    }
-    match serde_json::from_slice::<PubAck>(payload) {
-        Ok(PubAck {
-            error: Some(error), ..
-        }) => Err(format!(
-            "JetStream refused the publish ({}): {}",
-            error.code.unwrap_or_default(),
-            error.description.as_deref().unwrap_or("no description")
-        )),
-        Ok(PubAck {
-            stream: Some(_), ..
-        }) => Ok(()),
-        Ok(_) => Err("a publish ack without stream or error".to_owned()),
-        Err(e) => Err(format!("an unreadable publish ack: {e}")),
-    }
-}
-
-/// `(batch, index)` of an ack subject `<inbox><batch>.<index>`.
-fn parse_reply(inbox: &str, subject: &str) -> Option<(u64, usize)> {
-    let (batch, index) = subject.strip_prefix(inbox)?.split_once('.')?;
-    Some((batch.parse().ok()?, index.parse().ok()?))
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || at == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(at..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
-}
-
-/// Moves each ack of a connection's subscription into its batch's slot.
-async fn route_acks(inbox: String, subscriber: async_nats::Subscriber, pending: Pending) {
-    let mut chunks = subscriber.ready_chunks(ACK_CHUNK);
-    while let Some(acks) = chunks.next().await {
-        let mut pending = lock(&pending);
-        for ack in acks {
-            let Some((batch, index)) = parse_reply(&inbox, ack.subject.as_str()) else {
-                continue;
-            };
-            if let Some(batch) = pending.get_mut(&batch) {
-                batch.answer(index, ack_result(&ack));
-            }
-        }
-    }
-}
-
-/// The client options: name, timeout, and the credentials and TLS of the
-/// settings (see the module docs). Files are read here, so a missing or
-/// empty one fails the start with an error naming its setting.
-async fn connect_options(
-    url: &NatsUrl,
-    config: &NatsConfig,
-) -> Result<async_nats::ConnectOptions, SinkError> {
-    let secret = |setting, path: &std::path::Path| {
-        crate::secret::read_secret_file(setting, path)
-            .map_err(|e| nats_error("credentials", false, e))
-    };
-    let mut options = async_nats::ConnectOptions::new()
-        .name("telespool-gateway")
-        .connection_timeout(Duration::from_secs(5));
-    options = match (&url.userinfo, &config.password_file, &config.token_file) {
-        (Some(NatsUserinfo::UserPassword { user, password }), _, _) => {
-            options.user_and_password(user.clone(), password.clone())
-        }
-        (Some(NatsUserinfo::Single(user)), Some(path), _) => {
-            options.user_and_password(user.clone(), secret("nats_password_file", path)?)
-        }
-        (Some(NatsUserinfo::Single(token)), None, _) => options.token(token.clone()),
-        (None, _, Some(path)) => options.token(secret("nats_token_file", path)?),
-        (None, _, None) => options,
-    };
-    if let Some(creds) = &config.creds {
-        options = options.credentials_file(creds).await.map_err(|e| {
-            nats_error(
-                "credentials",
-                false,
-                format!("nats_creds: {}: {e}", creds.display()),
-            )
-        })?;
-    }
-    if config.tls_required() {
-        options = options.require_tls(true);
-    }
-    let tls_error = |e: crate::tls::TlsError| nats_error("tls", false, e);
-    if let Some(ca) = &config.tls_ca {
-        crate::tls::load_roots(&crate::tls::PemFile::new("nats_tls_ca", ca)).map_err(tls_error)?;
-        options = options.add_root_certificates(ca.clone());
-    }
-    if let Some((cert, key)) = config.tls_cert.as_ref().zip(config.tls_key.as_ref()) {
-        crate::tls::load_certs(&crate::tls::PemFile::new("nats_tls_cert", cert))
-            .map_err(tls_error)?;
-        crate::tls::load_key(&crate::tls::PemFile::new("nats_tls_key", key)).map_err(tls_error)?;
-        options = options.add_client_certificate(cert.clone(), key.clone());
-    }
-    Ok(options)
 }
 
 impl NatsSink {
@@ -662,92 +454,5 @@ impl Sink for NatsSink {
             Ok(())
         }
         .boxed()
-    }
-}
-
-/// Whether a stream subject (possibly with `*` and `>` wildcards) captures
-/// a literal subject.
-pub fn subject_matches(pattern: &str, subject: &str) -> bool {
-    let mut pattern = pattern.split('.');
-    let mut subject = subject.split('.');
-    loop {
-        match (pattern.next(), subject.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(p), Some(s)) if p == s => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{
-        PendingBatch, nats_error, parse_pub_ack, parse_reply, push_decimal, subject_matches,
-    };
-
-    #[test]
-    fn stream_subjects_with_wildcards_capture_literal_subjects() {
-        assert!(subject_matches("telemetry.events", "telemetry.events"));
-        assert!(subject_matches("telemetry.*", "telemetry.events"));
-        assert!(subject_matches("telemetry.>", "telemetry.events.x"));
-        assert!(subject_matches(">", "a"));
-        assert!(!subject_matches("telemetry.*", "telemetry.events.x"));
-        assert!(!subject_matches("telemetry", "telemetry.events"));
-        assert!(!subject_matches("telemetry.events.x", "telemetry.events"));
-    }
-
-    #[test]
-    fn pub_acks_are_read_from_their_first_bytes_and_errors_keep_their_description() {
-        assert!(parse_pub_ack(br#"{"stream":"telemetry-events","seq":7}"#).is_ok());
-        assert!(
-            parse_pub_ack(br#"{"stream":"error","seq":8,"duplicate":true}"#).is_ok(),
-            "a duplicate is in the stream, and a stream may be named error"
-        );
-        assert!(parse_pub_ack(br#"{"seq":9,"stream":"s"}"#).is_ok());
-        let refused =
-            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
-        let reason = parse_pub_ack(refused).unwrap_err();
-        assert!(reason.contains("maximum messages exceeded"), "{reason}");
-        assert!(reason.contains("503"), "{reason}");
-        assert!(parse_pub_ack(b"").is_err());
-        assert!(parse_pub_ack(b"+OK").is_err());
-        assert!(parse_pub_ack(b"{}").is_err());
-    }
-
-    #[test]
-    fn reply_subjects_carry_batch_and_index_and_others_are_ignored() {
-        let mut reply = "_INBOX.abc.".to_owned();
-        push_decimal(&mut reply, 12_345);
-        reply.push('.');
-        push_decimal(&mut reply, 0);
-        assert_eq!(reply, "_INBOX.abc.12345.0");
-        assert_eq!(parse_reply("_INBOX.abc.", &reply), Some((12_345, 0)));
-        let mut max = String::new();
-        push_decimal(&mut max, u64::MAX);
-        assert_eq!(max, u64::MAX.to_string());
-        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.xyz.1.2"), None);
-        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.abc.1"), None);
-        assert_eq!(parse_reply("_INBOX.abc.", "_INBOX.abc.x.2"), None);
-    }
-
-    #[test]
-    fn a_batch_wakes_once_every_slot_is_answered_and_keeps_the_first_answer() {
-        let (done, mut answered) = tokio::sync::oneshot::channel();
-        let mut batch = PendingBatch {
-            results: vec![None, Some(Ok(())), None],
-            remaining: 2,
-            done: Some(done),
-        };
-        batch.answer(0, Ok(()));
-        assert!(answered.try_recv().is_err());
-        batch.answer(0, Err(nats_error("publish ack", true, "late")));
-        batch.answer(9, Ok(()));
-        assert!(answered.try_recv().is_err());
-        batch.answer(2, Err(nats_error("publish ack", true, "refused")));
-        assert!(answered.try_recv().is_ok());
-        assert!(matches!(batch.results.first(), Some(Some(Ok(())))));
-        assert!(matches!(batch.results.get(2), Some(Some(Err(_)))));
     }
 }

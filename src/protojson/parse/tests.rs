@@ -1,5 +1,5 @@
 //! Unit tests of the typed parser, one rule at a time (the reference is
-//! compared on random inputs in `equivalence.rs`).
+//! compared on random inputs in `equivalence_tests.rs`).
 
 use std::collections::BTreeMap;
 

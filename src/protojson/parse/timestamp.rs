@@ -10,7 +10,7 @@ use std::fmt;
 use prost_types::Timestamp;
 use serde::de::{DeserializeSeed, Deserializer, Error, Visitor};
 
-use crate::protojson::{MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS};
+use crate::timestamp::{MAX_SECONDS, MIN_SECONDS};
 
 /// A `google.protobuf.Timestamp` value.
 #[derive(Clone, Copy)]
@@ -34,7 +34,7 @@ impl Visitor<'_> for Ts {
     fn visit_str<E: Error>(self, v: &str) -> Result<Timestamp, E> {
         check_shape(v).map_err(E::custom)?;
         let timestamp: Timestamp = v.parse().map_err(E::custom)?;
-        if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds) {
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&timestamp.seconds) {
             return Err(E::custom("timestamp out of range"));
         }
         Ok(timestamp)
