@@ -248,18 +248,19 @@ pub async fn start(
             .map_err(|e| AppError::Server("gRPC", e.to_string()))
     }));
 
+    let admin = crate::ingest::admin::router(Arc::new(Admin {
+        queue: queue.clone(),
+        event_logs: event_logs.clone(),
+        dead_letters: dead_letters.clone(),
+        token: config.listen.admin_token.clone(),
+        clock: clock.clone(),
+        require_token: config.listen.admin_require_token,
+        listen: config.listen.http.ip(),
+        wake: wake.clone(),
+    }));
     let state = HttpState {
         tee: tee.clone(),
         wake: wake.clone(),
-        admin: Arc::new(Admin {
-            queue: queue.clone(),
-            event_logs: event_logs.clone(),
-            dead_letters: dead_letters.clone(),
-            token: config.listen.admin_token.clone(),
-            clock: clock.clone(),
-            require_token: config.listen.admin_require_token,
-            listen: config.listen.http.ip(),
-        }),
         max_body_bytes: config.listen.max_body_bytes,
         metrics,
         ingest_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -270,7 +271,7 @@ pub async fn start(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
     };
-    let app = router(state, limits.request_timeout);
+    let app = router(state, admin, limits.request_timeout);
     let mut rx = stopped.clone();
     let http = crate::net::http::listener(http, "sidecar_http", &limits);
     servers.push(tokio::spawn(async move {

@@ -57,6 +57,7 @@
 //! `ingest`, `gateway`, `app`, `commands`) are not in the table yet: issue 11
 //! item 1 untangles their folder-level cycles first.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

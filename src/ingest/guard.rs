@@ -48,7 +48,7 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::http::error;
+use super::reply::error;
 
 /// Whether a peer is on this host, IPv4-mapped IPv6 included.
 pub fn is_loopback_peer(ip: IpAddr) -> bool {

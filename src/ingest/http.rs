@@ -55,10 +55,10 @@
 //! that name this host in `Host`, and others only with
 //! `Authorization: Bearer <--admin-token>` ([`super::admin`]).
 
-use super::admin;
 use super::body::{self, BodyError, Decoded};
 use super::grpc::record;
 use super::guard;
+use super::reply::error;
 use super::status::{RETRY_AFTER_SECS, http_status};
 use crate::event::validate::Limits;
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee};
@@ -89,8 +89,6 @@ pub struct HttpState {
     pub tee: Arc<Tee>,
     /// Woken after each durable record (the exporter waits on it).
     pub wake: Arc<tokio::sync::Notify>,
-    /// The admin API's stores.
-    pub admin: Arc<admin::Admin>,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Renders `/metrics`.
@@ -114,10 +112,12 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
-/// The router. Every route answers within `request_timeout` (else `408`,
-/// see [`crate::net::http::timed`]); a streaming route, when there is one,
-/// is merged after the timed ones and sends heartbeats.
-pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router {
+/// The router: ingest, health and metrics, with the `admin` routes
+/// ([`super::admin::router`]) merged in. Every route answers within
+/// `request_timeout` (else `408`, see [`crate::net::http::timed`]); a
+/// streaming route, when there is one, is merged after the timed ones and
+/// sends heartbeats.
+pub fn router(state: HttpState, admin: Router, request_timeout: std::time::Duration) -> Router {
     let timed = Router::new()
         .route(
             "/v1/events",
@@ -126,14 +126,9 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .merge(admin::router(state.clone()))
-        .with_state(state);
+        .with_state(state)
+        .merge(admin);
     crate::net::http::timed(timed, request_timeout)
-}
-
-/// A JSON error answer.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {

@@ -22,8 +22,9 @@ pub enum RequeueError {
     Queue(#[from] QueueError),
 }
 
-/// What a requeue did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a requeue did (also the admin API's answer to
+/// `POST /v1/dead-letter/requeue`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Requeued {
     /// Events appended to the queue and removed from the dead-letter store.
     pub requeued: u64,
