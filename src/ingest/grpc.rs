@@ -25,7 +25,7 @@
 //! `RecordEvent` records one event from any identifier and answers
 //! `InvalidArgument` with the reason for an invalid one.
 
-use super::status::grpc_status;
+use super::status::{RecordError, grpc_status};
 use crate::event::validate::check_event_count;
 use crate::grpc_limits::lazy::decode_status;
 use crate::grpc_limits::{
@@ -103,7 +103,7 @@ pub(crate) async fn record(
     events: Vec<Event>,
     ids: Ids,
     invalid: InvalidPolicy,
-) -> Result<Vec<Outcome>, TeeError> {
+) -> Result<Vec<Outcome>, RecordError> {
     let started = std::time::Instant::now();
     let prepared = tee.prepare(events, ids, invalid)?;
     // Submitting only queues work for the writer and mirror threads, except
@@ -116,11 +116,7 @@ pub(crate) async fn record(
         let t = tee.clone();
         tokio::task::spawn_blocking(move || t.submit(prepared))
             .await
-            .map_err(|e| {
-                TeeError::Mirror(crate::tee::mirror::MirrorError::EventLogs(format!(
-                    "record task failed: {e}"
-                )))
-            })??
+            .map_err(RecordError::Task)??
     };
     let outcomes = commit.done().await?;
     metrics::histogram!("telespool_ingest_record_seconds").record(started.elapsed().as_secs_f64());
@@ -137,7 +133,8 @@ async fn record_payload(
     payload: &crate::grpc_limits::RawEvents,
 ) -> Result<RecordEventsResponse, Status> {
     let n = payload.count();
-    check_event_count(n, &tee.config().limits).map_err(|e| grpc_status(&TeeError::TooMany(e)))?;
+    check_event_count(n, &tee.config().limits)
+        .map_err(|e| grpc_status(&TeeError::TooMany(e).into()))?;
     let events = payload.decode_all().map_err(|e| decode_status(&e))?;
     match record(tee, wake, events, Ids::Require, InvalidPolicy::DeadLetter).await {
         Ok(outcomes) => {

@@ -109,13 +109,18 @@ impl Prepared {
 /// Why a record call failed as a whole (nothing of it is acknowledged).
 #[derive(Debug, thiserror::Error)]
 pub enum TeeError {
-    /// The request holds more events than allowed.
+    /// The request holds more events than allowed. The client splits it;
+    /// retrying it unchanged fails again.
     #[error(transparent)]
     TooMany(ValidationError),
     /// The queue refused or failed (full, poisoned, disk full, closed).
+    /// Full: the client retries later (or the operator raises the quota);
+    /// an event too large: the client drops it; poisoned or closed: the
+    /// sidecar needs a restart, the client retries against it.
     #[error("export queue: {0}")]
     Queue(#[from] QueueError),
-    /// The mirror or dead-letter store failed.
+    /// The mirror or dead-letter store failed. Nothing is acknowledged;
+    /// the client retries.
     #[error(transparent)]
     Mirror(#[from] MirrorError),
 }
@@ -250,10 +255,8 @@ impl Tee {
             // Encoded here, on the caller's thread: the mirror's single
             // thread only writes.
             let row = translate(&event, allowed.as_deref(), &self.config.server_version, now);
-            p.rows.push(
-                EventLogStore::encode_row(&row)
-                    .map_err(|e| TeeError::Mirror(MirrorError::EventLogs(e.to_string())))?,
-            );
+            p.rows
+                .push(EventLogStore::encode_row(&row).map_err(|e| TeeError::Mirror(e.into()))?);
             let queued = self.config.export_mode.should_queue(&event);
             let id = event.id.clone();
             if queued {
