@@ -97,7 +97,8 @@ pub fn source_label(source: &PublisherSource) -> String {
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    /// Another recorder is already installed in this process.
+    /// Another recorder is already installed in this process. A bug in
+    /// the embedding program: install one recorder only.
     #[error("installing the Prometheus recorder: {reason}")]
     Install {
         /// The exporter's complaint.

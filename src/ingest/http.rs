@@ -158,8 +158,10 @@ async fn render_metrics(State(s): State<HttpState>) -> Response {
 /// Why a body could not be read off the connection.
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
+    /// The body passed `--max-body-size`: HTTP 413, the client splits it.
     #[error("request body exceeds the limit of {limit} bytes (--max-body-size)")]
     TooLarge { limit: usize },
+    /// The body could not be read (the client went away): HTTP 400.
     #[error("request body could not be read (cut short?): {0}")]
     Cut(#[source] axum::Error),
 }

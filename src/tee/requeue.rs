@@ -14,10 +14,13 @@ use crate::queue::{Queue, QueueError};
 /// Why a requeue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RequeueError {
-    /// The dead-letter store failed.
+    /// The dead-letter store failed. What was requeued before stays
+    /// requeued (and may be exported twice); the operator retries once the
+    /// cause is fixed.
     #[error("dead-letter store: {0}")]
     DeadLetter(#[from] DeadLetterError),
-    /// The queue refused or failed.
+    /// The queue refused or failed (full, poisoned). Entries not appended
+    /// stay in the dead-letter store; the operator retries later.
     #[error("export queue: {0}")]
     Queue(#[from] QueueError),
 }
