@@ -26,8 +26,8 @@ pub const EVENTS_BUCKETS: &[f64] = &[
 
 /// Histograms counting events per payload.
 pub const EVENT_COUNT_HISTOGRAMS: &[&str] = &[
-    "src_telemetrygatewayexporter_batch_size",
-    "telespool_gateway_payload_events",
+    crate::export::exporter::BATCH_SIZE,
+    crate::gateway::metrics::PAYLOAD_EVENTS,
 ];
 
 /// Why the recorder could not be installed.
@@ -65,132 +65,132 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
 /// at 0) so that a scrape sees every series before its first event.
 pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
     (
-        "src_telemetrygatewayexporter_queue_size",
+        crate::tasks::QUEUE_SIZE,
         Kind::Gauge,
         "Records in the export queue not yet resolved (exported, dead-lettered, lost or dropped)",
     ),
     (
-        "src_telemetrygatewayexporter_oldest_unexported_event",
+        crate::tasks::OLDEST_UNEXPORTED,
         Kind::Gauge,
         "Seconds since the oldest unresolved record was appended (0 when none)",
     ),
     (
-        "src_telemetrygatewayexporter_batch_size",
+        crate::export::exporter::BATCH_SIZE,
         Kind::Histogram,
         "Events per exported payload",
     ),
     (
-        "src_telemetrygatewayexporter_exported_events",
+        crate::export::exporter::EXPORTED_EVENTS,
         Kind::Counter,
         "Events the gateway acknowledged",
     ),
     (
-        "src_telemetrygatewayexporter_events_pruned",
+        crate::tasks::EVENTS_PRUNED,
         Kind::Counter,
         "Records removed with purged segments",
     ),
     (
-        "telespool_queue_disk_bytes",
+        crate::tasks::DISK_BYTES,
         Kind::Gauge,
         "Bytes of the queue's segment files",
     ),
     (
-        "telespool_queue_segments",
+        crate::tasks::SEGMENTS,
         Kind::Gauge,
         "Segment files of the queue",
     ),
     (
-        "telespool_queue_backlog_bytes",
+        crate::tasks::BACKLOG_BYTES,
         Kind::Gauge,
         "Bytes of unresolved records",
     ),
     (
-        "telespool_queue_appended_records_total",
+        crate::log::metric_names::APPENDED_RECORDS,
         Kind::Counter,
         "Records made durable in the queue",
     ),
     (
-        "telespool_queue_fsync_seconds",
+        crate::log::metric_names::FSYNC_SECONDS,
         Kind::Histogram,
         "fdatasync time of one group commit",
     ),
     (
-        "telespool_queue_refused_total",
+        crate::queue::metric_names::REFUSED,
         Kind::Counter,
         "Appends refused because the queue was full (policy refuse)",
     ),
     (
-        "telespool_queue_dropped_total",
+        crate::queue::metric_names::DROPPED,
         Kind::Counter,
         "Oldest records dropped to make room (policy drop-oldest)",
     ),
     (
-        "telespool_queue_lost_records_total",
+        crate::queue::metric_names::LOST_RECORDS,
         Kind::Counter,
         "Records lost to corruption or missing files, resolved as lost",
     ),
     (
-        "telespool_queue_truncated_bytes_total",
+        crate::queue::metric_names::TRUNCATED_BYTES,
         Kind::Counter,
         "Torn-tail bytes truncated on open",
     ),
     (
-        "telespool_queue_poisoned_total",
+        crate::log::metric_names::POISONED,
         Kind::Counter,
         "Times the writer was poisoned by a failed fsync or write",
     ),
     (
-        "telespool_queue_write_errors_total",
+        crate::log::metric_names::WRITE_ERRORS,
         Kind::Counter,
         "Failed segment writes",
     ),
     (
-        "telespool_queue_purged_segments_total",
+        crate::queue::metric_names::PURGED_SEGMENTS,
         Kind::Counter,
         "Segments purged after their retention",
     ),
     (
-        "telespool_queue_purged_records_total",
+        crate::queue::metric_names::PURGED_RECORDS,
         Kind::Counter,
         "Records in purged segments",
     ),
     (
-        "telespool_ingest_events_total",
+        crate::ingest::grpc::EVENTS,
         Kind::Counter,
         "Events received, by transport",
     ),
     (
-        "telespool_ingest_invalid_events_total",
+        crate::tee::store::INVALID_EVENTS,
         Kind::Counter,
         "Events refused by validation",
     ),
     (
-        "telespool_mirror_commit_seconds",
+        crate::tee::mirror::COMMIT_SECONDS,
         Kind::Histogram,
         "Time of one event_logs mirror group commit",
     ),
     (
-        "telespool_ingest_record_seconds",
+        crate::ingest::grpc::RECORD_SECONDS,
         Kind::Histogram,
         "Time from a decoded ingest request or payload to its events being durable (validation, redaction, queue group commit and mirror flush)",
     ),
     (
-        "telespool_export_roundtrip_seconds",
+        crate::export::exporter::ROUNDTRIP_SECONDS,
         Kind::Histogram,
         "Time from sending a payload to the gateway's answer",
     ),
     (
-        "telespool_export_errors_total",
+        crate::export::exporter::ERRORS,
         Kind::Counter,
         "Export failures, by kind",
     ),
     (
-        "telespool_export_unknown_ids_total",
+        crate::export::exporter::UNKNOWN_IDS,
         Kind::Counter,
         "Acknowledged ids that matched no in-flight record",
     ),
     (
-        "telespool_export_dead_lettered_total",
+        crate::export::exporter::DEAD_LETTERED,
         Kind::Counter,
         "Events moved to the dead-letter store after too many attempts",
     ),
@@ -205,22 +205,22 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         "Bytes of the dead letters stored (headers and events), as counted against --dead-letter-quota",
     ),
     (
-        "telespool_export_tls_reloads_total",
+        crate::export::channel::TLS_RELOADS,
         Kind::LabeledCounter,
         "Reloads of the export TLS files on SIGHUP, by result (ok, error)",
     ),
     (
-        "telespool_grpc_decode_budget_bytes_in_use",
+        crate::grpc_limits::budget::SIDECAR_BUDGET.in_use_gauge,
         Kind::Gauge,
         "Bytes of gRPC messages being received, decoded or held (the decode budget in use)",
     ),
     (
-        "telespool_grpc_decode_budget_refused_total",
+        crate::grpc_limits::budget::SIDECAR_BUDGET.refused_counter,
         Kind::Counter,
         "gRPC messages refused with RESOURCE_EXHAUSTED because the decode budget was full",
     ),
     (
-        "telespool_export_goaway_retries_total",
+        crate::export::exporter::GOAWAY_RETRIES,
         Kind::Counter,
         "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",
     ),
@@ -233,6 +233,21 @@ pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
         "telespool_event_logs_damaged_blocks_total",
         Kind::Counter,
         "event_logs blocks found damaged (CRC or decoding) and skipped",
+    ),
+    (
+        crate::queue::metric_names::RESOLVED,
+        Kind::LabeledCounter,
+        "Records resolved, by how (acked, dead_lettered, lost, dropped)",
+    ),
+    (
+        crate::ingest::http::HTTP_BUSY,
+        Kind::Counter,
+        "HTTP ingest requests answered 503 because the in-flight budget stayed full (--max-ingest-in-flight)",
+    ),
+    (
+        crate::ingest::guard::CROSS_SITE_REFUSED,
+        Kind::Counter,
+        "State-changing admin requests refused as cross-site (a browser page on another origin)",
     ),
 ];
 
@@ -294,5 +309,162 @@ mod tests {
             text.contains("src_telemetrygatewayexporter_batch_size_bucket{le=\"1000\"}"),
             "{text}"
         );
+    }
+}
+
+/// A scan of `src/` at test time: every name given to `counter!`, `gauge!`
+/// or `histogram!` outside tests is registered, so that a metric cannot be
+/// emitted without being described and listed.
+#[cfg(test)]
+mod registration_tests {
+    use super::SIDECAR_SERIES;
+    use std::collections::{HashMap, HashSet};
+    use std::path::{Path, PathBuf};
+
+    /// Emitters whose name is a variable, with where its values come from
+    /// (checked by the series lists themselves).
+    const DYNAMIC: &[(&str, &str)] = &[
+        // register_sidecar: the names of SIDECAR_SERIES.
+        ("prometheus.rs", "name"),
+        // record_call: STREAMS or RECORD_EVENT.
+        ("gateway/metrics.rs", "name"),
+        // DecodeBudget: SIDECAR_BUDGET or GATEWAY_BUDGET, both listed.
+        ("grpc_limits/budget.rs", "names.in_use_gauge"),
+        ("grpc_limits/budget.rs", "self.names.in_use_gauge"),
+        ("grpc_limits/budget.rs", "names.refused_counter"),
+        ("grpc_limits/budget.rs", "self.names.refused_counter"),
+    ];
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.to_string_lossy().ends_with("tests.rs")
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The file's lines outside `#[cfg(test)]` modules, without comments,
+    /// with their line numbers.
+    fn code_lines(text: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut lines = text.lines().enumerate().peekable();
+        while let Some((i, line)) = lines.next() {
+            let t = line.trim();
+            if t == "#[cfg(test)]" {
+                if let Some((_, next)) = lines.peek()
+                    && next.trim_start().starts_with("mod ")
+                    && next.trim_end().ends_with('{')
+                {
+                    let mut depth = 0i64;
+                    for (_, l) in lines.by_ref() {
+                        depth += l.matches('{').count() as i64 - l.matches('}').count() as i64;
+                        if depth <= 0 {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            if t.starts_with("//") {
+                continue;
+            }
+            out.push((i + 1, line.to_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn every_metric_emitted_in_src_is_registered() {
+        let registered: HashSet<&str> = SIDECAR_SERIES
+            .iter()
+            .map(|s| s.0)
+            .chain(crate::gateway::metrics::GATEWAY_SERIES.iter().copied())
+            .chain(crate::net::listener::SERIES.iter().copied())
+            .collect();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut sources = Vec::new();
+        for f in &files {
+            let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let joined = code_lines(&std::fs::read_to_string(f).unwrap())
+                .into_iter()
+                .map(|(n, l)| format!("{n}\u{0}{l}"))
+                .collect::<Vec<_>>();
+            sources.push((rel, joined));
+        }
+        // `const NAME: &str = "value";` anywhere in src.
+        let mut consts: HashMap<String, Vec<String>> = HashMap::new();
+        for (_, lines) in &sources {
+            for l in lines {
+                let l = l.split('\u{0}').nth(1).unwrap();
+                let Some(at) = l.find("const ") else { continue };
+                let rest = &l[at + 6..];
+                let Some((name, value)) = rest.split_once(": &str = \"") else {
+                    continue;
+                };
+                let Some(value) = value.strip_suffix("\";") else {
+                    continue;
+                };
+                consts
+                    .entry(name.trim().to_owned())
+                    .or_default()
+                    .push(value.to_owned());
+            }
+        }
+        let mut checked = 0;
+        let mut problems = Vec::new();
+        for (file, lines) in &sources {
+            // Whole file as one text, to follow an argument onto the next line.
+            let text: String = lines
+                .iter()
+                .map(|l| l.split('\u{0}').nth(1).unwrap().to_owned() + "\n")
+                .collect();
+            let line_of = |offset: usize| {
+                let n = text[..offset].matches('\n').count();
+                lines[n].split('\u{0}').next().unwrap().to_owned()
+            };
+            for mac in ["counter!(", "gauge!(", "histogram!("] {
+                for (at, _) in text.match_indices(mac) {
+                    if text[..at].ends_with("describe_") {
+                        continue;
+                    }
+                    let args = text[at + mac.len()..].trim_start();
+                    let end = args.find([',', ')']).unwrap_or(args.len());
+                    let arg = args[..end].trim();
+                    let names: Vec<String> = if let Some(lit) = arg.strip_prefix('"') {
+                        vec![lit.trim_end_matches('"').to_owned()]
+                    } else if DYNAMIC.iter().any(|&(f, a)| file.ends_with(f) && a == arg) {
+                        continue;
+                    } else {
+                        let last = arg.rsplit("::").next().unwrap();
+                        match consts.get(last) {
+                            Some(values) => values.clone(),
+                            None => {
+                                problems.push(format!(
+                                    "src/{file}:{}: {mac}{arg}: not a string literal or a `const {last}: &str` in src (a variable name belongs in DYNAMIC)",
+                                    line_of(at)
+                                ));
+                                continue;
+                            }
+                        }
+                    };
+                    checked += 1;
+                    if !names.iter().any(|n| registered.contains(n.as_str())) {
+                        problems.push(format!(
+                            "src/{file}:{}: {mac}{arg}: {names:?} is in neither SIDECAR_SERIES, gateway::metrics::GATEWAY_SERIES nor net::listener::SERIES",
+                            line_of(at)
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(checked > 40, "the scan found only {checked} emitters");
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

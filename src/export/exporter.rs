@@ -57,6 +57,21 @@ use tokio::sync::{Notify, mpsc, watch};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
+/// Metric: events the gateway acknowledged (Sourcegraph's name).
+pub const EXPORTED_EVENTS: &str = "src_telemetrygatewayexporter_exported_events";
+/// Metric: events per exported payload (Sourcegraph's name).
+pub const BATCH_SIZE: &str = "src_telemetrygatewayexporter_batch_size";
+/// Metric: events moved to the dead-letter store after too many attempts.
+pub const DEAD_LETTERED: &str = "telespool_export_dead_lettered_total";
+/// Metric: failed export rounds, by `kind`.
+pub const ERRORS: &str = "telespool_export_errors_total";
+/// Metric: rounds retried at once after a graceful `GOAWAY`.
+pub const GOAWAY_RETRIES: &str = "telespool_export_goaway_retries_total";
+/// Metric: acknowledged ids that matched no in-flight record.
+pub const UNKNOWN_IDS: &str = "telespool_export_unknown_ids_total";
+/// Metric: time from sending a payload to its answer.
+pub const ROUNDTRIP_SECONDS: &str = "telespool_export_roundtrip_seconds";
+
 /// The gRPC method path (with Sourcegraph's typo).
 pub const RECORD_EVENTS_PATH: &str = "/telemetrygateway.v1.TelemeteryGatewayService/RecordEvents";
 /// Largest payload, by the sum of its events' sizes (Sourcegraph's chunker).
@@ -195,7 +210,7 @@ impl Exporter {
                 Err(e) if e.is_goaway() && goaways < MAX_GOAWAY_RETRIES => {
                     goaways += 1;
                     self.stats.goaway_retries.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("telespool_export_goaway_retries_total").increment(1);
+                    metrics::counter!(GOAWAY_RETRIES).increment(1);
                     tracing::debug!(error = %e, "the gateway connection went away; reconnecting");
                     None
                 }
@@ -213,8 +228,7 @@ impl Exporter {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("telespool_export_errors_total", "kind" => e.kind())
-                        .increment(1);
+                    metrics::counter!(ERRORS, "kind" => e.kind()).increment(1);
                     let d = self.backoff.delay(failures);
                     tracing::warn!(error = %crate::untrusted::Escaped(&e), retry_in_ms = d.as_millis() as u64, "export round failed");
                     Some(d)
@@ -446,7 +460,7 @@ impl Exporter {
             events.push(r.event);
         }
         let n = events.len();
-        metrics::histogram!("src_telemetrygatewayexporter_batch_size").record(n as f64);
+        metrics::histogram!(BATCH_SIZE).record(n as f64);
         let msg = RawRecordEventsRequest {
             payload: Some(raw_record_events_request::Payload::Events(
                 RawEventsPayload { events },
@@ -472,8 +486,7 @@ impl Exporter {
         payload: Sent,
         others: &mut VecDeque<Sent>,
     ) -> Result<(usize, usize), RoundError> {
-        metrics::histogram!("telespool_export_roundtrip_seconds")
-            .record(payload.sent_at.elapsed().as_secs_f64());
+        metrics::histogram!(ROUNDTRIP_SECONDS).record(payload.sent_at.elapsed().as_secs_f64());
         let ids: HashSet<&str> = resp.succeeded_events.iter().map(String::as_str).collect();
         let mut acked: Vec<RecordId> = Vec::new();
         let mut known: HashSet<String> = HashSet::new();
@@ -504,12 +517,12 @@ impl Exporter {
             self.stats
                 .unknown_ids
                 .fetch_add(unknown as u64, Ordering::Relaxed);
-            metrics::counter!("telespool_export_unknown_ids_total").increment(unknown as u64);
+            metrics::counter!(UNKNOWN_IDS).increment(unknown as u64);
         }
         if !acked.is_empty() {
             let r = self.queue.resolve(&acked, Resolution::Acked);
             self.stats.acked.fetch_add(r.resolved, Ordering::Relaxed);
-            metrics::counter!("src_telemetrygatewayexporter_exported_events").increment(r.resolved);
+            metrics::counter!(EXPORTED_EVENTS).increment(r.resolved);
             for id in &acked {
                 self.retries.remove(id);
                 self.last_error.remove(id);
@@ -587,7 +600,7 @@ impl Exporter {
         self.stats
             .dead_lettered
             .fetch_add(ids.len() as u64, Ordering::Relaxed);
-        metrics::counter!("telespool_export_dead_lettered_total").increment(ids.len() as u64);
+        metrics::counter!(DEAD_LETTERED).increment(ids.len() as u64);
         tracing::error!(
             records = ids.len(),
             "poison events moved to the dead-letter store after repeated refusals"

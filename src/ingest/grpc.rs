@@ -44,6 +44,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// Metric: events received, by `transport`.
+pub const EVENTS: &str = "telespool_ingest_events_total";
+/// Metric: time from a decoded request to its events being durable.
+pub const RECORD_SECONDS: &str = "telespool_ingest_record_seconds";
+
 /// The sidecar's gRPC service.
 #[derive(Clone, Debug)]
 pub struct IngestService {
@@ -119,7 +124,7 @@ pub(crate) async fn record(
             .map_err(RecordError::Task)??
     };
     let outcomes = commit.done().await?;
-    metrics::histogram!("telespool_ingest_record_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(RECORD_SECONDS).record(started.elapsed().as_secs_f64());
     wake.notify_one();
     Ok(outcomes)
 }
@@ -145,8 +150,7 @@ async fn record_payload(
                     Outcome::Invalid { id, .. } => id,
                 })
                 .collect();
-            metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
-                .increment(n as u64);
+            metrics::counter!(EVENTS, "transport" => "grpc").increment(n as u64);
             Ok(RecordEventsResponse {
                 succeeded_events: succeeded,
             })
@@ -256,8 +260,7 @@ impl TelemetryService for IngestService {
                 Err(Status::invalid_argument(format!("invalid event: {error}")))
             }
             _ => {
-                metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
-                    .increment(1);
+                metrics::counter!(EVENTS, "transport" => "grpc").increment(1);
                 Ok(Response::new(RecordEventResponse {}))
             }
         }

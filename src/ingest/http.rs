@@ -75,6 +75,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Metric: HTTP ingest requests answered 503 because the in-flight budget stayed full.
+pub const HTTP_BUSY: &str = "telespool_ingest_http_busy_total";
+
 /// How long a request waits for room in the ingest budget
 /// (`--max-ingest-in-flight`) before it is answered 503.
 pub const INGEST_WAIT: Duration = Duration::from_secs(10);
@@ -254,7 +257,7 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
     {
         Ok(Ok(p)) => p,
         Ok(Err(_)) | Err(_) => {
-            metrics::counter!("telespool_ingest_http_busy_total").increment(1);
+            metrics::counter!(HTTP_BUSY).increment(1);
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -304,8 +307,7 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
             return r;
         }
     };
-    metrics::counter!("telespool_ingest_events_total", "transport" => "http")
-        .increment(total as u64);
+    metrics::counter!(super::grpc::EVENTS, "transport" => "http").increment(total as u64);
     let mut ids: Vec<Value> = vec![Value::Null; total];
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();

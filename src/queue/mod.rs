@@ -58,6 +58,15 @@ mod recovery;
 mod resolve;
 pub mod verify;
 
+/// The names of the metrics the queue emits, each defined next to its
+/// emitter and registered in [`crate::prometheus::SIDECAR_SERIES`].
+pub mod metric_names {
+    pub use super::purge::{PURGED_RECORDS, PURGED_SEGMENTS};
+    pub use super::quota::{DROPPED, REFUSED};
+    pub use super::recovery::{LOST_RECORDS, TRUNCATED_BYTES};
+    pub use super::resolve::RESOLVED;
+}
+
 use crate::clock::{Clock, SystemClock};
 use crate::index::{Index, SledIndex};
 use crate::log::{AppendAck, AppendError, Batch, Log, LogState, PendingAppend, Table, record};

@@ -24,6 +24,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+/// Metric: time of one mirror group commit.
+pub const COMMIT_SECONDS: &str = "telespool_mirror_commit_seconds";
+
 /// What one mirror commit wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MirrorAck {
@@ -181,8 +184,7 @@ fn run(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
         };
         let started = Instant::now();
         let result = commit(&work, event_logs, dead);
-        metrics::histogram!("telespool_mirror_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         match result {
             Ok(per_work) => {
                 for (w, ack) in work.into_iter().zip(per_work) {

@@ -52,6 +52,9 @@ use crate::untrusted::Escaped;
 use prost::Message;
 use std::sync::Arc;
 
+/// Metric: events refused by validation.
+pub const INVALID_EVENTS: &str = "telespool_ingest_invalid_events_total";
+
 /// What happens to events that fail validation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidPolicy {
@@ -226,7 +229,7 @@ impl Tee {
             };
             if let Err(error) = checked {
                 let id = (!event.id.is_empty()).then(|| event.id.clone());
-                metrics::counter!("telespool_ingest_invalid_events_total").increment(1);
+                metrics::counter!(INVALID_EVENTS).increment(1);
                 if invalid == InvalidPolicy::DeadLetter {
                     tracing::warn!(event_id = ?id.as_deref().unwrap_or(""), feature = ?event.feature, action = ?event.action, error = %Escaped(&error), "invalid event dead-lettered");
                     let mut dead = DeadLetterEntry {
