@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::event::export_mode::ExportMode;
-use crate::log::SyncPolicy;
+use crate::queue::SyncPolicy;
 use crate::net::limits as net;
 use crate::queue::FullPolicy;
 use crate::settings::{

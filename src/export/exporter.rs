@@ -42,8 +42,7 @@ use super::wire::event_id;
 use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
 use crate::ids::RecordId;
-use crate::index::Resolution;
-use crate::log::Record;
+use crate::queue::{Record, Resolution};
 use crate::proto::telemetrygateway::v1::{Identifier, RecordEventsResponse};
 use crate::proto::telespool::v1::{
     RawEventsPayload, RawRecordEventsRequest, raw_record_events_request,

@@ -1,8 +1,7 @@
 //! Errors of the record path mapped to gRPC statuses and HTTP answers, in
 //! one place.
 
-use crate::log::AppendError;
-use crate::queue::QueueError;
+use crate::queue::{AppendError, QueueError};
 use crate::tee::store::TeeError;
 use axum::http::StatusCode;
 

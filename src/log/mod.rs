@@ -100,7 +100,7 @@ mod table;
 mod writer;
 
 /// The names of the metrics the log emits, each defined next to its
-/// emitter and registered in [`crate::prometheus::SIDECAR_SERIES`].
+/// emitter and registered in [`crate::app::series::SIDECAR_SERIES`].
 pub mod metric_names {
     pub use super::state::POISONED;
     pub use super::syncer::{APPENDED_RECORDS, FSYNC_SECONDS};

@@ -8,7 +8,7 @@
 //! ingest would only be refused again.
 
 use crate::dead_letter::{DeadLetterError, DeadLetterSeq, DeadLetterSource, DeadLetterStore};
-use crate::log::Batch;
+use crate::queue::Batch;
 use crate::queue::{Queue, QueueError};
 
 /// Why a requeue failed.

@@ -45,7 +45,7 @@ use crate::event::validate::{
 };
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
-use crate::log::{AppendAck, Batch, PendingAppend};
+use crate::queue::{AppendAck, Batch, PendingAppend};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::queue::{Queue, QueueError};
 use crate::untrusted::Escaped;

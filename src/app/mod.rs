@@ -14,6 +14,8 @@
 //! settings of [`crate::net`] (`--max-connections`, `--request-timeout`,
 //! ...); the soft `RLIMIT_NOFILE` is raised to the hard limit at start.
 
+pub mod series;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
 use crate::dead_letter::DeadLetterStore;
@@ -94,7 +96,7 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
     let handle = crate::prometheus::install().ok()?;
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
-        crate::prometheus::register_sidecar();
+        crate::prometheus::register(series::SIDECAR_SERIES);
         crate::net::listener::describe_metrics();
     });
     Some(handle)
