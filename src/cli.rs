@@ -172,7 +172,7 @@ pub struct DeadLetterArgs {
 pub enum DeadLetterCommand {
     /// List dead letters with their reasons.
     List(crate::admin::DeadLetterParams),
-    /// Put export dead letters (poison events) back in the queue.
+    /// Put export dead letters (events the gateway refused) back in the queue.
     Requeue {
         /// Requeue at most this many [default: all].
         #[arg(long)]

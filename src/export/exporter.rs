@@ -42,12 +42,12 @@ use super::wire::event_id;
 use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
 use crate::ids::RecordId;
-use crate::queue::{Record, Resolution};
 use crate::proto::telemetrygateway::v1::{Identifier, RecordEventsResponse};
 use crate::proto::telespool::v1::{
     RawEventsPayload, RawRecordEventsRequest, raw_record_events_request,
 };
 use crate::queue::Queue;
+use crate::queue::{Record, Resolution};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -602,7 +602,7 @@ impl Exporter {
         metrics::counter!(DEAD_LETTERED).increment(ids.len() as u64);
         tracing::error!(
             records = ids.len(),
-            "poison events moved to the dead-letter store after repeated refusals"
+            "refused events moved to the dead-letter store after repeated refusals"
         );
         Ok(())
     }

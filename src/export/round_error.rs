@@ -45,7 +45,7 @@ pub(super) enum RoundError {
     /// verify` and looks at the disk.
     #[error("reading the queue failed: {0}")]
     Queue(#[source] crate::queue::QueueError),
-    /// Storing poison events in the dead-letter store failed: they stay in
+    /// Storing refused events in the dead-letter store failed: they stay in
     /// the queue, unresolved, and are retried. The operator looks at the
     /// disk.
     #[error("the dead-letter store failed: {0}")]

@@ -1,4 +1,4 @@
-//! Putting poison events back in the export queue (`telespool dead-letter
+//! Putting refused events back in the export queue (`telespool dead-letter
 //! requeue`), in the crash-safe order the dead-letter store prescribes:
 //! read the entries, append their events to the queue durably, then remove
 //! them. A crash between the two leaves an entry both requeued and still

@@ -45,8 +45,8 @@ use crate::event::validate::{
 };
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
-use crate::queue::{AppendAck, Batch, PendingAppend};
 use crate::proto::telemetrygateway::v1::Event;
+use crate::queue::{AppendAck, Batch, PendingAppend};
 use crate::queue::{Queue, QueueError};
 use crate::untrusted::Escaped;
 use prost::Message;
