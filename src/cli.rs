@@ -139,14 +139,14 @@ pub struct EventLogsArgs {
 #[derive(Debug, Subcommand)]
 pub enum EventLogsCommand {
     /// Recent events, newest first, with filters.
-    Recent(crate::ingest::queries::RecentParams),
+    Recent(crate::admin::RecentParams),
     /// Events by name per UTC day.
-    Counts(crate::ingest::queries::RangeParams),
+    Counts(crate::admin::RangeParams),
     /// Distinct users per UTC day (user id, else anonymous id).
-    Users(crate::ingest::queries::RangeParams),
+    Users(crate::admin::RangeParams),
     /// Erase one user's rows (a privacy request): hidden from every query
     /// at once, then removed from disk by a compaction.
-    Erase(crate::ingest::queries::EraseParams),
+    Erase(crate::admin::EraseParams),
 }
 
 /// `telespool dead-letter`.
@@ -171,8 +171,8 @@ pub struct DeadLetterArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeadLetterCommand {
     /// List dead letters with their reasons.
-    List(crate::ingest::queries::DeadLetterParams),
-    /// Put export dead letters (poison events) back in the queue.
+    List(crate::admin::DeadLetterParams),
+    /// Put export dead letters (events the gateway refused) back in the queue.
     Requeue {
         /// Requeue at most this many [default: all].
         #[arg(long)]

@@ -25,6 +25,9 @@ pub const EVENTS_BUCKETS: &[f64] = &[
 ];
 
 /// Histograms counting events per payload.
+/// (`export::exporter::BATCH_SIZE` and `gateway::metrics::PAYLOAD_EVENTS`,
+/// written out here because this module sits below both; a test checks
+/// they agree).
 pub const EVENT_COUNT_HISTOGRAMS: &[&str] = &[
     "src_telemetrygatewayexporter_batch_size",
     "telespool_gateway_payload_events",
@@ -61,181 +64,6 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
         .clone()
 }
 
-/// The sidecar's series: name, kind, help. Registered at start (counters
-/// at 0) so that a scrape sees every series before its first event.
-pub const SIDECAR_SERIES: &[(&str, Kind, &str)] = &[
-    (
-        "src_telemetrygatewayexporter_queue_size",
-        Kind::Gauge,
-        "Records in the export queue not yet resolved (exported, dead-lettered, lost or dropped)",
-    ),
-    (
-        "src_telemetrygatewayexporter_oldest_unexported_event",
-        Kind::Gauge,
-        "Seconds since the oldest unresolved record was appended (0 when none)",
-    ),
-    (
-        "src_telemetrygatewayexporter_batch_size",
-        Kind::Histogram,
-        "Events per exported payload",
-    ),
-    (
-        "src_telemetrygatewayexporter_exported_events",
-        Kind::Counter,
-        "Events the gateway acknowledged",
-    ),
-    (
-        "src_telemetrygatewayexporter_events_pruned",
-        Kind::Counter,
-        "Records removed with purged segments",
-    ),
-    (
-        "telespool_queue_disk_bytes",
-        Kind::Gauge,
-        "Bytes of the queue's segment files",
-    ),
-    (
-        "telespool_queue_segments",
-        Kind::Gauge,
-        "Segment files of the queue",
-    ),
-    (
-        "telespool_queue_backlog_bytes",
-        Kind::Gauge,
-        "Bytes of unresolved records",
-    ),
-    (
-        "telespool_queue_appended_records_total",
-        Kind::Counter,
-        "Records made durable in the queue",
-    ),
-    (
-        "telespool_queue_fsync_seconds",
-        Kind::Histogram,
-        "fdatasync time of one group commit",
-    ),
-    (
-        "telespool_queue_refused_total",
-        Kind::Counter,
-        "Appends refused because the queue was full (policy refuse)",
-    ),
-    (
-        "telespool_queue_dropped_total",
-        Kind::Counter,
-        "Oldest records dropped to make room (policy drop-oldest)",
-    ),
-    (
-        "telespool_queue_lost_records_total",
-        Kind::Counter,
-        "Records lost to corruption or missing files, resolved as lost",
-    ),
-    (
-        "telespool_queue_truncated_bytes_total",
-        Kind::Counter,
-        "Torn-tail bytes truncated on open",
-    ),
-    (
-        "telespool_queue_poisoned_total",
-        Kind::Counter,
-        "Times the writer was poisoned by a failed fsync or write",
-    ),
-    (
-        "telespool_queue_write_errors_total",
-        Kind::Counter,
-        "Failed segment writes",
-    ),
-    (
-        "telespool_queue_purged_segments_total",
-        Kind::Counter,
-        "Segments purged after their retention",
-    ),
-    (
-        "telespool_queue_purged_records_total",
-        Kind::Counter,
-        "Records in purged segments",
-    ),
-    (
-        "telespool_ingest_events_total",
-        Kind::Counter,
-        "Events received, by transport",
-    ),
-    (
-        "telespool_ingest_invalid_events_total",
-        Kind::Counter,
-        "Events refused by validation",
-    ),
-    (
-        "telespool_mirror_commit_seconds",
-        Kind::Histogram,
-        "Time of one event_logs mirror group commit",
-    ),
-    (
-        "telespool_ingest_record_seconds",
-        Kind::Histogram,
-        "Time from a decoded ingest request or payload to its events being durable (validation, redaction, queue group commit and mirror flush)",
-    ),
-    (
-        "telespool_export_roundtrip_seconds",
-        Kind::Histogram,
-        "Time from sending a payload to the gateway's answer",
-    ),
-    (
-        "telespool_export_errors_total",
-        Kind::Counter,
-        "Export failures, by kind",
-    ),
-    (
-        "telespool_export_unknown_ids_total",
-        Kind::Counter,
-        "Acknowledged ids that matched no in-flight record",
-    ),
-    (
-        "telespool_export_dead_lettered_total",
-        Kind::Counter,
-        "Events moved to the dead-letter store after too many attempts",
-    ),
-    (
-        crate::dead_letter::store::TRIMMED_METRIC,
-        Kind::Counter,
-        "Dead letters removed, oldest first, to stay within the entry bound and the byte quota (--dead-letter-quota)",
-    ),
-    (
-        crate::dead_letter::store::BYTES_METRIC,
-        Kind::Gauge,
-        "Bytes of the dead letters stored (headers and events), as counted against --dead-letter-quota",
-    ),
-    (
-        "telespool_export_tls_reloads_total",
-        Kind::LabeledCounter,
-        "Reloads of the export TLS files on SIGHUP, by result (ok, error)",
-    ),
-    (
-        "telespool_grpc_decode_budget_bytes_in_use",
-        Kind::Gauge,
-        "Bytes of gRPC messages being received, decoded or held (the decode budget in use)",
-    ),
-    (
-        "telespool_grpc_decode_budget_refused_total",
-        Kind::Counter,
-        "gRPC messages refused with RESOURCE_EXHAUSTED because the decode budget was full",
-    ),
-    (
-        "telespool_export_goaway_retries_total",
-        Kind::Counter,
-        "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",
-    ),
-    (
-        "telespool_event_logs_evicted_rows_total",
-        Kind::Counter,
-        "event_logs rows evicted (oldest first) to stay within --event-logs-quota",
-    ),
-    (
-        "telespool_event_logs_damaged_blocks_total",
-        Kind::Counter,
-        "event_logs blocks found damaged (CRC or decoding) and skipped",
-    ),
-];
-
 /// A series' kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -250,10 +78,14 @@ pub enum Kind {
     Histogram,
 }
 
-/// Describes the sidecar's series and registers the unlabeled ones
-/// (counters and gauges at their current value, 0 when new).
-pub fn register_sidecar() {
-    for &(name, kind, help) in SIDECAR_SERIES {
+/// One series: name, kind, help.
+pub type Series = (&'static str, Kind, &'static str);
+
+/// Describes `series` and registers the unlabeled ones (counters and
+/// gauges at their current value, 0 when new; histograms empty), so that a
+/// scrape sees every series before its first event.
+pub fn register(series: &[Series]) {
+    for &(name, kind, help) in series {
         match kind {
             Kind::Counter => {
                 metrics::describe_counter!(name, help);
@@ -294,5 +126,171 @@ mod tests {
             text.contains("src_telemetrygatewayexporter_batch_size_bucket{le=\"1000\"}"),
             "{text}"
         );
+    }
+}
+
+/// A scan of `src/` at test time: every name given to `counter!`, `gauge!`
+/// or `histogram!` outside tests is registered (the sidecar's
+/// `app::series::SIDECAR_SERIES`, `gateway::metrics::GATEWAY_SERIES`,
+/// `net::listener::SERIES`), so that a metric cannot be emitted without
+/// being described and listed.
+#[cfg(test)]
+mod registration_tests {
+    use crate::app::series::SIDECAR_SERIES;
+    use std::collections::{HashMap, HashSet};
+    use std::path::{Path, PathBuf};
+
+    /// Emitters whose name is a variable, with where its values come from
+    /// (checked by the series lists themselves).
+    const DYNAMIC: &[(&str, &str)] = &[
+        // register: the names of the series lists.
+        ("prometheus.rs", "name"),
+        // record_call: STREAMS or RECORD_EVENT.
+        ("gateway/metrics.rs", "name"),
+        // DecodeBudget: SIDECAR_BUDGET or GATEWAY_BUDGET, both listed.
+        ("grpc_limits/budget.rs", "names.in_use_gauge"),
+        ("grpc_limits/budget.rs", "self.names.in_use_gauge"),
+        ("grpc_limits/budget.rs", "names.refused_counter"),
+        ("grpc_limits/budget.rs", "self.names.refused_counter"),
+    ];
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.to_string_lossy().ends_with("tests.rs")
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The file's lines outside `#[cfg(test)]` modules, without comments,
+    /// with their line numbers.
+    fn code_lines(text: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut lines = text.lines().enumerate().peekable();
+        while let Some((i, line)) = lines.next() {
+            let t = line.trim();
+            if t == "#[cfg(test)]" {
+                if let Some((_, next)) = lines.peek()
+                    && next.trim_start().starts_with("mod ")
+                    && next.trim_end().ends_with('{')
+                {
+                    let mut depth = 0i64;
+                    for (_, l) in lines.by_ref() {
+                        depth += l.matches('{').count() as i64 - l.matches('}').count() as i64;
+                        if depth <= 0 {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            if t.starts_with("//") {
+                continue;
+            }
+            out.push((i + 1, line.to_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn every_metric_emitted_in_src_is_registered() {
+        let registered: HashSet<&str> = SIDECAR_SERIES
+            .iter()
+            .map(|s| s.0)
+            .chain(crate::gateway::metrics::GATEWAY_SERIES.iter().copied())
+            .chain(crate::net::listener::SERIES.iter().copied())
+            .collect();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut sources = Vec::new();
+        for f in &files {
+            let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let joined = code_lines(&std::fs::read_to_string(f).unwrap())
+                .into_iter()
+                .map(|(n, l)| format!("{n}\u{0}{l}"))
+                .collect::<Vec<_>>();
+            sources.push((rel, joined));
+        }
+        // `const NAME: &str = "value";` anywhere in src.
+        let mut consts: HashMap<String, Vec<String>> = HashMap::new();
+        for (_, lines) in &sources {
+            for l in lines {
+                let l = l.split('\u{0}').nth(1).unwrap();
+                let Some(at) = l.find("const ") else { continue };
+                let rest = &l[at + 6..];
+                let Some((name, value)) = rest.split_once(": &str = \"") else {
+                    continue;
+                };
+                let Some(value) = value.strip_suffix("\";") else {
+                    continue;
+                };
+                consts
+                    .entry(name.trim().to_owned())
+                    .or_default()
+                    .push(value.to_owned());
+            }
+        }
+        let mut checked = 0;
+        let mut problems = Vec::new();
+        for (file, lines) in &sources {
+            // Whole file as one text, to follow an argument onto the next line.
+            let text: String = lines
+                .iter()
+                .map(|l| l.split('\u{0}').nth(1).unwrap().to_owned() + "\n")
+                .collect();
+            let line_of = |offset: usize| {
+                let n = text[..offset].matches('\n').count();
+                lines[n].split('\u{0}').next().unwrap().to_owned()
+            };
+            for mac in ["counter!(", "gauge!(", "histogram!("] {
+                for (at, _) in text.match_indices(mac) {
+                    if text[..at].ends_with("describe_") {
+                        continue;
+                    }
+                    let args = text[at + mac.len()..].trim_start();
+                    let end = args.find([',', ')']).unwrap_or(args.len());
+                    let arg = args[..end].trim();
+                    let names: Vec<String> = if let Some(lit) = arg.strip_prefix('"') {
+                        vec![lit.trim_end_matches('"').to_owned()]
+                    } else if DYNAMIC.iter().any(|&(f, a)| file.ends_with(f) && a == arg) {
+                        continue;
+                    } else {
+                        let last = arg.rsplit("::").next().unwrap();
+                        match consts.get(last) {
+                            Some(values) => values.clone(),
+                            None => {
+                                problems.push(format!(
+                                    "src/{file}:{}: {mac}{arg}: not a string literal or a `const {last}: &str` in src (a variable name belongs in DYNAMIC)",
+                                    line_of(at)
+                                ));
+                                continue;
+                            }
+                        }
+                    };
+                    checked += 1;
+                    if !names.iter().any(|n| registered.contains(n.as_str())) {
+                        problems.push(format!(
+                            "src/{file}:{}: {mac}{arg}: {names:?} is in neither SIDECAR_SERIES, gateway::metrics::GATEWAY_SERIES nor net::listener::SERIES",
+                            line_of(at)
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(checked > 40, "the scan found only {checked} emitters");
+        assert_eq!(
+            super::EVENT_COUNT_HISTOGRAMS,
+            [
+                crate::export::exporter::BATCH_SIZE,
+                crate::gateway::metrics::PAYLOAD_EVENTS
+            ]
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

@@ -149,19 +149,21 @@ impl fmt::Display for Position {
 #[derive(Debug, thiserror::Error)]
 pub enum ProtojsonError {
     /// The embedded descriptor set could not be used (a build problem, not
-    /// a data problem).
+    /// a data problem): a bug to report.
     #[error("protobuf descriptors unusable: {reason}")]
     Descriptors {
         /// What went wrong.
         reason: String,
     },
-    /// The input bytes are not UTF-8 (JSON text must be).
+    /// The input bytes are not UTF-8 (JSON text must be). The sender
+    /// fixes its encoder.
     #[error("protojson input is not UTF-8: invalid byte at offset {offset}")]
     InvalidUtf8 {
         /// Offset of the first byte that is not valid UTF-8.
         offset: usize,
     },
     /// The input is not well-formed JSON (or has trailing characters).
+    /// The sender fixes the text at the position given.
     #[error("malformed JSON at {position}: {reason}")]
     Syntax {
         /// Where the parser stopped.
@@ -170,7 +172,8 @@ pub enum ProtojsonError {
         reason: String,
     },
     /// Well-formed JSON that does not fit the message: a wrong type, an
-    /// unknown field, an invalid timestamp, a number out of range.
+    /// unknown field, an invalid timestamp, a number out of range. The
+    /// sender fixes the value at the path given.
     #[error("invalid protojson {message_type} at {path}{}: {reason}", at_position(.position))]
     Invalid {
         /// Full protobuf name of the message being parsed.
@@ -182,7 +185,8 @@ pub enum ProtojsonError {
         /// What was wrong, from prost-reflect or serde.
         reason: String,
     },
-    /// A `google.protobuf.Timestamp` that protojson cannot represent.
+    /// A `google.protobuf.Timestamp` that protojson cannot represent. The
+    /// event cannot be rendered: it is treated as invalid.
     #[error(
         "{field} is not a valid timestamp (seconds {seconds}, nanos {nanos}): seconds must be within years 1-9999 and nanos within 0..1000000000"
     )]
@@ -195,14 +199,15 @@ pub enum ProtojsonError {
         nanos: i32,
     },
     /// A `google.protobuf.Value` with none of its kinds set (Go's protojson
-    /// refuses to render it).
+    /// refuses to render it). Treated as invalid, as above.
     #[error("{path}: google.protobuf.Value has no kind set")]
     UnsetValue {
         /// Path of the value (`$.parameters.privateMetadata.key`).
         path: String,
     },
     /// NaN or an infinity inside a `google.protobuf.Struct` (JSON has no
-    /// such numbers; Go's protojson refuses them there).
+    /// such numbers; Go's protojson refuses them there). Treated as
+    /// invalid, as above.
     #[error("{path}: {value} is not a finite number, which a google.protobuf.Value cannot hold")]
     NonFiniteNumber {
         /// Path of the value.
@@ -211,6 +216,7 @@ pub enum ProtojsonError {
         value: f64,
     },
     /// A `Struct`/`ListValue` nested deeper than [`MAX_STRUCT_DEPTH`].
+    /// Invalid; the sender flattens it.
     #[error("{path}: nested deeper than {limit} levels")]
     TooDeep {
         /// Path where the limit was reached.
@@ -218,7 +224,8 @@ pub enum ProtojsonError {
         /// The limit.
         limit: usize,
     },
-    /// prost and prost-reflect disagreed on the binary form of a message.
+    /// prost and prost-reflect disagreed on the binary form of a message:
+    /// a bug to report, with the message type.
     #[error("transcoding {message_type} between prost and prost-reflect failed: {source}")]
     Transcode {
         /// Full protobuf name of the message.
@@ -226,7 +233,8 @@ pub enum ProtojsonError {
         /// The decoder's complaint.
         source: prost::DecodeError,
     },
-    /// The JSON serializer failed for another reason.
+    /// The JSON serializer failed for another reason: treated as an
+    /// invalid event; a bug to report if the event looks valid.
     #[error("rendering {message_type} as protojson failed: {reason}")]
     Render {
         /// Full protobuf name of the message.

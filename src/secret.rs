@@ -20,7 +20,8 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 /// A secret file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
-    /// The file could not be read.
+    /// The file could not be read. Nothing starts; the operator fixes the
+    /// path or its permissions.
     #[error("{setting}: reading {path}: {source}")]
     Read {
         /// The setting that names the file.
@@ -31,7 +32,8 @@ pub enum SecretFileError {
         #[source]
         source: std::io::Error,
     },
-    /// Nothing in the file (or only a line break).
+    /// Nothing in the file (or only a line break). The operator writes
+    /// the secret into it.
     #[error("{setting}: {path} is empty")]
     Empty {
         /// The setting that names the file.
@@ -39,7 +41,8 @@ pub enum SecretFileError {
         /// The file.
         path: PathBuf,
     },
-    /// Larger than [`MAX_SECRET_FILE_BYTES`].
+    /// Larger than [`MAX_SECRET_FILE_BYTES`]: probably the wrong file. The
+    /// operator points the setting at the secret's file.
     #[error("{setting}: {path} is larger than {limit} bytes; it should hold one secret")]
     TooLarge {
         /// The setting that names the file.
@@ -49,7 +52,7 @@ pub enum SecretFileError {
         /// The limit.
         limit: u64,
     },
-    /// Not UTF-8.
+    /// Not UTF-8. The operator writes the secret as text.
     #[error("{setting}: {path} is not UTF-8 text")]
     NotText {
         /// The setting that names the file.

@@ -19,12 +19,14 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// Another `sled::Db` (in this process or another) holds the lock.
+    /// The CLI asks the running sidecar instead (`--addr`).
     #[error("{path} is in use by another process")]
     InUse {
         /// The database directory.
         path: String,
     },
-    /// Any other sled failure.
+    /// Any other sled failure (I/O, damage). The operator looks at the
+    /// disk.
     #[error(transparent)]
     Sled(#[from] sled::Error),
 }

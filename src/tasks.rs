@@ -11,6 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Metric: records removed with purged segments (Sourcegraph's name).
+pub const EVENTS_PRUNED: &str = "src_telemetrygatewayexporter_events_pruned";
+/// Metric: seconds since the oldest unresolved record was appended (Sourcegraph's name).
+pub const OLDEST_UNEXPORTED: &str = "src_telemetrygatewayexporter_oldest_unexported_event";
+/// Metric: unresolved records in the queue (Sourcegraph's name).
+pub const QUEUE_SIZE: &str = "src_telemetrygatewayexporter_queue_size";
+/// Metric: bytes of unresolved records.
+pub const BACKLOG_BYTES: &str = "telespool_queue_backlog_bytes";
+/// Metric: bytes of the queue's segment files.
+pub const DISK_BYTES: &str = "telespool_queue_disk_bytes";
+/// Metric: segment files of the queue.
+pub const SEGMENTS: &str = "telespool_queue_segments";
+
 /// How often maintenance runs.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -43,15 +56,15 @@ pub async fn maintenance(queue: Arc<Queue>, config: ServeConfig, mut stop: watch
             tracing::warn!(error = %e, "queue maintenance failed");
         }
         let now = crate::clock::SystemClock.now();
-        metrics::gauge!("src_telemetrygatewayexporter_queue_size").set(backlog.records as f64);
-        metrics::gauge!("src_telemetrygatewayexporter_oldest_unexported_event").set(
+        metrics::gauge!(QUEUE_SIZE).set(backlog.records as f64);
+        metrics::gauge!(OLDEST_UNEXPORTED).set(
             backlog
                 .oldest_append
                 .map_or(0.0, |t| now.since(t).as_secs_f64()),
         );
-        metrics::gauge!("telespool_queue_disk_bytes").set(backlog.disk_bytes as f64);
-        metrics::gauge!("telespool_queue_segments").set(backlog.segments as f64);
-        metrics::gauge!("telespool_queue_backlog_bytes").set(backlog.bytes as f64);
+        metrics::gauge!(DISK_BYTES).set(backlog.disk_bytes as f64);
+        metrics::gauge!(SEGMENTS).set(backlog.segments as f64);
+        metrics::gauge!(BACKLOG_BYTES).set(backlog.bytes as f64);
         let used = backlog.disk_bytes as f64 / config.queue.quota_bytes.max(1) as f64;
         if used >= QUOTA_WARNING && !warned {
             warned = true;
@@ -92,8 +105,7 @@ pub async fn cleanup(
         let r = tokio::task::spawn_blocking(move || (q.purge(retention), el.expire(now))).await;
         match r {
             Ok((Ok(p), Ok(expired))) => {
-                metrics::counter!("src_telemetrygatewayexporter_events_pruned")
-                    .increment(p.records);
+                metrics::counter!(EVENTS_PRUNED).increment(p.records);
                 if p.segments > 0 || expired > 0 {
                     tracing::info!(
                         segments = p.segments,

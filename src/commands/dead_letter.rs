@@ -1,10 +1,10 @@
 //! `telespool dead-letter list|requeue`, from a running sidecar (`--addr`)
 //! or the data directory.
 
-use super::{CmdError, EXIT_IN_USE, client};
+use super::{CmdError, EXIT_IN_USE, client, print_json};
+use crate::admin::{self, DeadLetterListing, RequeueParams, Requeued};
 use crate::cli::{DeadLetterArgs, DeadLetterCommand};
 use crate::dead_letter::{DeadLetterConfig, DeadLetterError, DeadLetterStore};
-use crate::ingest::queries;
 use crate::queue::{Queue, QueueConfig};
 use std::process::ExitCode;
 
@@ -32,70 +32,66 @@ fn open(dir: &std::path::Path) -> Result<DeadLetterStore, CmdError> {
 pub fn run(a: &DeadLetterArgs) -> Result<ExitCode, CmdError> {
     match &a.command {
         DeadLetterCommand::List(p) => {
-            let v = match &a.addr {
-                Some(addr) => {
-                    let q =
-                        serde_urlencoded::to_string(p).map_err(|e| CmdError::new(e.to_string()))?;
-                    client::get_json(addr, &format!("/v1/dead-letter?{q}"))?
-                }
-                None => queries::dead_letters(&open(&a.dir)?, p)
+            let listing: DeadLetterListing = match &a.addr {
+                Some(addr) => client::get(addr, &client::with_query("/v1/dead-letter", p)?)?,
+                None => admin::dead_letters(&open(&a.dir)?, p)
                     .map_err(|e| CmdError::new(e.to_string()))?,
             };
             if a.json {
-                println!("{v}");
+                print_json(&listing)?;
             } else {
-                let list = v["dead_letters"].as_array().cloned().unwrap_or_default();
-                println!(
-                    "{:>8} {:<8} {:>8} {:<38} reason",
-                    "seq", "source", "attempts", "event id"
-                );
-                for d in &list {
-                    println!(
-                        "{:>8} {:<8} {:>8} {:<38} {}",
-                        d["seq"].as_u64().unwrap_or(0),
-                        d["source"].as_str().unwrap_or(""),
-                        d["attempts"].as_u64().unwrap_or(0),
-                        d["event_id"].as_str().unwrap_or("-"),
-                        d["reason"].as_str().unwrap_or("")
-                    );
-                }
-                println!(
-                    "{} shown, {} in the store",
-                    list.len(),
-                    v["count"].as_u64().unwrap_or(0)
-                );
+                print_listing(&listing);
             }
         }
         DeadLetterCommand::Requeue { limit } => {
-            let limit = limit.unwrap_or(usize::MAX);
-            let v = match &a.addr {
+            let requeued: Requeued = match &a.addr {
                 Some(addr) => {
-                    let q = if limit == usize::MAX {
-                        String::new()
-                    } else {
-                        format!("?limit={limit}")
-                    };
-                    client::post_json(addr, &format!("/v1/dead-letter/requeue{q}"))?
+                    let params = RequeueParams { limit: *limit };
+                    client::post(
+                        addr,
+                        &client::with_query("/v1/dead-letter/requeue", &params)?,
+                    )?
                 }
                 None => {
                     let store = open(&a.dir)?;
                     let (queue, _) = Queue::open_dir(&a.dir, QueueConfig::default())?;
-                    let v = queries::requeue(&store, &queue, limit)
+                    let r = admin::requeue(&store, &queue, limit.unwrap_or(usize::MAX))
                         .map_err(|e| CmdError::new(e.to_string()))?;
                     queue.close()?;
-                    v
+                    r
                 }
             };
             if a.json {
-                println!("{v}");
+                print_json(&requeued)?;
             } else {
                 println!(
                     "requeued {} dead letters for export ({} from ingest left in place: they are invalid events)",
-                    v["requeued"].as_u64().unwrap_or(0),
-                    v["skipped"].as_u64().unwrap_or(0)
+                    requeued.requeued, requeued.skipped
                 );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_listing(listing: &DeadLetterListing) {
+    println!(
+        "{:>8} {:<8} {:>8} {:<38} reason",
+        "seq", "source", "attempts", "event id"
+    );
+    for d in &listing.dead_letters {
+        println!(
+            "{:>8} {:<8} {:>8} {:<38} {}",
+            d.seq,
+            d.source.to_string(),
+            d.attempts,
+            d.event_id.as_deref().unwrap_or("-"),
+            d.reason
+        );
+    }
+    println!(
+        "{} shown, {} in the store",
+        listing.dead_letters.len(),
+        listing.count
+    );
 }

@@ -58,6 +58,15 @@ impl From<crate::index::IndexError> for CmdError {
     }
 }
 
+/// Prints an admin answer as one line of JSON (`--json`). It goes through
+/// a `serde_json::Value`, whose objects keep their keys sorted: the line
+/// is the same, byte for byte, as before the answers were typed.
+pub fn print_json<T: serde::Serialize>(answer: &T) -> Result<(), CmdError> {
+    let v = serde_json::to_value(answer).map_err(|e| CmdError::new(e.to_string()))?;
+    println!("{v}");
+    Ok(())
+}
+
 /// Formats a byte count for people.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::event::export_mode::ExportMode;
-use crate::log::SyncPolicy;
 use crate::net::limits as net;
 use crate::queue::FullPolicy;
+use crate::queue::SyncPolicy;
 use crate::settings::{
     ByteSize, ChoiceError, ReadableDuration, Secret, SettingValue, UrlSetting, ValueError,
     settings_table, text_setting_value,

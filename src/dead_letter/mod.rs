@@ -92,16 +92,19 @@ pub use store::{DeadLetterConfig, DeadLetterStore, PutOutcome, Selection};
 /// Errors of the dead-letter store.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
-    /// Another process (a running sidecar) holds the database.
+    /// Another process (a running sidecar) holds the database. The CLI
+    /// asks the sidecar instead (`--addr`).
     #[error("dead-letter database at {path} is in use by another process")]
     InUse {
         /// The database directory.
         path: String,
     },
-    /// sled failed.
+    /// sled failed (I/O, damage). The write is not acknowledged; the
+    /// operator looks at the disk.
     #[error("dead-letter database error: {0}")]
     Sled(#[from] sled::Error),
-    /// The database was written in a format this code does not read.
+    /// The database was written in a format this code does not read. The
+    /// operator runs the telespool that wrote it, or moves the directory.
     #[error("dead-letter database at {path} has format {found}, this build reads {expected}")]
     UnsupportedFormat {
         /// The database directory.
@@ -111,7 +114,7 @@ pub enum DeadLetterError {
         /// The format this build reads and writes.
         expected: u64,
     },
-    /// `cache_bytes` is below the minimum.
+    /// `cache_bytes` is below the minimum. The operator raises it.
     #[error("dead-letter cache of {cache_bytes} bytes is below the minimum of {min}")]
     CacheTooSmall {
         /// The configured size.
@@ -119,10 +122,11 @@ pub enum DeadLetterError {
         /// The smallest accepted size.
         min: u64,
     },
-    /// `max_entries` is zero.
+    /// `max_entries` is zero. The operator sets at least 1.
     #[error("dead-letter max_entries must be at least 1")]
     ZeroMaxEntries,
-    /// `quota_bytes` is below the minimum.
+    /// `quota_bytes` is below the minimum. The operator raises
+    /// `--dead-letter-quota`.
     #[error(
         "dead-letter quota of {quota_bytes} bytes is below the minimum of {min} (--dead-letter-quota)"
     )]
@@ -132,7 +136,8 @@ pub enum DeadLetterError {
         /// The smallest accepted quota.
         min: u64,
     },
-    /// An entry of a batch could not be encoded.
+    /// An entry of a batch could not be encoded. Nothing of the batch is
+    /// stored; a bug to report.
     #[error("dead-letter entry {index} of the batch does not encode: {source}")]
     Encode {
         /// Position of the entry in the batch.
@@ -140,7 +145,8 @@ pub enum DeadLetterError {
         /// The encoder's error.
         source: serde_json::Error,
     },
-    /// A stored value is damaged.
+    /// A stored value is damaged. The listing stops there; the operator
+    /// runs `telespool verify`.
     #[error("dead letter {seq} is damaged: {problem}")]
     Corrupt {
         /// The entry's seq.
@@ -148,7 +154,7 @@ pub enum DeadLetterError {
         /// What is wrong with it.
         problem: &'static str,
     },
-    /// A stored header does not decode.
+    /// A stored header does not decode. As for a damaged value.
     #[error("dead letter {seq} has an unreadable header: {source}")]
     Decode {
         /// The entry's seq.
@@ -156,7 +162,8 @@ pub enum DeadLetterError {
         /// The decoder's error.
         source: serde_json::Error,
     },
-    /// A stored key or counter has the wrong shape.
+    /// A stored key or counter has the wrong shape. As for a damaged
+    /// value.
     #[error("{tree} tree holds a malformed entry (key {key:?}, {len} bytes)")]
     BadEntry {
         /// The tree.
@@ -166,7 +173,8 @@ pub enum DeadLetterError {
         /// Length of the malformed key or value.
         len: usize,
     },
-    /// A listing limit is zero or above the maximum.
+    /// A listing limit is zero or above the maximum. The caller asks for
+    /// fewer, and pages.
     #[error("dead-letter limit {limit} is outside 1..={max}")]
     LimitOutOfRange {
         /// The requested limit.

@@ -97,7 +97,8 @@ impl fmt::Display for EntryPart {
 /// Why the allowlist (or its environment value) was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AllowlistError {
-    /// An item of the environment value has no `::` separator.
+    /// An item of the environment value has no `::` separator. Nothing
+    /// starts; the operator fixes the item named.
     #[error(
         "cannot parse SRC_TELEMETRY_SENSITIVEMETADATA_ADDITIONAL_ALLOWED_EVENT_TYPES value {item:?}"
     )]
@@ -106,7 +107,7 @@ pub enum AllowlistError {
         item: String,
     },
     /// An item of the environment value names a feature and action but no
-    /// keys.
+    /// keys. Nothing starts; the operator adds the keys.
     #[error(
         "cannot parse SRC_TELEMETRY_SENSITIVEMETADATA_ADDITIONAL_ALLOWED_EVENT_TYPES value {item:?}, missing allowlisted fields"
     )]
@@ -114,7 +115,8 @@ pub enum AllowlistError {
         /// The offending comma-separated item, as written.
         item: String,
     },
-    /// An item of the environment value has an empty feature, action or key.
+    /// An item of the environment value has an empty feature, action or
+    /// key. Nothing starts; the operator fills it in.
     #[error(
         "cannot parse SRC_TELEMETRY_SENSITIVEMETADATA_ADDITIONAL_ALLOWED_EVENT_TYPES value {item:?}, empty {part}"
     )]
@@ -124,7 +126,8 @@ pub enum AllowlistError {
         /// Which part is empty.
         part: EntryPart,
     },
-    /// An entry given in code has an empty feature, action or key.
+    /// An entry given in code has an empty feature, action or key: a bug
+    /// in the caller, which fixes the entry.
     #[error("sensitive-metadata allowlist entry {feature:?}::{action:?} has an empty {part}")]
     InvalidEntry {
         /// The entry's feature.

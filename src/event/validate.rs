@@ -125,13 +125,15 @@ impl fmt::Display for FormatProblem {
 /// Why an event was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
-    /// A required field is empty or absent.
+    /// A required field is empty or absent. The event is invalid
+    /// (reported, or dead-lettered over gRPC); the sender fixes it.
     #[error("event {field} is required")]
     Missing {
         /// The field.
         field: EventField,
     },
     /// A feature or action is longer than [`MAX_FEATURE_ACTION_BYTES`].
+    /// Invalid, as above.
     #[error("event {field} is {actual} bytes long, over the limit of {limit} bytes")]
     TooLong {
         /// The field.
@@ -141,7 +143,8 @@ pub enum ValidationError {
         /// The field's length, in bytes.
         actual: usize,
     },
-    /// A feature or action does not match `^[a-z][a-zA-Z-\.]+$`.
+    /// A feature or action does not match `^[a-z][a-zA-Z-\.]+$`. Invalid,
+    /// as above.
     #[error(
         "event {field} {value:?} is invalid: {problem} (it must start with a lowercase letter and contain only letters, '-' and '.')"
     )]
@@ -154,6 +157,7 @@ pub enum ValidationError {
         problem: FormatProblem,
     },
     /// The timestamp is outside what protobuf (and RFC 3339) can express.
+    /// Invalid, as above.
     #[error(
         "event timestamp ({seconds} s, {nanos} ns since the Unix epoch) is outside 0001-01-01T00:00:00Z..=9999-12-31T23:59:59.999999999Z or has nanos outside 0..=999999999"
     )]
@@ -164,6 +168,7 @@ pub enum ValidationError {
         nanos: i32,
     },
     /// Private metadata is nested deeper than [`Limits::max_depth`].
+    /// Invalid; the sender flattens it or the operator raises the limit.
     #[error(
         "event private metadata is nested {actual} levels deep, over the limit of {limit} (max_depth)"
     )]
@@ -174,6 +179,7 @@ pub enum ValidationError {
         actual: usize,
     },
     /// The encoded event is larger than [`Limits::max_event_bytes`].
+    /// Invalid; the sender shrinks it or the operator raises the limit.
     #[error("event is {actual} bytes encoded, over the limit of {limit} bytes (max_event_bytes)")]
     TooLarge {
         /// The limit, in bytes.
@@ -182,6 +188,7 @@ pub enum ValidationError {
         actual: usize,
     },
     /// A request or payload holds more than [`Limits::max_events`] events.
+    /// The whole request is refused; the sender splits it.
     #[error("{actual} events in one request, over the limit of {limit} (max_events)")]
     TooManyEvents {
         /// The limit.

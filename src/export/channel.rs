@@ -31,7 +31,8 @@ pub const TLS_RELOADS: &str = "telespool_export_tls_reloads_total";
 /// Why the gateway address cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
-    /// Not a URL tonic accepts.
+    /// Not a URL tonic accepts. Nothing starts; the operator fixes
+    /// `--export-addr`.
     #[error("export address {addr:?} is invalid: {reason}")]
     Invalid {
         /// The address (userinfo removed).
@@ -40,6 +41,7 @@ pub enum ChannelError {
         reason: String,
     },
     /// Plain text to a non-loopback host without `--export-insecure`.
+    /// The operator uses `https://`, or passes the flag knowingly.
     #[error(
         "export address {addr:?} is plain http to a non-loopback host; use https:// or pass --export-insecure"
     )]
@@ -47,7 +49,8 @@ pub enum ChannelError {
         /// The address (userinfo removed).
         addr: String,
     },
-    /// A TLS file could not be used.
+    /// A TLS file could not be used. Nothing starts (a SIGHUP reload
+    /// keeps the old files); the operator fixes the file.
     #[error(transparent)]
     Tls(#[from] TlsError),
 }

@@ -37,17 +37,17 @@
 use super::backoff::Backoff;
 use super::config::ExportConfig;
 use super::identity;
+use super::round_error::{Phase, RoundError, classify};
 use super::wire::event_id;
 use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterEntry, DeadLetterSource, DeadLetterStore};
 use crate::ids::RecordId;
-use crate::index::Resolution;
-use crate::log::Record;
 use crate::proto::telemetrygateway::v1::{Identifier, RecordEventsResponse};
 use crate::proto::telespool::v1::{
     RawEventsPayload, RawRecordEventsRequest, raw_record_events_request,
 };
 use crate::queue::Queue;
+use crate::queue::{Record, Resolution};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +55,21 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
+
+/// Metric: events the gateway acknowledged (Sourcegraph's name).
+pub const EXPORTED_EVENTS: &str = "src_telemetrygatewayexporter_exported_events";
+/// Metric: events per exported payload (Sourcegraph's name).
+pub const BATCH_SIZE: &str = "src_telemetrygatewayexporter_batch_size";
+/// Metric: events moved to the dead-letter store after too many attempts.
+pub const DEAD_LETTERED: &str = "telespool_export_dead_lettered_total";
+/// Metric: failed export rounds, by `kind`.
+pub const ERRORS: &str = "telespool_export_errors_total";
+/// Metric: rounds retried at once after a graceful `GOAWAY`.
+pub const GOAWAY_RETRIES: &str = "telespool_export_goaway_retries_total";
+/// Metric: acknowledged ids that matched no in-flight record.
+pub const UNKNOWN_IDS: &str = "telespool_export_unknown_ids_total";
+/// Metric: time from sending a payload to its answer.
+pub const ROUNDTRIP_SECONDS: &str = "telespool_export_roundtrip_seconds";
 
 /// The gRPC method path (with Sourcegraph's typo).
 pub const RECORD_EVENTS_PATH: &str = "/telemetrygateway.v1.TelemeteryGatewayService/RecordEvents";
@@ -88,44 +103,6 @@ pub struct ExportStats {
     pub errors: AtomicU64,
     /// Rounds retried at once after a graceful `GOAWAY`.
     pub goaway_retries: AtomicU64,
-}
-
-/// Why a round ended early.
-#[derive(Debug, thiserror::Error)]
-enum RoundError {
-    #[error("opening the stream failed: {0}")]
-    Open(tonic::Status),
-    #[error("the gateway refused the stream: {0}")]
-    Refused(tonic::Status),
-    #[error("the stream broke: {0}")]
-    Stream(tonic::Status),
-    #[error("the gateway closed the stream with {0} payloads unanswered")]
-    ClosedEarly(usize),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the gateway answered a payload with no ids (its sink may be down)")]
-    NothingAcked,
-    #[error("reading the queue failed: {0}")]
-    Queue(String),
-    #[error("the dead-letter store failed: {0}")]
-    DeadLetter(String),
-    #[error("the gateway connection went away (GOAWAY, NO_ERROR) as the stream opened: {0}")]
-    GoAway(tonic::Status),
-}
-
-impl RoundError {
-    fn kind(&self) -> &'static str {
-        match self {
-            RoundError::Open(_) => "connect",
-            RoundError::Refused(_) => "refused",
-            RoundError::Stream(_) | RoundError::ClosedEarly(_) => "stream",
-            RoundError::Timeout(_) => "timeout",
-            RoundError::NothingAcked => "nothing_acked",
-            RoundError::Queue(_) => "queue",
-            RoundError::DeadLetter(_) => "dead_letter",
-            RoundError::GoAway(_) => "goaway",
-        }
-    }
 }
 
 struct Sent {
@@ -227,16 +204,16 @@ impl Exporter {
             if !matches!(result, Ok(RoundEnd::Idle)) || *stop.borrow() {
                 self.flush_resolutions().await;
             }
-            if !matches!(result, Err(RoundError::GoAway(_))) {
+            if !result.as_ref().is_err_and(RoundError::is_goaway) {
                 goaways = 0;
             }
             let pause = match result {
                 Ok(RoundEnd::Stopped) => break,
-                Err(RoundError::GoAway(status)) if goaways < MAX_GOAWAY_RETRIES => {
+                Err(e) if e.is_goaway() && goaways < MAX_GOAWAY_RETRIES => {
                     goaways += 1;
                     self.stats.goaway_retries.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("telespool_export_goaway_retries_total").increment(1);
-                    tracing::debug!(%status, "the gateway connection went away; reconnecting");
+                    metrics::counter!(GOAWAY_RETRIES).increment(1);
+                    tracing::debug!(error = %e, "the gateway connection went away; reconnecting");
                     None
                 }
                 Ok(RoundEnd::Idle) => {
@@ -253,8 +230,7 @@ impl Exporter {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("telespool_export_errors_total", "kind" => e.kind())
-                        .increment(1);
+                    metrics::counter!(ERRORS, "kind" => e.kind()).increment(1);
                     let d = self.backoff.delay(failures);
                     tracing::warn!(error = %crate::untrusted::Escaped(&e), retry_in_ms = d.as_millis() as u64, "export round failed");
                     Some(d)
@@ -308,8 +284,8 @@ impl Exporter {
         let q = self.queue.clone();
         tokio::task::spawn_blocking(move || q.read(from, 4096, MAX_PAYLOAD_BYTES))
             .await
-            .map_err(|e| RoundError::Queue(e.to_string()))?
-            .map_err(|e| RoundError::Queue(e.to_string()))
+            .map_err(RoundError::Task)?
+            .map_err(RoundError::Queue)
     }
 
     /// Reads the next payload from `cursor`, skipping records waiting for
@@ -380,13 +356,7 @@ impl Exporter {
         let mut exhausted = false;
         self.send(&tx, first, &mut inflight, &mut sent_events).await;
 
-        grpc.ready().await.map_err(|e| {
-            if goaway_no_error(&e) {
-                RoundError::GoAway(tonic::Status::unavailable(e.to_string()))
-            } else {
-                RoundError::Open(tonic::Status::unavailable(e.to_string()))
-            }
-        })?;
+        grpc.ready().await.map_err(RoundError::Connect)?;
         let codec =
             tonic_prost::ProstCodec::<RawRecordEventsRequest, RecordEventsResponse>::default();
         let path = tonic::codegen::http::uri::PathAndQuery::from_static(RECORD_EVENTS_PATH);
@@ -394,7 +364,7 @@ impl Exporter {
         let call = tokio::time::timeout(ANSWER_TIMEOUT, grpc.streaming(req, path, codec)).await;
         let mut inbound = match call {
             Err(_) => return Err(RoundError::Timeout(ANSWER_TIMEOUT)),
-            Ok(Err(s)) => return Err(classify(s)),
+            Ok(Err(s)) => return Err(classify(s, Phase::Opening)),
             Ok(Ok(r)) => r.into_inner(),
         };
         let mut tx = Some(tx);
@@ -442,7 +412,7 @@ impl Exporter {
             match answer {
                 Err(_) if stopping => break,
                 Err(_) => return Err(RoundError::Timeout(wait)),
-                Ok(Err(status)) => return Err(classify(status)),
+                Ok(Err(status)) => return Err(classify(status, Phase::Streaming)),
                 Ok(Ok(None)) => return Err(RoundError::ClosedEarly(inflight.len())),
                 Ok(Ok(Some(resp))) => {
                     let Some(payload) = inflight.pop_front() else {
@@ -492,7 +462,7 @@ impl Exporter {
             events.push(r.event);
         }
         let n = events.len();
-        metrics::histogram!("src_telemetrygatewayexporter_batch_size").record(n as f64);
+        metrics::histogram!(BATCH_SIZE).record(n as f64);
         let msg = RawRecordEventsRequest {
             payload: Some(raw_record_events_request::Payload::Events(
                 RawEventsPayload { events },
@@ -518,8 +488,7 @@ impl Exporter {
         payload: Sent,
         others: &mut VecDeque<Sent>,
     ) -> Result<(usize, usize), RoundError> {
-        metrics::histogram!("telespool_export_roundtrip_seconds")
-            .record(payload.sent_at.elapsed().as_secs_f64());
+        metrics::histogram!(ROUNDTRIP_SECONDS).record(payload.sent_at.elapsed().as_secs_f64());
         let ids: HashSet<&str> = resp.succeeded_events.iter().map(String::as_str).collect();
         let mut acked: Vec<RecordId> = Vec::new();
         let mut known: HashSet<String> = HashSet::new();
@@ -550,12 +519,12 @@ impl Exporter {
             self.stats
                 .unknown_ids
                 .fetch_add(unknown as u64, Ordering::Relaxed);
-            metrics::counter!("telespool_export_unknown_ids_total").increment(unknown as u64);
+            metrics::counter!(UNKNOWN_IDS).increment(unknown as u64);
         }
         if !acked.is_empty() {
             let r = self.queue.resolve(&acked, Resolution::Acked);
             self.stats.acked.fetch_add(r.resolved, Ordering::Relaxed);
-            metrics::counter!("src_telemetrygatewayexporter_exported_events").increment(r.resolved);
+            metrics::counter!(EXPORTED_EVENTS).increment(r.resolved);
             for id in &acked {
                 self.retries.remove(id);
                 self.last_error.remove(id);
@@ -622,8 +591,8 @@ impl Exporter {
             store.flush()
         })
         .await
-        .map_err(|e| RoundError::DeadLetter(e.to_string()))?
-        .map_err(|e| RoundError::DeadLetter(e.to_string()))?;
+        .map_err(RoundError::Task)?
+        .map_err(RoundError::DeadLetter)?;
         // Durable in the dead-letter store: now it may stop pinning its segment.
         self.queue.resolve(ids, Resolution::DeadLettered);
         for id in ids {
@@ -633,47 +602,11 @@ impl Exporter {
         self.stats
             .dead_lettered
             .fetch_add(ids.len() as u64, Ordering::Relaxed);
-        metrics::counter!("telespool_export_dead_lettered_total").increment(ids.len() as u64);
+        metrics::counter!(DEAD_LETTERED).increment(ids.len() as u64);
         tracing::error!(
             records = ids.len(),
-            "poison events moved to the dead-letter store after repeated refusals"
+            "refused events moved to the dead-letter store after repeated refusals"
         );
         Ok(())
-    }
-}
-
-/// Whether `error` or one of its sources is h2's graceful `GOAWAY` from
-/// the gateway (`NO_ERROR`, remote).
-fn goaway_no_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(h2) = e.downcast_ref::<h2::Error>()
-            && h2.is_go_away()
-            && h2.is_remote()
-            && h2.reason() == Some(h2::Reason::NO_ERROR)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-fn classify(s: tonic::Status) -> RoundError {
-    use tonic::Code;
-    if goaway_no_error(&s) {
-        return RoundError::GoAway(s);
-    }
-    match s.code() {
-        Code::InvalidArgument
-        | Code::Unauthenticated
-        | Code::PermissionDenied
-        | Code::Unimplemented => RoundError::Refused(s),
-        Code::Unavailable | Code::Unknown
-            if s.message().contains("connect") || s.message().contains("transport") =>
-        {
-            RoundError::Open(s)
-        }
-        _ => RoundError::Stream(s),
     }
 }

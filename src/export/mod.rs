@@ -9,4 +9,5 @@ pub mod channel;
 pub mod config;
 pub mod exporter;
 pub mod identity;
+mod round_error;
 pub mod wire;

@@ -35,16 +35,20 @@ use crate::tls::server::ServerTls;
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// A license-keys or service-tokens file.
+    /// A license-keys or service-tokens file cannot be read or parsed at
+    /// start or reload. The operator fixes the file the cause names.
     #[error(transparent)]
     Identity(#[from] IdentityFileError),
-    /// The sink could not be opened or closed.
+    /// The sink could not be opened or closed. At start nothing runs; the
+    /// operator fixes the sink setting or its target (file, NATS).
     #[error("sink: {0}")]
     Sink(#[from] SinkError),
-    /// The metrics recorder.
+    /// The metrics recorder could not be installed (another one is, in
+    /// this process). A bug in the embedding program: install one only.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    /// A listen address could not be bound.
+    /// A listen address could not be bound. The operator frees the
+    /// address or picks another (the setting named).
     #[error("{setting} {address}: {source}")]
     Bind {
         /// `grpc_listen` or `http_listen`.
@@ -54,10 +58,12 @@ pub enum GatewayError {
         /// The error.
         source: std::io::Error,
     },
-    /// A server failed.
+    /// A server failed while serving. The gateway stops; the operator
+    /// reads the cause and restarts it.
     #[error(transparent)]
     Serve(#[from] ServeError),
-    /// The TLS certificate, key or client CA.
+    /// The TLS certificate, key or client CA cannot be used. Nothing
+    /// starts (or a reload keeps the old files); the operator fixes the file.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }

@@ -78,7 +78,8 @@ fn line_hashes(secret: &str) -> Option<Vec<Hash>> {
 /// A secrets file that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityFileError {
-    /// The file could not be read.
+    /// The file could not be read. At start nothing runs, at reload the
+    /// old identities stay; the operator fixes the path.
     #[error("reading {path}: {source}")]
     Read {
         /// The file.
@@ -86,7 +87,8 @@ pub enum IdentityFileError {
         /// The error.
         source: std::io::Error,
     },
-    /// A line that is not in the file's format.
+    /// A line that is not in the file's format. As for an unreadable
+    /// file; the operator fixes the line named.
     #[error("{path} line {line}: {problem}")]
     BadLine {
         /// The file.
@@ -267,24 +269,31 @@ impl ServiceTokens {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// A licensed identifier whose key the verifier refused.
+    /// `INVALID_ARGUMENT`; the instance's admin fixes the license.
     #[error("invalid license_key: {0}")]
     InvalidLicenseKey(LicenseProblem),
     /// An unlicensed identifier without an instance id.
+    /// `INVALID_ARGUMENT`; the sender fixes its metadata.
     #[error("instance_id is required for unlicensed instance")]
     MissingInstanceId,
     /// A managed-service identifier without a service id.
+    /// `INVALID_ARGUMENT`; the sender fixes its metadata.
     #[error("service_id is required for managed service")]
     MissingServiceId,
     /// No `authorization` metadata on a managed-service call.
+    /// `UNAUTHENTICATED`; the service sends its token.
     #[error("no bearer token in the authorization metadata")]
     MissingToken,
     /// An `authorization` value that is not `Bearer <token>`.
+    /// `UNAUTHENTICATED`; the service fixes the header.
     #[error("authorization metadata is not a bearer token")]
     NotBearer,
-    /// A token that is not allowed for the service.
+    /// A token that is not allowed for the service. `PERMISSION_DENIED`;
+    /// the operator adds it to the service-tokens file.
     #[error("permission denied")]
     PermissionDenied,
     /// No identifier, or a kind this gateway does not serve here.
+    /// `UNIMPLEMENTED`; the sender uses a supported identifier.
     #[error("unsupported identifier type")]
     Unsupported,
 }

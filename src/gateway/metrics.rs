@@ -55,6 +55,25 @@ pub const RECORD_EVENT: &str = "telespool_gateway_record_event_total";
 /// SIGHUP reloads.
 pub const RELOADS: &str = "telespool_gateway_reloads_total";
 
+/// Every series the gateway emits besides the listeners'
+/// ([`crate::net::listener::SERIES`]), described at start: the list
+/// `prometheus`'s tests check every emitter in `src/` against.
+pub const GATEWAY_SERIES: &[&str] = &[
+    EVENTS,
+    EVENTS_DROPPED,
+    PAYLOAD_EVENTS,
+    PUBLISH_SECONDS,
+    SINK_ERRORS,
+    FILE_SYNC_SECONDS,
+    FILE_ROTATED_DELETED,
+    STREAMS,
+    RECORD_EVENT,
+    RELOADS,
+    crate::tls::server::HANDSHAKE_FAILURES,
+    crate::grpc_limits::budget::GATEWAY_BUDGET.in_use_gauge,
+    crate::grpc_limits::budget::GATEWAY_BUDGET.refused_counter,
+];
+
 /// Most distinct managed-service ids used as `source` label values.
 pub const MAX_SERVICE_LABELS: usize = 32;
 /// Longest managed-service id used as a `source` label value.
@@ -97,7 +116,8 @@ pub fn source_label(source: &PublisherSource) -> String {
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    /// Another recorder is already installed in this process.
+    /// Another recorder is already installed in this process. A bug in
+    /// the embedding program: install one recorder only.
     #[error("installing the Prometheus recorder: {reason}")]
     Install {
         /// The exporter's complaint.

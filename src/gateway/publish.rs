@@ -100,12 +100,15 @@ impl StreamContext {
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The event breaks the rules (id, feature/action, timestamp, depth).
+    /// It is left unacknowledged; the sender dead-letters it eventually.
     #[error("invalid event: {0}")]
     Invalid(#[from] ValidationError),
-    /// The event cannot be rendered as protojson.
+    /// The event cannot be rendered as protojson (a value JSON cannot
+    /// hold). Left unacknowledged, as an invalid event.
     #[error("encoding the event as JSON: {0}")]
     Render(#[from] ProtojsonError),
-    /// The body reached [`MAX_BODY_BYTES`].
+    /// The body reached [`MAX_BODY_BYTES`]. Left unacknowledged, as an
+    /// invalid event.
     #[error("message body is {size} bytes, at or over the limit of {limit} bytes")]
     TooLarge {
         /// The body's size.
@@ -113,7 +116,7 @@ pub enum PublishError {
         /// The limit.
         limit: usize,
     },
-    /// The sink failed it.
+    /// The sink failed it. Left unacknowledged; the sidecar retries.
     #[error(transparent)]
     Sink(#[from] SinkError),
 }

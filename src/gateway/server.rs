@@ -169,10 +169,12 @@ impl TelemetryService for GatewayService {
 /// Why the gRPC server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The transport failed.
+    /// The gRPC transport failed while serving. The gateway stops; the
+    /// operator restarts it.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// The HTTP server failed.
+    /// The HTTP server failed while serving. The gateway stops; the
+    /// operator restarts it.
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
 }

@@ -31,8 +31,10 @@
 //! | `POST /v1/dead-letter/requeue` | `limit` (default all): export dead letters back into the queue |
 
 use super::guard::{self, bearer_token, is_local_host, is_loopback_peer, token_matches};
-use super::http::{HttpState, error};
-use super::queries::{self, DeadLetterParams, EraseParams, QueryError, RangeParams, RecentParams};
+use super::reply::error;
+use crate::admin::{
+    self, DeadLetterParams, EraseParams, QueryError, RangeParams, RecentParams, RequeueParams,
+};
 use crate::clock::Clock;
 use crate::dead_letter::DeadLetterStore;
 use crate::event_logs::store::EventLogStore;
@@ -43,11 +45,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// The stores the admin API reads.
+/// The stores the admin API reads, and who it answers.
 #[derive(Debug)]
 pub struct Admin {
     /// The export queue.
@@ -64,10 +66,13 @@ pub struct Admin {
     pub require_token: bool,
     /// The IP of `--http-listen`: a `Host` naming it is local.
     pub listen: IpAddr,
+    /// Woken after a requeue (the exporter waits on it).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
-/// The admin routes, behind the guard.
-pub fn router(state: HttpState) -> Router<HttpState> {
+/// The admin routes, behind the guard, ready to merge into the sidecar's
+/// HTTP router.
+pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/event-logs/recent", get(recent))
@@ -79,7 +84,8 @@ pub fn router(state: HttpState) -> Router<HttpState> {
             "/v1/dead-letter/requeue",
             post(requeue).route_layer(middleware::from_fn(guard::refuse_cross_site)),
         )
-        .route_layer(middleware::from_fn_with_state(state, admin_guard))
+        .route_layer(middleware::from_fn_with_state(admin.clone(), admin_guard))
+        .with_state(admin)
 }
 
 /// Why the admin API refused a request.
@@ -169,15 +175,15 @@ pub fn admin_access(
 }
 
 async fn admin_guard(
-    State(s): State<HttpState>,
+    State(s): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
     let rule = AccessRule {
-        token: s.admin.token.as_deref(),
-        require_token: s.admin.require_token,
-        listen: s.admin.listen,
+        token: s.token.as_deref(),
+        require_token: s.require_token,
+        listen: s.listen,
     };
     let checked = admin_access(
         rule,
@@ -191,67 +197,58 @@ async fn admin_guard(
     }
 }
 
-async fn status(State(s): State<HttpState>) -> Response {
-    let q = s.admin.queue.clone();
-    let r =
-        tokio::task::spawn_blocking(move || crate::commands::status::status_json(&q, None)).await;
-    match r {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// Runs a query off the runtime and answers it.
-async fn answer(
-    f: impl FnOnce() -> Result<serde_json::Value, QueryError> + Send + 'static,
+/// Runs an admin operation off the runtime and answers with its JSON:
+/// 400 for the caller's mistakes, 500 for a store's failure.
+async fn answer<T: Serialize + Send + 'static>(
+    f: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
 ) -> Response {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => axum::Json(v).into_response(),
-        Ok(Err(QueryError::BadRequest(m))) => error(StatusCode::BAD_REQUEST, m),
-        Ok(Err(QueryError::Store(m))) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Ok(Err(e)) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn recent(State(s): State<HttpState>, Query(p): Query<RecentParams>) -> Response {
-    let store = s.admin.event_logs.clone();
-    let now = s.admin.clock.now();
-    answer(move || queries::recent(&store, &p, now)).await
+async fn status(State(s): State<Arc<Admin>>) -> Response {
+    let queue = s.queue.clone();
+    let now = s.clock.now();
+    answer(move || Ok(admin::queue_status(&queue, None, now))).await
 }
 
-async fn counts(State(s): State<HttpState>, Query(p): Query<RangeParams>) -> Response {
-    let store = s.admin.event_logs.clone();
-    let now = s.admin.clock.now();
-    answer(move || queries::counts(&store, &p, now)).await
+async fn recent(State(s): State<Arc<Admin>>, Query(p): Query<RecentParams>) -> Response {
+    let store = s.event_logs.clone();
+    let now = s.clock.now();
+    answer(move || admin::recent(&store, &p, now)).await
 }
 
-async fn users(State(s): State<HttpState>, Query(p): Query<RangeParams>) -> Response {
-    let store = s.admin.event_logs.clone();
-    let now = s.admin.clock.now();
-    answer(move || queries::users(&store, &p, now)).await
+async fn counts(State(s): State<Arc<Admin>>, Query(p): Query<RangeParams>) -> Response {
+    let store = s.event_logs.clone();
+    let now = s.clock.now();
+    answer(move || admin::counts(&store, &p, now)).await
 }
 
-async fn erase(State(s): State<HttpState>, Query(p): Query<EraseParams>) -> Response {
-    let store = s.admin.event_logs.clone();
-    answer(move || queries::erase(&store, &p, false)).await
+async fn users(State(s): State<Arc<Admin>>, Query(p): Query<RangeParams>) -> Response {
+    let store = s.event_logs.clone();
+    let now = s.clock.now();
+    answer(move || admin::users(&store, &p, now)).await
 }
 
-async fn dead_letters(State(s): State<HttpState>, Query(p): Query<DeadLetterParams>) -> Response {
-    let store = s.admin.dead_letters.clone();
-    answer(move || queries::dead_letters(&store, &p)).await
+async fn erase(State(s): State<Arc<Admin>>, Query(p): Query<EraseParams>) -> Response {
+    let store = s.event_logs.clone();
+    answer(move || admin::erase(&store, &p, false)).await
 }
 
-/// Query parameters of `POST /v1/dead-letter/requeue`.
-#[derive(Debug, Deserialize)]
-pub struct RequeueParams {
-    limit: Option<usize>,
+async fn dead_letters(State(s): State<Arc<Admin>>, Query(p): Query<DeadLetterParams>) -> Response {
+    let store = s.dead_letters.clone();
+    answer(move || admin::dead_letters(&store, &p)).await
 }
 
-async fn requeue(State(s): State<HttpState>, Query(p): Query<RequeueParams>) -> Response {
-    let store = s.admin.dead_letters.clone();
-    let queue = s.admin.queue.clone();
+async fn requeue(State(s): State<Arc<Admin>>, Query(p): Query<RequeueParams>) -> Response {
+    let store = s.dead_letters.clone();
+    let queue = s.queue.clone();
     let limit = p.limit.unwrap_or(usize::MAX);
-    let r = answer(move || queries::requeue(&store, &queue, limit)).await;
+    let r = answer(move || admin::requeue(&store, &queue, limit)).await;
     s.wake.notify_one();
     r
 }

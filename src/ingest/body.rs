@@ -55,13 +55,15 @@ use crate::protojson::{self, Position, ProtojsonError};
 /// A request body that cannot be read as a whole (HTTP 400 or 413).
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
-    /// Not UTF-8 (JSON text must be).
+    /// Not UTF-8 (JSON text must be). HTTP 400; the client fixes its
+    /// encoder.
     #[error("request body is not valid UTF-8 (at byte {offset})")]
     InvalidUtf8 {
         /// Offset of the first invalid byte.
         offset: usize,
     },
-    /// Not well-formed JSON, or nested too deep for the parser.
+    /// Not well-formed JSON, or nested too deep for the parser. HTTP 400;
+    /// the client fixes the body.
     #[error("malformed JSON at {position}: {reason}")]
     Malformed {
         /// Where, in the body.
@@ -69,17 +71,17 @@ pub enum BodyError {
         /// What the parser expected or found.
         reason: String,
     },
-    /// Well-formed JSON, but not an object with an `events` key.
+    /// Well-formed JSON, but not an object with an `events` key. HTTP 400.
     #[error("the body must be a JSON object with an \"events\" array")]
     NotAnObject,
-    /// `events` is not an array.
+    /// `events` is not an array. HTTP 400.
     #[error("\"events\" must be an array of events")]
     EventsNotArray,
-    /// `events` appears more than once.
+    /// `events` appears more than once. HTTP 400; the client sends one.
     #[error("\"events\" appears more than once in the body; send one array")]
     EventsTwice,
     /// More events than `--max-events`: the walk stopped at the first one
-    /// past the limit.
+    /// past the limit. HTTP 413; the client splits the request.
     #[error(
         "at least {} events exceed the limit of {limit} per request (--max-events)",
         limit.saturating_add(1)
@@ -93,7 +95,8 @@ pub enum BodyError {
 /// Why one event of a request could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    /// Its JSON text is over the event size limit: it was not parsed.
+    /// Its JSON text is over the event size limit: it was not parsed. The
+    /// event is reported invalid; retrying it fails the same way.
     #[error(
         "event is {bytes} bytes of JSON, over the limit of {limit} bytes (max_event_bytes, --max-event-size)"
     )]
@@ -103,11 +106,12 @@ pub enum EventError {
         /// The limit.
         limit: usize,
     },
-    /// It does not fit the `Event` message.
+    /// It does not fit the `Event` message. Reported invalid, with the
+    /// field; the client fixes the event.
     #[error(transparent)]
     Protojson(#[from] ProtojsonError),
     /// Parsed, it is over the event size limit once encoded: dropped at
-    /// once rather than held until the tee refuses it.
+    /// once rather than held until the tee refuses it. Reported invalid.
     #[error(transparent)]
     Encoded(#[from] ValidationError),
 }

@@ -25,7 +25,7 @@
 //! `RecordEvent` records one event from any identifier and answers
 //! `InvalidArgument` with the reason for an invalid one.
 
-use super::status::grpc_status;
+use super::status::{RecordError, grpc_status};
 use crate::event::validate::check_event_count;
 use crate::grpc_limits::lazy::decode_status;
 use crate::grpc_limits::{
@@ -43,6 +43,11 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
+
+/// Metric: events received, by `transport`.
+pub const EVENTS: &str = "telespool_ingest_events_total";
+/// Metric: time from a decoded request to its events being durable.
+pub const RECORD_SECONDS: &str = "telespool_ingest_record_seconds";
 
 /// The sidecar's gRPC service.
 #[derive(Clone, Debug)]
@@ -103,7 +108,7 @@ pub(crate) async fn record(
     events: Vec<Event>,
     ids: Ids,
     invalid: InvalidPolicy,
-) -> Result<Vec<Outcome>, TeeError> {
+) -> Result<Vec<Outcome>, RecordError> {
     let started = std::time::Instant::now();
     let prepared = tee.prepare(events, ids, invalid)?;
     // Submitting only queues work for the writer and mirror threads, except
@@ -116,14 +121,10 @@ pub(crate) async fn record(
         let t = tee.clone();
         tokio::task::spawn_blocking(move || t.submit(prepared))
             .await
-            .map_err(|e| {
-                TeeError::Mirror(crate::tee::mirror::MirrorError::EventLogs(format!(
-                    "record task failed: {e}"
-                )))
-            })??
+            .map_err(RecordError::Task)??
     };
     let outcomes = commit.done().await?;
-    metrics::histogram!("telespool_ingest_record_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(RECORD_SECONDS).record(started.elapsed().as_secs_f64());
     wake.notify_one();
     Ok(outcomes)
 }
@@ -137,7 +138,8 @@ async fn record_payload(
     payload: &crate::grpc_limits::RawEvents,
 ) -> Result<RecordEventsResponse, Status> {
     let n = payload.count();
-    check_event_count(n, &tee.config().limits).map_err(|e| grpc_status(&TeeError::TooMany(e)))?;
+    check_event_count(n, &tee.config().limits)
+        .map_err(|e| grpc_status(&TeeError::TooMany(e).into()))?;
     let events = payload.decode_all().map_err(|e| decode_status(&e))?;
     match record(tee, wake, events, Ids::Require, InvalidPolicy::DeadLetter).await {
         Ok(outcomes) => {
@@ -148,8 +150,7 @@ async fn record_payload(
                     Outcome::Invalid { id, .. } => id,
                 })
                 .collect();
-            metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
-                .increment(n as u64);
+            metrics::counter!(EVENTS, "transport" => "grpc").increment(n as u64);
             Ok(RecordEventsResponse {
                 succeeded_events: succeeded,
             })
@@ -259,8 +260,7 @@ impl TelemetryService for IngestService {
                 Err(Status::invalid_argument(format!("invalid event: {error}")))
             }
             _ => {
-                metrics::counter!("telespool_ingest_events_total", "transport" => "grpc")
-                    .increment(1);
+                metrics::counter!(EVENTS, "transport" => "grpc").increment(1);
                 Ok(Response::new(RecordEventResponse {}))
             }
         }

@@ -48,7 +48,10 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::http::error;
+use super::reply::error;
+
+/// Metric: state-changing requests refused as cross-site.
+pub const CROSS_SITE_REFUSED: &str = "telespool_http_cross_site_refused_total";
 
 /// Whether a peer is on this host, IPv4-mapped IPv6 included.
 pub fn is_loopback_peer(ip: IpAddr) -> bool {
@@ -188,7 +191,7 @@ pub async fn refuse_cross_site(req: Request, next: Next) -> Response {
     match check_cross_site(req.headers(), request_host(&req)) {
         Ok(()) => next.run(req).await,
         Err(refusal) => {
-            metrics::counter!("telespool_http_cross_site_refused_total").increment(1);
+            metrics::counter!(CROSS_SITE_REFUSED).increment(1);
             error(StatusCode::FORBIDDEN, refusal.to_string())
         }
     }

@@ -55,10 +55,10 @@
 //! that name this host in `Host`, and others only with
 //! `Authorization: Bearer <--admin-token>` ([`super::admin`]).
 
-use super::admin;
 use super::body::{self, BodyError, Decoded};
 use super::grpc::record;
 use super::guard;
+use super::reply::error;
 use super::status::{RETRY_AFTER_SECS, http_status};
 use crate::event::validate::Limits;
 use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee};
@@ -75,6 +75,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Metric: HTTP ingest requests answered 503 because the in-flight budget stayed full.
+pub const HTTP_BUSY: &str = "telespool_ingest_http_busy_total";
+
 /// How long a request waits for room in the ingest budget
 /// (`--max-ingest-in-flight`) before it is answered 503.
 pub const INGEST_WAIT: Duration = Duration::from_secs(10);
@@ -89,8 +92,6 @@ pub struct HttpState {
     pub tee: Arc<Tee>,
     /// Woken after each durable record (the exporter waits on it).
     pub wake: Arc<tokio::sync::Notify>,
-    /// The admin API's stores.
-    pub admin: Arc<admin::Admin>,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Renders `/metrics`.
@@ -114,10 +115,12 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
-/// The router. Every route answers within `request_timeout` (else `408`,
-/// see [`crate::net::http::timed`]); a streaming route, when there is one,
-/// is merged after the timed ones and sends heartbeats.
-pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router {
+/// The router: ingest, health and metrics, with the `admin` routes
+/// ([`super::admin::router`]) merged in. Every route answers within
+/// `request_timeout` (else `408`, see [`crate::net::http::timed`]); a
+/// streaming route, when there is one, is merged after the timed ones and
+/// sends heartbeats.
+pub fn router(state: HttpState, admin: Router, request_timeout: std::time::Duration) -> Router {
     let timed = Router::new()
         .route(
             "/v1/events",
@@ -126,14 +129,9 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .merge(admin::router(state.clone()))
-        .with_state(state);
+        .with_state(state)
+        .merge(admin);
     crate::net::http::timed(timed, request_timeout)
-}
-
-/// A JSON error answer.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {
@@ -163,8 +161,10 @@ async fn render_metrics(State(s): State<HttpState>) -> Response {
 /// Why a body could not be read off the connection.
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
+    /// The body passed `--max-body-size`: HTTP 413, the client splits it.
     #[error("request body exceeds the limit of {limit} bytes (--max-body-size)")]
     TooLarge { limit: usize },
+    /// The body could not be read (the client went away): HTTP 400.
     #[error("request body could not be read (cut short?): {0}")]
     Cut(#[source] axum::Error),
 }
@@ -257,7 +257,7 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
     {
         Ok(Ok(p)) => p,
         Ok(Err(_)) | Err(_) => {
-            metrics::counter!("telespool_ingest_http_busy_total").increment(1);
+            metrics::counter!(HTTP_BUSY).increment(1);
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -307,8 +307,7 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
             return r;
         }
     };
-    metrics::counter!("telespool_ingest_events_total", "transport" => "http")
-        .increment(total as u64);
+    metrics::counter!(super::grpc::EVENTS, "transport" => "http").increment(total as u64);
     let mut ids: Vec<Value> = vec![Value::Null; total];
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();

@@ -1,17 +1,34 @@
 //! Errors of the record path mapped to gRPC statuses and HTTP answers, in
 //! one place.
 
-use crate::log::AppendError;
-use crate::queue::QueueError;
+use crate::queue::{AppendError, QueueError};
 use crate::tee::store::TeeError;
 use axum::http::StatusCode;
 
 /// Seconds a client should wait before retrying a full queue.
 pub const RETRY_AFTER_SECS: u64 = 30;
 
+/// Why a record call failed as a whole (nothing of it is acknowledged).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The tee refused or failed; its variants say what the client does.
+    #[error(transparent)]
+    Tee(#[from] TeeError),
+    /// The blocking task that submitted the events near the queue's quota
+    /// panicked, or was cancelled by the runtime shutting down. Nothing is
+    /// acknowledged; the client retries. A panic is a bug: the operator
+    /// reports it with the log.
+    #[error("the record task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
 /// The gRPC status for a failed record call.
-pub fn grpc_status(e: &TeeError) -> tonic::Status {
+pub fn grpc_status(e: &RecordError) -> tonic::Status {
     let msg = e.to_string();
+    let e = match e {
+        RecordError::Tee(e) => e,
+        RecordError::Task(_) => return tonic::Status::unavailable(msg),
+    };
     match e {
         TeeError::TooMany(_) => tonic::Status::invalid_argument(msg),
         TeeError::Queue(q) => match q {
@@ -33,7 +50,11 @@ pub fn grpc_status(e: &TeeError) -> tonic::Status {
 
 /// The HTTP status for a failed record call, and whether to send
 /// `Retry-After`.
-pub fn http_status(e: &TeeError) -> (StatusCode, bool) {
+pub fn http_status(e: &RecordError) -> (StatusCode, bool) {
+    let e = match e {
+        RecordError::Tee(e) => e,
+        RecordError::Task(_) => return (StatusCode::SERVICE_UNAVAILABLE, true),
+    };
     match e {
         TeeError::TooMany(_) => (StatusCode::PAYLOAD_TOO_LARGE, false),
         TeeError::Queue(q) => match q {

@@ -99,6 +99,14 @@ mod syncer;
 mod table;
 mod writer;
 
+/// The names of the metrics the log emits, each defined next to its
+/// emitter and registered in [`crate::app::series::SIDECAR_SERIES`].
+pub mod metric_names {
+    pub use super::state::POISONED;
+    pub use super::syncer::{APPENDED_RECORDS, FSYNC_SECONDS};
+    pub use super::writer::WRITE_ERRORS;
+}
+
 use crate::ids::RecordId;
 use std::time::Duration;
 

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Metric: times the writer was poisoned by a failed fsync or write.
+pub const POISONED: &str = "telespool_queue_poisoned_total";
+
 /// State shared by the writer, syncer and completer threads and the queue.
 #[derive(Debug)]
 pub(crate) struct LogState {
@@ -144,7 +147,7 @@ impl LogState {
         let cause = p.get_or_insert_with(|| Arc::new(cause)).clone();
         if !self.poisoned.swap(true, Ordering::SeqCst) {
             tracing::error!(reason = %cause, "queue log poisoned: appends are refused until restart");
-            metrics::counter!("telespool_queue_poisoned_total").increment(1);
+            metrics::counter!(POISONED).increment(1);
         }
         AppendError::Poisoned { cause }
     }

@@ -19,6 +19,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
+/// Metric: records made durable.
+pub const APPENDED_RECORDS: &str = "telespool_queue_appended_records_total";
+/// Metric: fdatasync time of one group commit.
+pub const FSYNC_SECONDS: &str = "telespool_queue_fsync_seconds";
+
 /// A written group (or a marker) for the syncer.
 pub(super) struct Job {
     segment: SegmentId,
@@ -214,7 +219,7 @@ pub(super) fn run(shared: &Shared) {
                 apply(state, &jobs);
                 let notify: Vec<Notify> = jobs.into_iter().flat_map(|j| j.done).collect();
                 let durable: u64 = notify.iter().map(Notify::records).sum();
-                metrics::counter!("telespool_queue_appended_records_total").increment(durable);
+                metrics::counter!(APPENDED_RECORDS).increment(durable);
                 shared.done.complete(notify, None);
             }
         }
@@ -244,8 +249,7 @@ fn sync_files(state: &LogState, jobs: &[Job]) -> Option<AppendError> {
         }
         let started = Instant::now();
         let r = job.file.sync_data();
-        metrics::histogram!("telespool_queue_fsync_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         if let Err(source) = r {
             return Some(state.poison(PoisonCause::Sync {
                 path: state.segment_path(job.segment),

@@ -33,6 +33,9 @@ use futures::channel::oneshot;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Metric: failed segment writes.
+pub const WRITE_ERRORS: &str = "telespool_queue_write_errors_total";
+
 /// The writer's buffer is given back to the allocator when a group made it
 /// larger than this.
 const MAX_KEPT_BUFFER: usize = 16 * 1024 * 1024;
@@ -254,7 +257,7 @@ impl WriterThread {
             Err(write) => {
                 let path = state.segment_path(self.active.id());
                 tracing::warn!(path = %path.display(), error = %write, "segment write failed; cutting the file back");
-                metrics::counter!("telespool_queue_write_errors_total").increment(1);
+                metrics::counter!(WRITE_ERRORS).increment(1);
                 let err = match self.active.cut_back() {
                     Ok(()) => AppendError::from_io(path, write),
                     Err(source) => state.poison(PoisonCause::CutBack {

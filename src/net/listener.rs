@@ -51,6 +51,16 @@ pub const ACCEPT_ERRORS: &str = "telespool_listener_accept_errors_total";
 /// `idle`, `lifetime`, `header`).
 pub const TIMEOUTS: &str = "telespool_listener_timeouts_total";
 
+/// Every series of the listeners, described by [`describe_metrics`] (the
+/// sidecar and the gateway both call it).
+pub const SERIES: &[&str] = &[
+    OPEN_CONNECTIONS,
+    ACCEPTED,
+    LIMIT_REACHED,
+    ACCEPT_ERRORS,
+    TIMEOUTS,
+];
+
 /// First delay after a resource error from accept.
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest delay after repeated resource errors from accept.

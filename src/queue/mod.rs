@@ -58,9 +58,18 @@ mod recovery;
 mod resolve;
 pub mod verify;
 
+/// The names of the metrics the queue emits, each defined next to its
+/// emitter and registered in [`crate::app::series::SIDECAR_SERIES`].
+pub mod metric_names {
+    pub use super::purge::{PURGED_RECORDS, PURGED_SEGMENTS};
+    pub use super::quota::{DROPPED, REFUSED};
+    pub use super::recovery::{LOST_RECORDS, TRUNCATED_BYTES};
+    pub use super::resolve::RESOLVED;
+}
+
 use crate::clock::{Clock, SystemClock};
 use crate::index::{Index, SledIndex};
-use crate::log::{AppendAck, AppendError, Batch, Log, LogState, PendingAppend, Table, record};
+use crate::log::{Log, LogState, Table, record};
 use crate::storage::{FsStorage, LockGuard, Storage};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,6 +83,10 @@ pub use error::{ConfigError, Inconsistency, QueueError};
 pub use open::OpenReport;
 pub use purge::PurgeReport;
 pub use resolve::{Backlog, ResolveOutcome, SegmentInfo};
+// The seam's types that the queue's callers hold: the layers above use
+// them through the queue, not through `log` or `segment_meta`.
+pub use crate::log::{AppendAck, AppendError, Batch, PendingAppend, Record, SyncPolicy};
+pub use crate::segment_meta::Resolution;
 
 /// Name of the lock file in the queue directory.
 pub const LOCK_FILE: &str = "LOCK";

@@ -8,6 +8,11 @@ use crate::log::Entry;
 use crate::segment_meta::SegmentMeta;
 use std::time::{Duration, Instant};
 
+/// Metric: records in purged segments.
+pub const PURGED_RECORDS: &str = "telespool_queue_purged_records_total";
+/// Metric: segments purged after their retention.
+pub const PURGED_SEGMENTS: &str = "telespool_queue_purged_segments_total";
+
 /// What [`Queue::purge`] deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -111,8 +116,8 @@ impl Queue {
         state.release_disk_bytes(report.bytes);
         // 4. Then drop the index entries.
         self.flush_locked(&mut index)?;
-        metrics::counter!("telespool_queue_purged_segments_total").increment(report.segments);
-        metrics::counter!("telespool_queue_purged_records_total").increment(report.records);
+        metrics::counter!(PURGED_SEGMENTS).increment(report.segments);
+        metrics::counter!(PURGED_RECORDS).increment(report.records);
         match failed {
             Some(e) => Err(e),
             None => Ok(report),

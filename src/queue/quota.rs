@@ -6,6 +6,11 @@ use super::{FullPolicy, Queue, QueueError};
 use crate::log::Batch;
 use crate::segment_meta::Resolution;
 
+/// Metric: oldest records dropped to make room (policy drop-oldest).
+pub const DROPPED: &str = "telespool_queue_dropped_total";
+/// Metric: appends refused because the queue was full (policy refuse).
+pub const REFUSED: &str = "telespool_queue_refused_total";
+
 /// Below the quota by more than this, appends skip the quota lock.
 const QUOTA_SLACK: u64 = 64 * 1024 * 1024;
 
@@ -52,7 +57,7 @@ impl Queue {
             }
             match self.config.full_policy {
                 FullPolicy::Refuse => {
-                    metrics::counter!("telespool_queue_refused_total").increment(1);
+                    metrics::counter!(REFUSED).increment(1);
                     return Err(QueueError::Full {
                         quota,
                         used,
@@ -103,7 +108,7 @@ impl Queue {
         };
         if dropped > 0 {
             tracing::warn!(segment = %id, records = dropped, "queue full: dropped the oldest unexported records (policy drop-oldest)");
-            metrics::counter!("telespool_queue_dropped_total").increment(dropped);
+            metrics::counter!(DROPPED).increment(dropped);
         }
         // Progress only if the segment could actually go (a damaged index
         // entry could leave it unpurgeable; looping would hang submitters).

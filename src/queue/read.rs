@@ -251,7 +251,7 @@ impl Queue {
         }
         if resolved > 0 {
             tracing::error!(segment = %id, records = resolved, ranges = ?ranges, "records lost to corruption");
-            metrics::counter!("telespool_queue_lost_records_total").increment(resolved);
+            metrics::counter!(super::recovery::LOST_RECORDS).increment(resolved);
         }
     }
 

@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Metric: records lost to damage or missing files, resolved as lost.
+pub const LOST_RECORDS: &str = "telespool_queue_lost_records_total";
+/// Metric: torn-tail bytes truncated on open.
+pub const TRUNCATED_BYTES: &str = "telespool_queue_truncated_bytes_total";
+
 /// Ids above this mean a damaged index or header: a queue never gets near.
 const MAX_SANE_ID: u64 = u64::MAX - (1 << 40);
 
@@ -397,7 +402,7 @@ impl Recovery {
                 len: t.len,
                 cause: t.cause,
             });
-            metrics::counter!("telespool_queue_truncated_bytes_total").increment(t.len);
+            metrics::counter!(TRUNCATED_BYTES).increment(t.len);
         }
         Ok(())
     }
@@ -533,7 +538,7 @@ impl Recovery {
     ) -> Result<(Queue, OpenReport), QueueError> {
         let lost = self.report.lost_records();
         if lost > 0 {
-            metrics::counter!("telespool_queue_lost_records_total").increment(lost);
+            metrics::counter!(LOST_RECORDS).increment(lost);
         }
         self.report.segments = self.table.len();
         let next_id = self.report.next_id;

@@ -7,6 +7,9 @@ use crate::ids::RecordId;
 use crate::log::segment;
 use crate::segment_meta::{Resolution, SegmentMeta};
 
+/// Metric: records resolved, by `how` (acked, dead_lettered, lost, dropped).
+pub const RESOLVED: &str = "telespool_queue_resolved_total";
+
 /// What [`Queue::resolve`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ResolveOutcome {
@@ -77,8 +80,7 @@ impl Queue {
         }
         drop(t);
         if out.resolved > 0 {
-            metrics::counter!("telespool_queue_resolved_total", "how" => how.as_str())
-                .increment(out.resolved);
+            metrics::counter!(RESOLVED, "how" => how.as_str()).increment(out.resolved);
         }
         out
     }

@@ -17,12 +17,15 @@
 //! dedups, builds the columnar block and compresses it, which is what keeps
 //! it from being the record path's ceiling (docs/benchmarks.md, "Mirror").
 
-use crate::dead_letter::{DeadLetterEntry, DeadLetterStore};
-use crate::event_logs::store::{EncodedRow, EventLogStore};
+use crate::dead_letter::{DeadLetterEntry, DeadLetterError, DeadLetterStore};
+use crate::event_logs::store::{EncodedRow, EventLogError, EventLogStore};
 use futures::channel::oneshot;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// Metric: time of one mirror group commit.
+pub const COMMIT_SECONDS: &str = "telespool_mirror_commit_seconds";
 
 /// What one mirror commit wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,18 +38,36 @@ pub struct MirrorAck {
     pub dead_lettered: u64,
 }
 
-/// Why a mirror commit failed.
+/// Why a mirror commit failed. One commit serves every submitter of its
+/// group, so the cause is shared (`Arc`).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum MirrorError {
-    /// The event_logs store failed.
+    /// The event_logs store failed to encode, insert or flush rows. Nothing
+    /// of the group is acknowledged; the client retries (the queue's copy
+    /// may already hold the events: ingest is idempotent by event id). The
+    /// operator looks at the cause (disk full, damage) in the log.
     #[error("event_logs store: {0}")]
-    EventLogs(String),
-    /// The dead-letter store failed.
+    EventLogs(#[source] Arc<EventLogError>),
+    /// The dead-letter store failed to store or flush invalid events.
+    /// Nothing of the group is acknowledged; the client retries.
     #[error("dead-letter store: {0}")]
-    DeadLetter(String),
-    /// The mirror is closed.
+    DeadLetter(#[source] Arc<DeadLetterError>),
+    /// The mirror is closed (the sidecar is stopping). The client retries
+    /// against the next sidecar start.
     #[error("the event_logs mirror is closed")]
     Closed,
+}
+
+impl From<EventLogError> for MirrorError {
+    fn from(e: EventLogError) -> MirrorError {
+        MirrorError::EventLogs(Arc::new(e))
+    }
+}
+
+impl From<DeadLetterError> for MirrorError {
+    fn from(e: DeadLetterError) -> MirrorError {
+        MirrorError::DeadLetter(Arc::new(e))
+    }
 }
 
 struct Work {
@@ -163,8 +184,7 @@ fn run(shared: &Shared, event_logs: &EventLogStore, dead: &DeadLetterStore) {
         };
         let started = Instant::now();
         let result = commit(&work, event_logs, dead);
-        metrics::histogram!("telespool_mirror_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         match result {
             Ok(per_work) => {
                 for (w, ack) in work.into_iter().zip(per_work) {
@@ -193,9 +213,7 @@ fn commit(
     let groups: Vec<&[EncodedRow]> = work.iter().map(|w| w.rows.as_slice()).collect();
     let rows_written = groups.iter().any(|g| !g.is_empty());
     if rows_written {
-        let outs = event_logs
-            .insert_encoded_groups(&groups)
-            .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+        let outs = event_logs.insert_encoded_groups(&groups)?;
         for (ack, out) in acks.iter_mut().zip(outs) {
             ack.inserted = out.inserted;
             ack.duplicates = out.duplicates;
@@ -204,20 +222,16 @@ fn commit(
     let mut dead_written = false;
     for (w, ack) in work.iter().zip(acks.iter_mut()) {
         if !w.dead.is_empty() {
-            dead.put_batch(&w.dead)
-                .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
+            dead.put_batch(&w.dead)?;
             ack.dead_lettered = w.dead.len() as u64;
             dead_written = true;
         }
     }
     if rows_written {
-        event_logs
-            .flush()
-            .map_err(|e| MirrorError::EventLogs(e.to_string()))?;
+        event_logs.flush()?;
     }
     if dead_written {
-        dead.flush()
-            .map_err(|e| MirrorError::DeadLetter(e.to_string()))?;
+        dead.flush()?;
     }
     Ok(acks)
 }

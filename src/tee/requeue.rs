@@ -1,4 +1,4 @@
-//! Putting poison events back in the export queue (`telespool dead-letter
+//! Putting refused events back in the export queue (`telespool dead-letter
 //! requeue`), in the crash-safe order the dead-letter store prescribes:
 //! read the entries, append their events to the queue durably, then remove
 //! them. A crash between the two leaves an entry both requeued and still
@@ -8,22 +8,26 @@
 //! ingest would only be refused again.
 
 use crate::dead_letter::{DeadLetterError, DeadLetterSeq, DeadLetterSource, DeadLetterStore};
-use crate::log::Batch;
+use crate::queue::Batch;
 use crate::queue::{Queue, QueueError};
 
 /// Why a requeue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RequeueError {
-    /// The dead-letter store failed.
+    /// The dead-letter store failed. What was requeued before stays
+    /// requeued (and may be exported twice); the operator retries once the
+    /// cause is fixed.
     #[error("dead-letter store: {0}")]
     DeadLetter(#[from] DeadLetterError),
-    /// The queue refused or failed.
+    /// The queue refused or failed (full, poisoned). Entries not appended
+    /// stay in the dead-letter store; the operator retries later.
     #[error("export queue: {0}")]
     Queue(#[from] QueueError),
 }
 
-/// What a requeue did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a requeue did (also the admin API's answer to
+/// `POST /v1/dead-letter/requeue`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Requeued {
     /// Events appended to the queue and removed from the dead-letter store.
     pub requeued: u64,

@@ -45,12 +45,15 @@ use crate::event::validate::{
 };
 use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
-use crate::log::{AppendAck, Batch, PendingAppend};
 use crate::proto::telemetrygateway::v1::Event;
+use crate::queue::{AppendAck, Batch, PendingAppend};
 use crate::queue::{Queue, QueueError};
 use crate::untrusted::Escaped;
 use prost::Message;
 use std::sync::Arc;
+
+/// Metric: events refused by validation.
+pub const INVALID_EVENTS: &str = "telespool_ingest_invalid_events_total";
 
 /// What happens to events that fail validation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,13 +112,18 @@ impl Prepared {
 /// Why a record call failed as a whole (nothing of it is acknowledged).
 #[derive(Debug, thiserror::Error)]
 pub enum TeeError {
-    /// The request holds more events than allowed.
+    /// The request holds more events than allowed. The client splits it;
+    /// retrying it unchanged fails again.
     #[error(transparent)]
     TooMany(ValidationError),
     /// The queue refused or failed (full, poisoned, disk full, closed).
+    /// Full: the client retries later (or the operator raises the quota);
+    /// an event too large: the client drops it; poisoned or closed: the
+    /// sidecar needs a restart, the client retries against it.
     #[error("export queue: {0}")]
     Queue(#[from] QueueError),
-    /// The mirror or dead-letter store failed.
+    /// The mirror or dead-letter store failed. Nothing is acknowledged;
+    /// the client retries.
     #[error(transparent)]
     Mirror(#[from] MirrorError),
 }
@@ -222,7 +230,7 @@ impl Tee {
             };
             if let Err(error) = checked {
                 let id = (!event.id.is_empty()).then(|| event.id.clone());
-                metrics::counter!("telespool_ingest_invalid_events_total").increment(1);
+                metrics::counter!(INVALID_EVENTS).increment(1);
                 if invalid == InvalidPolicy::DeadLetter {
                     tracing::warn!(event_id = ?id.as_deref().unwrap_or(""), feature = ?event.feature, action = ?event.action, error = %Escaped(&error), "invalid event dead-lettered");
                     let mut dead = DeadLetterEntry {
@@ -251,10 +259,8 @@ impl Tee {
             // Encoded here, on the caller's thread: the mirror's single
             // thread only writes.
             let row = translate(&event, allowed.as_deref(), &self.config.server_version, now);
-            p.rows.push(
-                EventLogStore::encode_row(&row)
-                    .map_err(|e| TeeError::Mirror(MirrorError::EventLogs(e.to_string())))?,
-            );
+            p.rows
+                .push(EventLogStore::encode_row(&row).map_err(|e| TeeError::Mirror(e.into()))?);
             let queued = self.config.export_mode.should_queue(&event);
             let id = event.id.clone();
             if queued {

@@ -61,7 +61,8 @@ impl PemFile {
 /// Why TLS material could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read.
+    /// A file could not be read. Nothing starts (a reload keeps the old
+    /// files); the operator fixes the path or its permissions.
     #[error("{setting}: reading {path}: {source}")]
     Read {
         /// The setting.
@@ -72,7 +73,7 @@ pub enum TlsError {
         #[source]
         source: std::io::Error,
     },
-    /// A file larger than [`MAX_PEM_FILE_BYTES`].
+    /// A file larger than [`MAX_PEM_FILE_BYTES`]: probably the wrong file.
     #[error("{setting}: {path} is larger than {limit} bytes")]
     TooLarge {
         /// The setting.
@@ -82,7 +83,8 @@ pub enum TlsError {
         /// The limit.
         limit: u64,
     },
-    /// A file that is not valid PEM.
+    /// A file that is not valid PEM. The operator converts it (DER to
+    /// PEM) or points at the right file.
     #[error("{setting}: {path} is not valid PEM: {source}")]
     BadPem {
         /// The setting.
@@ -93,7 +95,8 @@ pub enum TlsError {
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    /// No `CERTIFICATE` block in a certificate or CA file.
+    /// No `CERTIFICATE` block in a certificate or CA file. The operator
+    /// points at the certificate, not the key.
     #[error("{setting}: {path} holds no PEM CERTIFICATE block")]
     NoCertificate {
         /// The setting.
@@ -101,7 +104,8 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
-    /// No private key block in a key file.
+    /// No private key block in a key file. The operator points at the
+    /// key.
     #[error(
         "{setting}: {path} holds no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
     )]
@@ -111,7 +115,8 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
-    /// A certificate rustls refuses as a trust anchor.
+    /// A certificate rustls refuses as a trust anchor. The operator uses
+    /// a CA certificate.
     #[error("{setting}: a certificate in {path} cannot be trusted as a CA: {source}")]
     BadCa {
         /// The setting.
@@ -123,10 +128,11 @@ pub enum TlsError {
         source: rustls::Error,
     },
     /// The certificate and key do not go together (or the key type is not
-    /// supported).
+    /// supported). The operator pairs them.
     #[error(transparent)]
     CertKey(Box<CertKeyError>),
-    /// The client-certificate verifier could not be built from the CA file.
+    /// The client-certificate verifier could not be built from the CA
+    /// file. The operator checks the CA file.
     #[error("{setting}: {path}: {source}")]
     ClientVerifier {
         /// The setting.
@@ -137,7 +143,8 @@ pub enum TlsError {
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
-    /// rustls refused the protocol versions (never with the ring provider).
+    /// rustls refused the protocol versions (never with the ring
+    /// provider): a bug to report.
     #[error("TLS configuration: {0}")]
     Config(#[source] rustls::Error),
 }

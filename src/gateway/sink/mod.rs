@@ -63,7 +63,9 @@ pub trait Sink: Send + Sync + 'static {
 /// Everything a sink can report.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SinkError {
-    /// A file operation failed.
+    /// A file operation failed. The events of the group are not
+    /// acknowledged (the sidecar retries them); the operator looks at the
+    /// disk.
     #[error("{op} {path}: {source}")]
     Io {
         /// What was being done (`open`, `write`, `fdatasync`, `rename`, …).
@@ -74,25 +76,29 @@ pub enum SinkError {
         source: Arc<std::io::Error>,
     },
     /// An earlier `fdatasync` failed: the file's durable state is unknown,
-    /// so the sink refuses writes until the gateway restarts.
+    /// so the sink refuses writes until the gateway restarts. The operator
+    /// fixes the disk and restarts the gateway; sidecars retry meanwhile.
     #[error("the file sink stopped after a failed fdatasync of {path}; restart the gateway")]
     Poisoned {
         /// The file.
         path: PathBuf,
     },
-    /// The sink was closed (the gateway is stopping).
+    /// The sink was closed (the gateway is stopping). Nothing is
+    /// acknowledged; the sidecar retries against another gateway.
     #[error("the {sink} sink is closed")]
     Closed {
         /// Which sink.
         sink: &'static str,
     },
-    /// The NATS client is not connected (it keeps reconnecting).
+    /// The NATS client is not connected (it keeps reconnecting). Nothing
+    /// is acknowledged; the sidecar retries.
     #[error("not connected to the NATS server at {url}")]
     NotConnected {
         /// The server.
         url: String,
     },
-    /// A NATS or JetStream operation failed.
+    /// A NATS or JetStream operation failed. Nothing is acknowledged; the
+    /// sidecar retries, and `retryable` says whether that can help.
     #[error("NATS {op}: {reason}")]
     Nats {
         /// What was being done (`connect`, `publish`, `publish ack`, `stream`).
@@ -103,7 +109,8 @@ pub enum SinkError {
         retryable: bool,
     },
     /// An attribute cannot be carried by the sink (e.g. a control character
-    /// in a NATS header value).
+    /// in a NATS header value). The event is refused; retrying it fails
+    /// the same way.
     #[error("attribute {name} cannot be sent as a header: {reason}")]
     BadAttribute {
         /// The attribute.

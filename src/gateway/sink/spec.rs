@@ -39,16 +39,17 @@ pub enum SinkSpec {
 /// Why a sink spec could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SinkSpecError {
-    /// `file:` with nothing after it.
+    /// `file:` with nothing after it. The operator adds the path.
     #[error("file: needs a path, as in file:./telespool-gateway/events.jsonl")]
     EmptyPath,
-    /// `nats://` with no host and port.
+    /// `nats://` with no host and port. The operator adds them.
     #[error("nats:// needs HOST:PORT, as in nats://127.0.0.1:4222")]
     EmptyNatsAddress,
-    /// Userinfo that does not percent-decode to UTF-8.
+    /// Userinfo that does not percent-decode to UTF-8. The operator
+    /// percent-encodes the user, password or token.
     #[error("the user, password or token in the nats:// URL is not valid percent-encoded UTF-8")]
     BadNatsUserinfo,
-    /// Something else.
+    /// Something else. The operator picks one of the three forms.
     #[error("expected file:PATH, nats://HOST:PORT or log")]
     Unknown,
 }

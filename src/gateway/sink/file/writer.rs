@@ -37,7 +37,7 @@ pub(super) enum Command {
 }
 
 /// A batch of lines waiting in a group, and where its answer goes.
-pub(super) type Pending = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+pub(super) type WaitingBatch = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
 
 /// The open file and its rotation state. Lives on the writer thread.
 pub(super) struct Writer {
@@ -216,7 +216,7 @@ impl Writer {
 
     /// Writes each batch (rotating between batches when needed), then syncs
     /// once; one result per batch.
-    fn commit(&mut self, group: &[Pending]) -> Vec<Result<(), SinkError>> {
+    fn commit(&mut self, group: &[WaitingBatch]) -> Vec<Result<(), SinkError>> {
         if let Some(e) = self.poisoned() {
             return vec![Err(e); group.len()];
         }
@@ -394,7 +394,7 @@ mod tests {
         names
     }
 
-    fn group(batches: &[&str]) -> Vec<Pending> {
+    fn group(batches: &[&str]) -> Vec<WaitingBatch> {
         batches
             .iter()
             .map(|b| (b.as_bytes().to_vec(), oneshot::channel().0))

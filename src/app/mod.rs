@@ -14,6 +14,8 @@
 //! settings of [`crate::net`] (`--max-connections`, `--request-timeout`,
 //! ...); the soft `RLIMIT_NOFILE` is raised to the hard limit at start.
 
+pub mod series;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
 use crate::dead_letter::DeadLetterStore;
@@ -36,16 +38,20 @@ use tokio::task::JoinHandle;
 /// Why the sidecar could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The queue could not be opened.
+    /// The queue could not be opened (in use, damaged beyond recovery,
+    /// I/O). Nothing started; the operator reads the cause.
     #[error("opening the export queue: {0}")]
     Queue(#[from] crate::queue::QueueError),
-    /// The event_logs store could not be opened.
+    /// The event_logs store could not be opened. Nothing started; the
+    /// operator reads the cause.
     #[error("opening event_logs: {0}")]
     EventLogs(#[from] crate::event_logs::store::EventLogError),
-    /// The dead-letter store could not be opened.
+    /// The dead-letter store could not be opened. Nothing started; the
+    /// operator reads the cause.
     #[error("opening the dead-letter store: {0}")]
     DeadLetters(#[from] crate::dead_letter::DeadLetterError),
-    /// A listener could not be bound.
+    /// A listener could not be bound. The operator frees the address or
+    /// picks another (`--grpc-listen`, `--http-listen`).
     #[error("listening on {addr}: {source}")]
     Bind {
         /// The address.
@@ -53,7 +59,8 @@ pub enum AppError {
         /// The error.
         source: std::io::Error,
     },
-    /// Other I/O.
+    /// Other I/O at start (the data directory, the instance id). The
+    /// operator fixes the path or its permissions.
     #[error("{what}: {source}")]
     Io {
         /// What failed.
@@ -61,12 +68,26 @@ pub enum AppError {
         /// The error.
         source: std::io::Error,
     },
-    /// A server failed.
-    #[error("{0} server failed: {1}")]
-    Server(&'static str, String),
-    /// The export settings cannot be used.
+    /// The gRPC server failed while serving. The sidecar stops; the
+    /// operator reads the cause and restarts it.
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[source] tonic::transport::Error),
+    /// A task of the sidecar (opening the queue, a server, closing the
+    /// stores) panicked or was cancelled. A panic is a bug: the operator
+    /// reports it with the log; the data on disk is recovered on the next
+    /// start.
+    #[error("the {what} task failed: {source}")]
+    Task {
+        /// Which task (`startup`, `server`, `shutdown`).
+        what: &'static str,
+        /// The failure.
+        source: tokio::task::JoinError,
+    },
+    /// The export settings cannot be used (the gateway address, TLS
+    /// files). Nothing started; the operator fixes the setting the cause
+    /// names.
     #[error("export: {0}")]
-    Export(String),
+    Export(#[from] crate::export::channel::ChannelError),
 }
 
 /// The process-wide Prometheus recorder ([`crate::prometheus`], installed
@@ -75,7 +96,7 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
     let handle = crate::prometheus::install().ok()?;
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
-        crate::prometheus::register_sidecar();
+        crate::prometheus::register(series::SIDECAR_SERIES);
         crate::net::listener::describe_metrics();
     });
     Some(handle)
@@ -123,8 +144,7 @@ fn exporter(
         return Ok(None);
     }
     let crate::export::channel::ExportChannel { channel, tls } =
-        crate::export::channel::export_channel(&config.export)
-            .map_err(|e| AppError::Export(e.to_string()))?;
+        crate::export::channel::export_channel(&config.export)?;
     let instance_id = crate::export::identity::instance_id(&config.export, &config.data_dir)
         .map_err(|source| AppError::Io {
             what: "reading or creating the instance id",
@@ -180,7 +200,10 @@ pub async fn start(
     let dd = data_dir.clone();
     let (queue, report) = tokio::task::spawn_blocking(move || Queue::open_dir(&dd, qc))
         .await
-        .map_err(|e| AppError::Server("startup", e.to_string()))??;
+        .map_err(|source| AppError::Task {
+            what: "startup",
+            source,
+        })??;
     if report.lost_records() > 0 || !report.truncated.is_empty() {
         tracing::warn!(
             lost = report.lost_records(),
@@ -245,21 +268,22 @@ pub async fn start(
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await
-            .map_err(|e| AppError::Server("gRPC", e.to_string()))
+            .map_err(AppError::Grpc)
     }));
 
+    let admin = crate::ingest::admin::router(Arc::new(Admin {
+        queue: queue.clone(),
+        event_logs: event_logs.clone(),
+        dead_letters: dead_letters.clone(),
+        token: config.listen.admin_token.clone(),
+        clock: clock.clone(),
+        require_token: config.listen.admin_require_token,
+        listen: config.listen.http.ip(),
+        wake: wake.clone(),
+    }));
     let state = HttpState {
         tee: tee.clone(),
         wake: wake.clone(),
-        admin: Arc::new(Admin {
-            queue: queue.clone(),
-            event_logs: event_logs.clone(),
-            dead_letters: dead_letters.clone(),
-            token: config.listen.admin_token.clone(),
-            clock: clock.clone(),
-            require_token: config.listen.admin_require_token,
-            listen: config.listen.http.ip(),
-        }),
         max_body_bytes: config.listen.max_body_bytes,
         metrics,
         ingest_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -270,7 +294,7 @@ pub async fn start(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
     };
-    let app = router(state, limits.request_timeout);
+    let app = router(state, admin, limits.request_timeout);
     let mut rx = stopped.clone();
     let http = crate::net::http::listener(http, "sidecar_http", &limits);
     servers.push(tokio::spawn(async move {
@@ -365,7 +389,10 @@ impl Running {
                     first_err.get_or_insert(e);
                 }
                 Err(e) => {
-                    first_err.get_or_insert(AppError::Server("task", e.to_string()));
+                    first_err.get_or_insert(AppError::Task {
+                        what: "server",
+                        source: e,
+                    });
                 }
             }
         }
@@ -405,7 +432,10 @@ impl Running {
         })
         .await;
         if let Err(e) = closed {
-            first_err.get_or_insert(AppError::Server("shutdown", e.to_string()));
+            first_err.get_or_insert(AppError::Task {
+                what: "shutdown",
+                source: e,
+            });
         }
         tracing::info!("telespool sidecar stopped");
         match first_err {
