@@ -201,10 +201,10 @@ impl Decoded {
 
     pub(crate) fn row_in(&self, row: usize) -> RowIn<'_> {
         RowIn {
-            id: self.id_text.get(row).map_or("", String::as_str),
+            id: self.id_text.get(row).map_or(&[], String::as_bytes),
             time: self.head.time(row),
-            ts_text: self.head.ts_text(row),
-            f: self.rest.fields(&self.head, row),
+            ts_text: self.head.ts_text(row).map(str::as_bytes),
+            f: self.rest.fields(&self.head, row).to_bytes(),
         }
     }
 }
@@ -506,7 +506,6 @@ impl Inner {
         rows: &[&EncodedRow],
         commit: u64,
     ) -> Result<(), EventLogError> {
-        let ins: Vec<RowIn<'_>> = rows.iter().map(|r| r.row_in()).collect::<Result<_, _>>()?;
         let (mut next_seq, start) = {
             let od = self.open_day(w, view, day)?;
             (od.next_seq, od.len)
@@ -515,15 +514,16 @@ impl Inner {
         let mut metas = Vec::new();
         let mut users = Vec::new();
         let mut locs = Vec::with_capacity(rows.len());
-        let mut b = BlockBuilder::default();
-        for (i, r) in ins.iter().enumerate() {
+        let mut b = BlockBuilder::with_rows(rows.len());
+        for (i, r) in rows.iter().enumerate() {
             locs.push(Loc {
                 seq: next_seq,
                 row: b.rows() as u16,
             });
-            b.push(r);
-            if b.is_full() || i + 1 == ins.len() {
-                let full = std::mem::take(&mut b);
+            b.push(&r.row_in()?);
+            if b.is_full() || i + 1 == rows.len() {
+                let left = rows.len() - i - 1;
+                let full = std::mem::replace(&mut b, BlockBuilder::with_rows(left));
                 let mut built = full.finish(next_seq, commit, None, &mut w.z, &mut w.interner);
                 built.meta.offset = start + frames.len() as u64;
                 frames.extend_from_slice(&built.frame);

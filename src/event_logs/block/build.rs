@@ -20,12 +20,13 @@ use crate::log::record::frame_crc;
 /// One row as the block builder takes it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowIn<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a [u8],
     pub(crate) time: EventTime,
     /// The row's timestamp text when it is not the canonical rendering of
     /// `time` (kept so that every row reads back as it was written).
-    pub(crate) ts_text: Option<&'a str>,
-    pub(crate) f: RowFields<'a>,
+    pub(crate) ts_text: Option<&'a [u8]>,
+    /// The fields as bytes (see [`crate::event_logs::codec::Text`]).
+    pub(crate) f: RowFields<'a, [u8]>,
 }
 
 /// What a finished block adds to its day.
@@ -47,7 +48,7 @@ pub(crate) struct BlockBuilder<'a> {
     text_ids: Vec<u8>,
     times: Vec<u8>,
     prev_secs: i64,
-    ts_exc: Vec<(u32, &'a str)>,
+    ts_exc: Vec<(u32, &'a [u8])>,
     user_ids: Vec<i64>,
     name: Col<'a>,
     anon: Col<'a>,
@@ -77,6 +78,24 @@ pub(super) const REST_COLS: [&str; 14] = [
 ];
 
 impl<'a> BlockBuilder<'a> {
+    /// A builder with room for `rows` rows (at most a full block's), so
+    /// that its columns do not grow by copying as rows arrive.
+    pub(crate) fn with_rows(rows: usize) -> BlockBuilder<'a> {
+        let n = rows.min(MAX_BLOCK_ROWS);
+        let col = || Col::with_rows(n);
+        BlockBuilder {
+            uuid_bits: Vec::with_capacity(n / 8 + 1),
+            uuids: Vec::with_capacity(n * 16),
+            times: Vec::with_capacity(n * 6),
+            user_ids: Vec::with_capacity(n),
+            name: col(),
+            anon: col(),
+            source: col(),
+            rest: std::array::from_fn(|_| col()),
+            ..BlockBuilder::default()
+        }
+    }
+
     pub(crate) fn rows(&self) -> usize {
         self.n
     }
@@ -98,7 +117,7 @@ impl<'a> BlockBuilder<'a> {
                 }
                 self.uuids.extend_from_slice(&u);
             }
-            None => put_str(&mut self.text_ids, r.id.as_bytes()),
+            None => put_str(&mut self.text_ids, r.id),
         }
         let delta = if row == 0 {
             r.time.seconds
@@ -114,11 +133,11 @@ impl<'a> BlockBuilder<'a> {
         self.min = Some(self.min.map_or(r.time, |m| m.min(r.time)));
         self.max = Some(self.max.map_or(r.time, |m| m.max(r.time)));
         let f = &r.f;
-        let mut raw = 32 + r.id.len().min(16) + r.ts_text.map_or(0, str::len);
-        raw += self.name.push(Some(f.name.as_bytes()));
+        let mut raw = 32 + r.id.len().min(16) + r.ts_text.map_or(0, <[u8]>::len);
+        raw += self.name.push(Some(f.name));
         self.user_ids.push(f.user_id);
-        raw += self.anon.push(Some(f.anonymous_user_id.as_bytes()));
-        raw += self.source.push(Some(f.source.as_bytes()));
+        raw += self.anon.push(Some(f.anonymous_user_id));
+        raw += self.source.push(Some(f.source));
         let [
             url,
             version,
@@ -135,19 +154,19 @@ impl<'a> BlockBuilder<'a> {
             argument,
             public,
         ] = &mut self.rest;
-        raw += url.push(Some(f.url.as_bytes()));
-        raw += version.push(Some(f.version.as_bytes()));
+        raw += url.push(Some(f.url));
+        raw += version.push(Some(f.version));
         for (col, v) in [
             client, cohort, first, last, referrer, device, insert, billing, billing_id,
         ]
         .into_iter()
         .zip(f.opts)
         {
-            raw += col.push(v.map(str::as_bytes));
+            raw += col.push(v);
         }
         raw += flags.push(Some(f.flags));
-        raw += argument.push(Some(f.argument.as_bytes()));
-        raw += public.push(Some(f.public_argument.as_bytes()));
+        raw += argument.push(Some(f.argument));
+        raw += public.push(Some(f.public_argument));
         self.raw += raw;
         self.n += 1;
     }
@@ -173,7 +192,7 @@ impl<'a> BlockBuilder<'a> {
         put_varint(&mut head, self.ts_exc.len() as u64);
         for (row, text) in &self.ts_exc {
             put_varint(&mut head, u64::from(*row));
-            put_str(&mut head, text.as_bytes());
+            put_str(&mut head, text);
         }
         self.name.encode(&mut head);
         for &u in &self.user_ids {

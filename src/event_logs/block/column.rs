@@ -19,6 +19,14 @@ pub(super) struct Col<'a> {
 }
 
 impl<'a> Col<'a> {
+    /// An empty column with room for `rows` row indexes.
+    pub(super) fn with_rows(rows: usize) -> Col<'a> {
+        Col {
+            idx: Vec::with_capacity(rows),
+            ..Col::default()
+        }
+    }
+
     /// Adds a row's value; returns the bytes it adds to the encoded column
     /// (about: its index, and its text if the dictionary did not hold it).
     pub(super) fn push(&mut self, v: Option<&'a [u8]>) -> usize {

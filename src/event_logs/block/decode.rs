@@ -145,7 +145,7 @@ impl Ids {
     /// Whether row `row`'s id is `id` (without rendering it).
     pub(crate) fn equals(&self, row: usize, id: &str) -> bool {
         match self.rows.get(row) {
-            Some(&(true, s, _)) => match parse_canonical_uuid(id) {
+            Some(&(true, s, _)) => match parse_canonical_uuid(id.as_bytes()) {
                 Some(u) => self.bytes.get(s as usize..s as usize + 16) == Some(&u[..]),
                 None => false,
             },

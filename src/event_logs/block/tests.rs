@@ -27,9 +27,9 @@ pub(crate) fn round_trip(rows: &[EventLogRow]) -> Vec<EventLogRow> {
         .map(|(r, v)| {
             let time = crate::event_logs::key::parse_timestamp(&r.timestamp).unwrap();
             RowIn {
-                id: &r.event_id,
+                id: r.event_id.as_bytes(),
                 time,
-                ts_text: (render_timestamp(time) != r.timestamp).then_some(r.timestamp.as_str()),
+                ts_text: (render_timestamp(time) != r.timestamp).then_some(r.timestamp.as_bytes()),
                 f: codec::decode_fields(v).unwrap().0,
             }
         })
@@ -161,7 +161,7 @@ proptest! {
         };
         let mut b = BlockBuilder::default();
         b.push(&RowIn {
-            id: "e1",
+            id: b"e1",
             time: crate::event_logs::key::parse_timestamp(&rows[0].timestamp).unwrap(),
             ts_text: None,
             f: codec::decode_fields(&values).unwrap().0,
@@ -177,11 +177,14 @@ proptest! {
 fn canonical_uuids_round_trip_and_others_are_text() {
     let u = uuid::Uuid::new_v4();
     let s = u.to_string();
-    assert_eq!(parse_canonical_uuid(&s), Some(*u.as_bytes()));
+    assert_eq!(parse_canonical_uuid(s.as_bytes()), Some(*u.as_bytes()));
     assert_eq!(render_uuid(u.as_bytes()), s);
-    assert_eq!(parse_canonical_uuid(&s.to_uppercase()), None);
-    assert_eq!(parse_canonical_uuid(&u.simple().to_string()), None);
-    assert_eq!(parse_canonical_uuid("e1"), None);
+    assert_eq!(parse_canonical_uuid(s.to_uppercase().as_bytes()), None);
+    assert_eq!(
+        parse_canonical_uuid(u.simple().to_string().as_bytes()),
+        None
+    );
+    assert_eq!(parse_canonical_uuid(b"e1"), None);
 }
 
 #[test]

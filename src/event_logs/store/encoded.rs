@@ -55,17 +55,20 @@ impl EncodedRow {
         time: EventTime,
         value: &[u8],
     ) -> Result<EncodedRow, EventLogError> {
-        let head = codec::decode_head(value).map_err(|source| EventLogError::Decode {
-            event_id: id.to_owned(),
-            source,
-        })?;
+        // Its text is checked here, once: from here on it is carried as
+        // bytes (see `codec::Text`).
+        let (_, timestamp) =
+            codec::decode_fields::<str>(value).map_err(|source| EventLogError::Decode {
+                event_id: id.to_owned(),
+                source,
+            })?;
         let mut buf = Vec::with_capacity(id.len() + value.len());
         buf.extend_from_slice(id.as_bytes());
         buf.extend_from_slice(value);
         Ok(EncodedRow {
             hash: block::id_hash(id),
             time,
-            canonical_ts: key::render_timestamp(time) == head.timestamp,
+            canonical_ts: key::render_timestamp(time) == timestamp,
             id_len: id.len() as u32,
             buf,
         })
@@ -74,12 +77,13 @@ impl EncodedRow {
     /// The row as the block builder takes it.
     pub(crate) fn row_in(&self) -> Result<RowIn<'_>, EventLogError> {
         let value = self.buf.get(self.id_len as usize..).unwrap_or_default();
-        let (f, ts) = codec::decode_fields(value).map_err(|source| EventLogError::Decode {
-            event_id: self.id().to_owned(),
-            source,
-        })?;
+        let (f, ts) =
+            codec::decode_fields::<[u8]>(value).map_err(|source| EventLogError::Decode {
+                event_id: self.id().to_owned(),
+                source,
+            })?;
         Ok(RowIn {
-            id: self.id(),
+            id: self.event_id(),
             time: self.time,
             ts_text: (!self.canonical_ts).then_some(ts),
             f,
