@@ -34,6 +34,8 @@
 //! `INGEST_BENCH_RATE` (offered events/s of the paced runs, comma-separated,
 //! default `50000,20000`),
 //! `INGEST_BENCH_ONLY` (run only the runs whose name contains this),
+//! `INGEST_BENCH_IDS` (the events' id kinds, default `v4,v7`: closed loops
+//! run with each, paced runs with the first),
 //! `INGEST_BENCH_SECS` (measured seconds per run, default 10; a 2 s warm-up
 //! comes first), `INGEST_BENCH_STREAMS` (16), `INGEST_BENCH_BATCH` (100),
 //! `TELESPOOL_BIN` (the `telespool` binary of the separate-process runs;
@@ -60,7 +62,7 @@ use tokio::sync::mpsc;
 /// are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use testkit::events::event;
+use testkit::events::{Ids, event, set_ids};
 
 const WARMUP: Duration = Duration::from_secs(2);
 
@@ -580,21 +582,33 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let only = std::env::var("INGEST_BENCH_ONLY").unwrap_or_default();
+    // Random v4 ids first (what the figures are), time-ordered v7 beside
+    // them for the closed loop.
+    let id_kinds: Vec<Ids> = std::env::var("INGEST_BENCH_IDS")
+        .unwrap_or_else(|_| "v4,v7".into())
+        .split(',')
+        .filter_map(Ids::parse)
+        .collect();
+    let first = id_kinds.first().copied().unwrap_or(Ids::V4);
     for separate in [false, true] {
         let place = if separate {
             "separate-process"
         } else {
             "in-process"
         };
-        let runs = std::iter::once(None).chain(rates.iter().copied().map(Some));
-        for rate in runs {
+        let runs = id_kinds
+            .iter()
+            .map(|&ids| (ids, None))
+            .chain(rates.iter().map(|&r| (first, Some(r))));
+        for (ids, rate) in runs {
             let name = match rate {
-                None => format!("{place}/closed-loop"),
-                Some(r) => format!("{place}/paced-{r:.0}-events-per-s"),
+                None => format!("{place}/closed-loop/{}", ids.name()),
+                Some(r) => format!("{place}/paced-{r:.0}-events-per-s/{}", ids.name()),
             };
             if !name.contains(only.as_str()) {
                 continue;
             }
+            set_ids(ids);
             if separate {
                 separate_process(streams, batch, secs, rate, &name);
             } else {
@@ -603,6 +617,7 @@ fn main() {
         }
     }
     if "mirror-alone".contains(only.as_str()) {
+        set_ids(first);
         mirror_alone(streams, batch, secs);
         bare_sled(streams, batch, secs);
     }

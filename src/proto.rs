@@ -17,6 +17,9 @@ pub mod telespool {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod arb;
+
 /// The encoded `FileDescriptorSet` of every `.proto` file (for
 /// prost-reflect and gRPC reflection).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("file_descriptor_set");

@@ -7,6 +7,11 @@
 //! float. JSON cannot hold NaN or ±infinity; they become `null` (Go would
 //! fail the whole document instead).
 //!
+//! [`Number`], [`JsonValue`] and [`JsonStruct`] write the same JSON text
+//! straight from the protobuf types through `serde` (the record path's
+//! `event_logs` rows: no `serde_json::Value` built and dropped per event);
+//! the conversions above are their reference in the tests.
+//!
 //! The conversions recurse once per nesting level. Their inputs are bounded:
 //! prost decodes at most 100 levels, serde_json parses at most 128, and the
 //! sidecar and the gateway validate private metadata to
@@ -14,7 +19,8 @@
 
 use prost_types::value::Kind;
 use prost_types::{ListValue, Struct, Value};
-use serde_json::{Map, Number, Value as Json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Number as JsonNumber, Value as Json};
 
 /// 2^53: every integer of at most this magnitude is exact in a double.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
@@ -27,9 +33,63 @@ pub fn number_to_json(n: f64) -> Json {
     }
     if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
         // Exact: |n| <= 2^53 fits in i64 without rounding.
-        return Json::Number(Number::from(n as i64));
+        return Json::Number(JsonNumber::from(n as i64));
     }
-    Number::from_f64(n).map_or(Json::Null, Json::Number)
+    JsonNumber::from_f64(n).map_or(Json::Null, Json::Number)
+}
+
+/// A double serialized as [`number_to_json`] renders it.
+#[derive(Clone, Copy, Debug)]
+pub struct Number(pub f64);
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        if !n.is_finite() {
+            s.serialize_unit()
+        } else if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
+            s.serialize_i64(n as i64)
+        } else {
+            s.serialize_f64(n)
+        }
+    }
+}
+
+/// A protobuf `Value` serialized as [`value_to_json`] renders it.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonValue<'a>(pub &'a Value);
+
+impl Serialize for JsonValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0.kind {
+            None | Some(Kind::NullValue(_)) => s.serialize_unit(),
+            Some(Kind::NumberValue(n)) => Number(*n).serialize(s),
+            Some(Kind::StringValue(v)) => s.serialize_str(v),
+            Some(Kind::BoolValue(b)) => s.serialize_bool(*b),
+            Some(Kind::StructValue(v)) => JsonStruct(v).serialize(s),
+            Some(Kind::ListValue(l)) => {
+                let mut seq = s.serialize_seq(Some(l.values.len()))?;
+                for v in &l.values {
+                    seq.serialize_element(&JsonValue(v))?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// A protobuf `Struct` serialized as [`struct_to_json`] renders it.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonStruct<'a>(pub &'a Struct);
+
+impl Serialize for JsonStruct<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.fields.len()))?;
+        for (k, v) in &self.0.fields {
+            map.serialize_entry(k, &JsonValue(v))?;
+        }
+        map.end()
+    }
 }
 
 /// A protobuf `Value` as JSON. A `Value` with no kind set is `null`.
@@ -140,5 +200,28 @@ mod tests {
         };
         let s = json_map_to_struct(map);
         assert_eq!(struct_to_json(&s), want);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_serializers_write_what_the_conversions_render(
+            v in crate::proto::arb::struct_value(),
+            n in crate::proto::arb::double(),
+        ) {
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&JsonValue(&v)).unwrap(),
+                serde_json::to_string(&value_to_json(&v)).unwrap()
+            );
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&Number(n)).unwrap(),
+                serde_json::to_string(&number_to_json(n)).unwrap()
+            );
+            if let Some(Kind::StructValue(st)) = &v.kind {
+                proptest::prop_assert_eq!(
+                    serde_json::to_string(&JsonStruct(st)).unwrap(),
+                    serde_json::to_string(&struct_to_json(st)).unwrap()
+                );
+            }
+        }
     }
 }

@@ -38,8 +38,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value as Json;
-
 use super::EventLogRow;
 
 /// Why a stored value does not decode.
@@ -349,7 +347,7 @@ fn head<'a, T: Text + ?Sized>(r: &mut Reader<'a>) -> Result<RowHead<'a, T>, Code
 }
 
 /// Appends `v` as an unsigned LEB128 varint.
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -357,12 +355,22 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Appends a `str` field.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+/// Appends a `str` field whose text is `parts` joined.
+pub(crate) fn put_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    put_varint(out, parts.iter().map(|p| p.len() as u64).sum());
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+}
+
+/// Appends an `opt str` field.
+pub(crate) fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => out.push(0),
         Some(s) => {
@@ -372,7 +380,11 @@ fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn put_json(out: &mut Vec<u8>, v: &Json) -> Result<(), serde_json::Error> {
+/// Appends a JSON text field: `v` serialized compactly.
+pub(crate) fn put_json<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> Result<(), serde_json::Error> {
     // The length goes first: write the text after a reserved byte and
     // move it when its length needs more than one.
     let start = out.len();
@@ -389,7 +401,8 @@ fn put_json(out: &mut Vec<u8>, v: &Json) -> Result<(), serde_json::Error> {
     Ok(())
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Zigzag-encodes a signed integer.
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 

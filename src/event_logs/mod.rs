@@ -217,6 +217,7 @@ mod open;
 pub mod query;
 mod rewrite;
 pub mod row;
+mod row_encode;
 pub mod store;
 pub mod verify;
 mod write;

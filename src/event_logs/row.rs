@@ -166,13 +166,7 @@ pub fn translate(
         } else {
             event_server_version.to_owned()
         },
-        timestamp: match &event.timestamp {
-            Some(ts) => format_rfc3339(ts),
-            None => {
-                let (seconds, nanos) = now.to_seconds_nanos();
-                format_rfc3339(&Timestamp { seconds, nanos })
-            }
-        },
+        timestamp: event_timestamp(event, now),
         feature_flags: event
             .feature_flags
             .as_ref()
@@ -242,8 +236,19 @@ fn argument(event: &Event, allowlisted_keys: Option<&[String]>) -> Json {
     Json::Object(out)
 }
 
+/// The row's `timestamp`: the event's, else `now`.
+pub(crate) fn event_timestamp(event: &Event, now: UnixNanos) -> String {
+    match &event.timestamp {
+        Some(ts) => format_rfc3339(ts),
+        None => {
+            let (seconds, nanos) = now.to_seconds_nanos();
+            format_rfc3339(&Timestamp { seconds, nanos })
+        }
+    }
+}
+
 /// Go's `strconv.ParseBool`, with its error mapped to `false`.
-fn go_parse_bool(s: &str) -> bool {
+pub(crate) fn go_parse_bool(s: &str) -> bool {
     matches!(s, "1" | "t" | "T" | "TRUE" | "true" | "True")
 }
 

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use super::block::{self, Head, Ids};
 use super::codec;
 use super::maintain::Background;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, UnixNanos};
 use crate::event_logs::EventLogRow;
+use crate::proto::telemetrygateway::v1::Event;
 
 mod config;
 mod encoded;
@@ -116,6 +117,19 @@ impl EventLogStore {
     /// [`MAX_ROW_BYTES`].
     pub fn encode_row(row: &EventLogRow) -> Result<EncodedRow, EventLogError> {
         encode_at(0, row)
+    }
+
+    /// The row of `event` ([`crate::event_logs::translate`] with these
+    /// arguments) encoded as [`EventLogStore::encode_row`] would encode
+    /// it, in one pass and without building the row: what the record path
+    /// calls per event.
+    pub fn encode_event(
+        event: &Event,
+        allowlisted_keys: Option<&[String]>,
+        server_version: &str,
+        now: UnixNanos,
+    ) -> Result<EncodedRow, EventLogError> {
+        encoded::encode_event(event, allowlisted_keys, server_version, now)
     }
 
     /// Stores the rows whose event id is not stored yet; rows whose id is

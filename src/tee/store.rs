@@ -43,7 +43,6 @@ use crate::event::redact::redact_with;
 use crate::event::validate::{
     EventField, ValidationError, check_event_count, fill_defaults, new_event_id, validate_event,
 };
-use crate::event_logs::row::translate;
 use crate::event_logs::store::{EncodedRow, EventLogStore};
 use crate::proto::telemetrygateway::v1::Event;
 use crate::queue::{AppendAck, Batch, PendingAppend};
@@ -251,16 +250,16 @@ impl Tee {
                 p.outcomes.push(Outcome::Invalid { id, error });
                 continue;
             }
-            let allowed = self
-                .config
-                .allowlist
-                .is_allowed(&event)
-                .map(<[String]>::to_vec);
             // Encoded here, on the caller's thread: the mirror's single
             // thread only writes.
-            let row = translate(&event, allowed.as_deref(), &self.config.server_version, now);
-            p.rows
-                .push(EventLogStore::encode_row(&row).map_err(|e| TeeError::Mirror(e.into()))?);
+            let row = EventLogStore::encode_event(
+                &event,
+                self.config.allowlist.is_allowed(&event),
+                &self.config.server_version,
+                now,
+            )
+            .map_err(|e| TeeError::Mirror(e.into()))?;
+            p.rows.push(row);
             let queued = self.config.export_mode.should_queue(&event);
             let id = event.id.clone();
             if queued {

@@ -3,10 +3,13 @@
 
 use super::config::MAX_ROW_BYTES;
 use super::error::EventLogError;
+use crate::clock::UnixNanos;
 use crate::event_logs::EventLogRow;
 use crate::event_logs::block::{self, RowIn};
 use crate::event_logs::codec;
 use crate::event_logs::key::{self, EventTime};
+use crate::event_logs::row_encode;
+use crate::proto::telemetrygateway::v1::Event;
 
 /// A row encoded for [`super::EventLogStore::insert_encoded`] by
 /// [`super::EventLogStore::encode_row`]: the event id, its hash, the parsed event
@@ -89,6 +92,46 @@ impl EncodedRow {
             f,
         })
     }
+}
+
+/// [`super::EventLogStore::encode_event`]: the row of `event` encoded in
+/// one pass (`event_logs::row_encode`), with `encode_at`'s checks.
+pub(crate) fn encode_event(
+    event: &Event,
+    allowlisted_keys: Option<&[String]>,
+    server_version: &str,
+    now: UnixNanos,
+) -> Result<EncodedRow, EventLogError> {
+    if event.id.is_empty() {
+        return Err(EventLogError::EmptyEventId { index: 0 });
+    }
+    let id = event.id.as_bytes();
+    let mut buf = Vec::with_capacity(id.len() + 768);
+    buf.extend_from_slice(id);
+    let timestamp =
+        row_encode::encode_event_row(event, allowlisted_keys, server_version, now, &mut buf)
+            .map_err(|source| EventLogError::Encode {
+                event_id: event.id.clone(),
+                source,
+            })?;
+    let time = key::parse_timestamp(&timestamp).ok_or_else(|| EventLogError::BadTimestamp {
+        event_id: event.id.clone(),
+        timestamp: timestamp.clone(),
+    })?;
+    if buf.len() > MAX_ROW_BYTES {
+        return Err(EventLogError::RowTooLarge {
+            event_id: event.id.clone(),
+            bytes: buf.len(),
+            max: MAX_ROW_BYTES,
+        });
+    }
+    Ok(EncodedRow {
+        hash: block::id_hash(&event.id),
+        time,
+        canonical_ts: key::render_timestamp(time) == timestamp,
+        id_len: id.len() as u32,
+        buf,
+    })
 }
 
 /// [`super::EventLogStore::encode_row`], naming the row's position in errors.
