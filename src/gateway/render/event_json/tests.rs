@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use prost_types::value::Kind;
-use prost_types::{ListValue, Struct, Timestamp, Value};
+use prost_types::{Struct, Timestamp, Value};
 
 use crate::gateway::render::{RenderedMetadata, message_body, message_body_with};
 use crate::proto::arb::event;
