@@ -111,7 +111,7 @@ pub(crate) fn encode_event_row(
     let private = parameters
         .and_then(|p| p.private_metadata.as_ref())
         .filter(|s| !s.fields.is_empty());
-    let mut argument = Object::default();
+    let mut argument = Object::with_capacity(private.map_or(0, |p| p.fields.len() + 2));
     if let Some(private) = private {
         for (k, v) in &private.fields {
             argument.insert(k, Entry::Value(v));
@@ -127,7 +127,9 @@ pub(crate) fn encode_event_row(
     }
     put_json(out, &argument.sorted())?;
 
-    let mut public = Object::default();
+    let mut public = Object::with_capacity(
+        parameters.map_or(0, |p| p.metadata.len() + p.legacy_metadata.len()) + 2,
+    );
     if let Some(p) = parameters {
         for (k, v) in &p.metadata {
             public.insert(k, Entry::Number(*v));
@@ -195,22 +197,32 @@ impl Serialize for Entry<'_> {
 struct Object<'a>(Vec<(&'a str, Entry<'a>)>);
 
 impl<'a> Object<'a> {
+    fn with_capacity(n: usize) -> Object<'a> {
+        Object(Vec::with_capacity(n))
+    }
+
     fn insert(&mut self, key: &'a str, value: Entry<'a>) {
         self.0.push((key, value));
     }
 
     /// Sorted by key, the last value of each key kept.
     fn sorted(mut self) -> Object<'a> {
-        // Stable: the entries of one key stay in insertion order.
+        // Stable: the entries of one key stay in insertion order, and the
+        // last of each run of equal keys is the one kept.
         self.0.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out: Vec<(&'a str, Entry<'a>)> = Vec::with_capacity(self.0.len());
-        for e in self.0 {
-            match out.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => out.push(e),
+        let mut keep = 0;
+        for i in 0..self.0.len() {
+            let next_same = matches!(
+                (self.0.get(i), self.0.get(i + 1)),
+                (Some(a), Some(b)) if a.0 == b.0
+            );
+            if !next_same {
+                self.0.swap(keep, i);
+                keep += 1;
             }
         }
-        Object(out)
+        self.0.truncate(keep);
+        self
     }
 }
 
