@@ -1,8 +1,9 @@
 //! The benchmarks' realistic event: a Cody/search event of about 600 B
 //! encoded (feature/action, source with client, 8 numeric metadata keys, 4
 //! private-metadata keys, billing, user, 2 feature flags), with a fresh
-//! UUIDv7 id and the current time. Used by `benches/ingest.rs`,
-//! `benches/mirror.rs` and `benches/protojson.rs`.
+//! UUIDv7 id (or one given, [`event_with_id`]) and the current time. Used
+//! by `benches/ingest.rs`, `benches/mirror.rs`, `benches/protojson.rs` and
+//! the gRPC load client ([`crate::load`], `examples/grpc_load.rs`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -17,8 +18,15 @@ fn s(v: &str) -> Value {
     }
 }
 
-/// A realistic Cody/search event, ~600 B encoded.
+/// A realistic Cody/search event, ~600 B encoded, with a fresh UUIDv7 id.
 pub fn event(n: u64) -> pb::Event {
+    event_with_id(n, uuid::Uuid::now_v7().to_string())
+}
+
+/// [`event`] with the id given (`uuid::Uuid::now_v7` reads the system's
+/// random source on every call: a load client makes its ids from a
+/// userspace generator instead, [`crate::load::IdGen`]).
+pub fn event_with_id(n: u64, id: String) -> pb::Event {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
@@ -29,7 +37,7 @@ pub fn event(n: u64) -> pb::Event {
         _ => ("blob.codeintel", "hovered"),
     };
     pb::Event {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         timestamp: Some(Timestamp {
             seconds: now.as_secs() as i64,
             nanos: now.subsec_nanos() as i32,
