@@ -15,7 +15,7 @@
 //! It ends with a human line and one machine-readable line:
 //!
 //! ```text
-//! events=N acked=N sent=N secs=S rate=R p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. errors=E client_cpu_s=C
+//! events=N acked=N sent=N secs=S rate=R p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. errors=E client_cpu_s=C wall_s=W client_cores=K
 //! ```
 //!
 //! `events` and `rate` count the payloads answered inside the measured
@@ -24,8 +24,10 @@
 //! `acked` and `sent` count the whole run, warm-up included
 //! (an event is acked when its id is in its payload's `succeeded_events`),
 //! so that `acked` can be compared with the records the sidecar queued.
-//! `client_cpu_s` is this process's own CPU time (user + system), to tell
-//! how much of a shared machine the client took. The exit code is 0 whenever
+//! `client_cpu_s` is this process's own CPU time (user + system) over the
+//! run's `wall_s` (a paced run behind its schedule lasts longer than
+//! warm-up + window), `client_cores` their ratio: how much of a shared
+//! machine the client took. The exit code is 0 whenever
 //! the run completed; failures are in `errors` (and the first one is
 //! printed).
 //!
@@ -167,7 +169,7 @@ async fn main() {
         println!("grpc_load: first error: {e}");
     }
     println!(
-        "events={} acked={} sent={} secs={:.3} rate={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} errors={} client_cpu_s={cpu:.2}",
+        "events={} acked={} sent={} secs={:.3} rate={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} errors={} client_cpu_s={cpu:.2} wall_s={:.3} client_cores={:.2}",
         f.events,
         f.acked,
         f.sent,
@@ -178,5 +180,7 @@ async fn main() {
         ms(f.percentile(0.99)),
         ms(f.max()),
         f.errors,
+        took.as_secs_f64(),
+        cpu / took.as_secs_f64(),
     );
 }

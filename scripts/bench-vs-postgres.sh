@@ -350,7 +350,7 @@ run_telespool() {
     start_serve "$name"
     log "$label: serve pid $serve_pid (grpc $grpc_addr, http $http_addr), $BENCH_SECS s"
     start_rss_sampler "$serve_pid" one "$dir/rss"
-    local cpu0 cpu1 rate_s p50 p99 acked client_ticks check low high
+    local cpu0 cpu1 rate_s p50 p99 acked client_cores check low high
     cpu0=$(cpu_ticks "$serve_pid")
     if [[ $kind == http ]]; then
         WRK_BODY=$work/body.json wrk -t "$WRK_THREADS" -c "$WRK_CONNS" -d "${BENCH_SECS}s" --timeout 60s \
@@ -370,7 +370,9 @@ run_telespool() {
     stop_serve "$label" "$dir/serve.log"
     # The records in the queue, read offline from the directory.
     local queued
-    queued=$("$bin" status "$dir/data" --json | jq -r '.records')
+    queued=$("$bin" status "$dir/data" --json | jq -r '.records') ||
+        die "$label: telespool status $dir/data failed"
+    [[ $queued =~ ^[0-9]+$ ]] || die "$label: telespool status gave no record count: $queued"
     if [[ $kind == http ]]; then
         local r sent responses ok partial non2xx sockerr secs
         r=$(grep '^wrk_result ' "$dir/load.out") || die "$label: no wrk_result line in wrk's output"
@@ -381,7 +383,7 @@ run_telespool() {
         acked=$((ok * BATCH))
         rate_s=$(awk -v a="$acked" -v s="$secs" 'BEGIN { printf "%.0f", a / s }')
         p50=$(field "$r" p50_ms) p99=$(field "$r" p99_ms)
-        client_ticks=$(field "$r" client_cpu_ticks)
+        client_cores=$(awk -v t="$(field "$r" client_cpu_ticks)" -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.2f", t / hz / s }')
         # Requests in flight when wrk stopped, and answers with failed events,
         # may or may not be queued: the queue must hold every event acked and
         # none beyond those.
@@ -395,7 +397,7 @@ run_telespool() {
         r=$(grep '^events=' "$dir/load.out" | tail -n 1) || die "$label: no result line in grpc_load's output"
         acked=$(field "$r" acked) sent=$(field "$r" sent) errors=$(field "$r" errors)
         rate_s=$(field "$r" rate) p50=$(field "$r" p50_ms) p99=$(field "$r" p99_ms)
-        client_ticks=$(awk -v s="$(field "$r" client_cpu_s)" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", s * hz }')
+        client_cores=$(field "$r" client_cores)
         # Every payload is answered before a stream ends; one whose stream
         # failed may or may not be queued.
         low=$acked
@@ -410,9 +412,6 @@ run_telespool() {
         check="queued $queued != acked $acked"
         fail "$label: the queue holds $queued records, $acked events were acknowledged (at most $high could be queued)"
     fi
-    local client_cores
-    client_cores=$(awk -v t="$client_ticks" -v hz="$CLK_TCK" -v s="$BENCH_SECS" -v w="$([[ $kind == grpc ]] && echo "$WARMUP" || echo 0)" \
-        'BEGIN { printf "%.2f", t / hz / (s + w) }')
     rows+=("$label|$rate_s|$p50|$p99|$(mib "$dir/rss")|$(us_per_event $((cpu1 - cpu0)) "$acked")|$client_cores|$check")
     rm -rf "$dir"
 }
