@@ -28,7 +28,8 @@
 //! 16 x 100 events always in flight, latency is then in-flight / rate) and
 //! paced at fixed offered rates (default 50,000 events/s, the target, and
 //! 20,000 events/s; latency measured from each payload's scheduled send
-//! time).
+//! time). The load is `testkit::load` (also behind
+//! `examples/grpc_load.rs`), with random v4 ids (v7 beside them, `INGEST_BENCH_IDS`).
 //!
 //! Run: `cargo bench --bench ingest`. Settings from the environment:
 //! `INGEST_BENCH_RATE` (offered events/s of the paced runs, comma-separated,
@@ -47,22 +48,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use telespool::app;
 use telespool::cli::ServeArgs;
 use telespool::config::ServeConfig;
-use telespool::proto::telemetrygateway::v1 as pb;
-use telespool::proto::telemetrygateway::v1::telemetery_gateway_service_client::TelemeteryGatewayServiceClient;
-use tokio::sync::mpsc;
 
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
 /// are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use testkit::events::{Ids, event, set_ids};
+use testkit::events::event;
+use testkit::load::{Figures, IdKind};
 
 const WARMUP: Duration = Duration::from_secs(2);
 
@@ -73,139 +72,28 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn metadata() -> pb::RecordEventsRequest {
-    pb::RecordEventsRequest {
-        payload: Some(pb::record_events_request::Payload::Metadata(
-            pb::RecordEventsRequestMetadata {
-                request_id: uuid::Uuid::now_v7().to_string(),
-                identifier: Some(pb::Identifier {
-                    identifier: Some(pb::identifier::Identifier::UnlicensedInstance(
-                        pb::identifier::UnlicensedInstanceIdentifier {
-                            instance_id: "bench-instance".into(),
-                            external_url: "https://sourcegraph.example.com".into(),
-                        },
-                    )),
-                }),
-            },
-        )),
-    }
-}
-
-fn payload(events: Vec<pb::Event>) -> pb::RecordEventsRequest {
-    pb::RecordEventsRequest {
-        payload: Some(pb::record_events_request::Payload::Events(
-            pb::record_events_request::EventsPayload { events },
-        )),
-    }
-}
-
-/// What a load run measured.
-struct Figures {
-    events: u64,
-    window: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Figures {
-    fn rate(&self) -> f64 {
-        self.events as f64 / self.window.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[i - 1]
-    }
-}
-
-/// Runs `streams` streams against `addr` for the warm-up plus `secs`;
-/// counts the payloads answered inside the measured window.
-///
-/// Without `rate`, each stream sends its next payload as soon as the last
-/// one is answered (closed loop: the most the sidecar can take). With
-/// `rate` (events/s over all streams), each stream sends on a fixed
-/// schedule, and latency is measured from the scheduled send time, so a
-/// slow answer that delays the next send is charged to that payload too
-/// (no coordinated omission).
+/// Runs the load (`testkit::load`: warm-up, then `secs` measured) with
+/// `ids`; every payload must be answered with all its ids.
 async fn load(
     addr: SocketAddr,
     streams: usize,
     batch: usize,
     secs: u64,
     rate: Option<f64>,
+    ids: IdKind,
 ) -> Figures {
-    let start = Instant::now();
-    let m0 = start + WARMUP;
-    let m1 = m0 + Duration::from_secs(secs);
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    let period = rate.map(|r| Duration::from_secs_f64(streams as f64 * batch as f64 / r));
-    for i in 0..streams {
-        let counter = counter.clone();
-        tasks.push(tokio::spawn(async move {
-            // Streams start staggered over one period.
-            let mut ticks = period.map(|p| {
-                let first = start + p.mul_f64(i as f64 / streams as f64);
-                let mut t = tokio::time::interval_at(first.into(), p);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                t
-            });
-            let mut client = TelemeteryGatewayServiceClient::connect(format!("http://{addr}"))
-                .await
-                .unwrap()
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20);
-            let (tx, rx) = mpsc::channel(2);
-            tx.send(metadata()).await.unwrap();
-            let mut answers = client
-                .record_events(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-                .unwrap()
-                .into_inner();
-            let mut latencies = Vec::new();
-            let mut events = 0u64;
-            loop {
-                let sent = match ticks.as_mut() {
-                    Some(t) => t.tick().await.into_std(),
-                    None => Instant::now(),
-                };
-                if sent >= m1 {
-                    break;
-                }
-                let evs: Vec<pb::Event> = (0..batch)
-                    .map(|_| event(counter.fetch_add(1, Ordering::Relaxed)))
-                    .collect();
-                tx.send(payload(evs)).await.unwrap();
-                let answer = answers
-                    .message()
-                    .await
-                    .expect("an answer")
-                    .expect("the stream stays open");
-                assert_eq!(answer.succeeded_events.len(), batch);
-                let done = Instant::now();
-                if sent >= m0 && done <= m1 {
-                    latencies.push(done - sent);
-                    events += batch as u64;
-                }
-            }
-            drop(tx);
-            while let Ok(Some(_)) = answers.message().await {}
-            (events, latencies)
-        }));
-    }
-    let mut f = Figures {
-        events: 0,
-        window: m1 - m0,
-        latencies: Vec::new(),
-    };
-    for t in tasks {
-        let (e, l) = t.await.unwrap();
-        f.events += e;
-        f.latencies.extend(l);
-    }
-    f.latencies.sort();
+    let f = testkit::load::run(&testkit::load::Spec {
+        addr,
+        streams,
+        batch,
+        warmup: WARMUP,
+        measure: Duration::from_secs(secs),
+        rate,
+        ids,
+    })
+    .await;
+    assert_eq!(f.errors, 0, "load failed: {:?}", f.first_error);
+    assert_eq!(f.acked, f.sent, "every event sent is acknowledged");
     f
 }
 
@@ -329,7 +217,7 @@ fn base_dir() -> tempfile::TempDir {
     testkit::dirs::temp_dir_under_env("INGEST_BENCH_DIR")
 }
 
-fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
+fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, ids: IdKind, name: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -351,7 +239,7 @@ fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: 
     let f = rt.block_on(async {
         let (g, h) = app::bind(&config).await.unwrap();
         let running = app::start(config, g, h).await.unwrap();
-        let f = load(running.grpc_addr, streams, batch, secs, rate).await;
+        let f = load(running.grpc_addr, streams, batch, secs, rate, ids).await;
         running.shutdown().await.unwrap();
         f
     });
@@ -367,7 +255,14 @@ fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: 
     );
 }
 
-fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, name: &str) {
+fn separate_process(
+    streams: usize,
+    batch: usize,
+    secs: u64,
+    rate: Option<f64>,
+    ids: IdKind,
+    name: &str,
+) {
     let dir = base_dir();
     // TELESPOOL_BIN overrides the binary (a target directory shared by
     // several checkouts may hold another checkout's `telespool`).
@@ -388,7 +283,7 @@ fn separate_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, 
         .build()
         .unwrap();
     let cpu = CpuUse::start(&["self", &pid]);
-    let f = rt.block_on(load(grpc, streams, batch, secs, rate));
+    let f = rt.block_on(load(grpc, streams, batch, secs, rate, ids));
     let cpu = cpu.end();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap();
@@ -584,12 +479,12 @@ fn main() {
     let only = std::env::var("INGEST_BENCH_ONLY").unwrap_or_default();
     // Random v4 ids first (what the figures are), time-ordered v7 beside
     // them for the closed loop.
-    let id_kinds: Vec<Ids> = std::env::var("INGEST_BENCH_IDS")
+    let id_kinds: Vec<IdKind> = std::env::var("INGEST_BENCH_IDS")
         .unwrap_or_else(|_| "v4,v7".into())
         .split(',')
-        .filter_map(Ids::parse)
+        .filter_map(IdKind::parse)
         .collect();
-    let first = id_kinds.first().copied().unwrap_or(Ids::V4);
+    let first = id_kinds.first().copied().unwrap_or(IdKind::V4);
     for separate in [false, true] {
         let place = if separate {
             "separate-process"
@@ -608,16 +503,14 @@ fn main() {
             if !name.contains(only.as_str()) {
                 continue;
             }
-            set_ids(ids);
             if separate {
-                separate_process(streams, batch, secs, rate, &name);
+                separate_process(streams, batch, secs, rate, ids, &name);
             } else {
-                in_process(streams, batch, secs, rate, &name);
+                in_process(streams, batch, secs, rate, ids, &name);
             }
         }
     }
     if "mirror-alone".contains(only.as_str()) {
-        set_ids(first);
         mirror_alone(streams, batch, secs);
         bare_sled(streams, batch, secs);
     }

@@ -1,18 +1,11 @@
 //! The benchmarks' realistic event: a Cody/search event of about 600 B
 //! encoded (feature/action, source with client, 8 numeric metadata keys, 4
-//! private-metadata keys, billing, user, 2 feature flags), with a fresh id
-//! and the current time. Used by `benches/ingest.rs`, `benches/mirror.rs`
-//! and `benches/protojson.rs`.
-//!
-//! Ids are random UUID v4 unless [`set_ids`] says v7: older Sourcegraph
-//! versions send v4, and random keys are what costs an index most, so
-//! figures are taken with v4 and v7 is reported beside them. The v4 ids
-//! come from a userspace generator (`fastrand`): `Uuid::new_v4` makes a
-//! `getrandom` call per id, which on a 2-core machine is CPU taken from
-//! the server being measured.
+//! private-metadata keys, billing, user, 2 feature flags), with a fresh
+//! random UUID v4 id (or one given, [`event_with_id`]) and the current time. Used
+//! by `benches/ingest.rs`, `benches/mirror.rs`, `benches/protojson.rs` and
+//! the gRPC load client ([`crate::load`], `examples/grpc_load.rs`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use prost_types::value::Kind;
@@ -25,65 +18,26 @@ fn s(v: &str) -> Value {
     }
 }
 
-/// Which UUID version new events' ids are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ids {
-    /// Random (the default).
-    V4,
-    /// Time-ordered.
-    V7,
-}
-
-impl Ids {
-    /// `v4` or `v7`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Ids::V4 => "v4",
-            Ids::V7 => "v7",
-        }
-    }
-
-    /// Parses `v4` or `v7`.
-    pub fn parse(s: &str) -> Option<Ids> {
-        match s.trim() {
-            "v4" => Some(Ids::V4),
-            "v7" => Some(Ids::V7),
-            _ => None,
-        }
-    }
-
-    /// A fresh id of this kind.
-    pub fn fresh(self) -> String {
-        match self {
-            Ids::V4 => {
-                let mut b = [0u8; 16];
-                fastrand::fill(&mut b);
-                uuid::Builder::from_random_bytes(b).into_uuid().to_string()
-            }
-            Ids::V7 => uuid::Uuid::now_v7().to_string(),
-        }
-    }
-}
-
-static V7: AtomicBool = AtomicBool::new(false);
-
-/// Sets the id kind of the events [`event`] makes from now on (all
-/// threads).
-pub fn set_ids(ids: Ids) {
-    V7.store(ids == Ids::V7, Ordering::Relaxed);
-}
-
-/// The id kind [`event`] uses.
-pub fn ids() -> Ids {
-    if V7.load(Ordering::Relaxed) {
-        Ids::V7
-    } else {
-        Ids::V4
-    }
-}
-
-/// A realistic Cody/search event, ~600 B encoded.
+/// A realistic Cody/search event, ~600 B encoded, with a fresh random
+/// UUID v4 id (older Sourcegraph versions send v4, and random keys are
+/// what costs an index most: figures are taken with v4). The id comes from
+/// a userspace generator (rand's thread-local one): `Uuid::new_v4` makes a
+/// `getrandom` call per id, CPU taken from the server being measured on a
+/// 2-core machine.
 pub fn event(n: u64) -> pb::Event {
+    let bytes: [u8; 16] = rand::random();
+    event_with_id(
+        n,
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string(),
+    )
+}
+
+/// [`event`] with the id given (`uuid::Uuid::now_v7` reads the system's
+/// random source on every call: a load client makes its ids from a
+/// userspace generator instead, [`crate::load::IdGen`]).
+pub fn event_with_id(n: u64, id: String) -> pb::Event {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
@@ -94,7 +48,7 @@ pub fn event(n: u64) -> pb::Event {
         _ => ("blob.codeintel", "hovered"),
     };
     pb::Event {
-        id: ids().fresh(),
+        id,
         timestamp: Some(Timestamp {
             seconds: now.as_secs() as i64,
             nanos: now.subsec_nanos() as i32,

@@ -10,6 +10,7 @@
 //! | [`sinks`] | an in-memory gateway sink that can fail, delay or report itself unhealthy |
 //! | [`fake_gateway`] | a fake Telemetry Gateway (real tonic server) whose answers follow a [`fake_gateway::Mode`] |
 //! | [`events`] | the benches' realistic Cody/search event (~600 B encoded, fresh UUIDv7 id) |
+//! | [`load`] | gRPC `RecordEvents` load (closed loop or paced), fresh v4/v7 ids, acks checked: the ingest bench's and `examples/grpc_load.rs`'s |
 //! | [`process`] | the `telespool` binary as a child process: spawn, wait until it logs that it serves, the addresses it logged, signals, kill on drop |
 //! | [`nats`] | a real `nats-server -js` on a free port with a temporary store |
 //! | [`tls`] | certificates generated at test time, TLS clients, a raw handshake |
@@ -23,6 +24,7 @@ pub mod dirs;
 pub mod events;
 pub mod fake_gateway;
 pub mod gateway;
+pub mod load;
 pub mod nats;
 pub mod net;
 pub mod process;
