@@ -8,7 +8,8 @@
 //! source, numeric metadata, private metadata, user, feature flags) and
 //! waiting for each payload's answer before sending the next. Reported:
 //! events/s, payload latency percentiles (send to answer), and anonymous
-//! resident memory (RssAnon).
+//! resident memory (RssAnon); the in-process runs also count heap
+//! allocations per event acknowledged (`testkit::alloc`, around mimalloc).
 //!
 //! Two runs:
 //! 1. in-process: the sidecar (`app::start`) and the client share this
@@ -55,11 +56,13 @@ use prost::Message;
 use telespool::app;
 use telespool::cli::ServeArgs;
 use telespool::config::ServeConfig;
+use telespool::proto::telemetrygateway::v1 as pb;
 
 /// The allocator of the `telespool` binary (src/main.rs), so the figures
-/// are the binary's.
+/// are the binary's, counting allocations for the in-process runs.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting(mimalloc::MiMalloc);
+use testkit::alloc::{Counting, allocations};
 use testkit::events::event;
 use testkit::load::{Figures, IdKind};
 
@@ -239,10 +242,13 @@ fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, ids: I
     let f = rt.block_on(async {
         let (g, h) = app::bind(&config).await.unwrap();
         let running = app::start(config, g, h).await.unwrap();
+        let a0 = allocations();
         let f = load(running.grpc_addr, streams, batch, secs, rate, ids).await;
+        let a1 = allocations();
         running.shutdown().await.unwrap();
-        f
+        (f, a0, a1)
     });
+    let (f, a0, a1) = f;
     let cpu = cpu.end();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap();
@@ -252,6 +258,12 @@ fn in_process(streams: usize, batch: usize, secs: u64, rate: Option<f64>, ids: I
         peak,
         "whole process: sidecar and load client",
         cpu,
+    );
+    let acked = f.acked.max(1) as f64;
+    println!(
+        "  heap allocations (whole process: sidecar and load client, warm-up included): {:.1} per event acknowledged, {:.0} bytes",
+        (a1.0 - a0.0) as f64 / acked,
+        (a1.1 - a0.1) as f64 / acked
     );
 }
 
@@ -449,6 +461,33 @@ fn bare_sled(streams: usize, batch: usize, secs: u64) {
     );
 }
 
+/// The load client's own share of the in-process runs' allocation counts,
+/// estimated: building a payload's events, encoding it and decoding an
+/// answer naming every id (what `testkit::load` does per payload, without
+/// tonic's framing).
+fn client_allocations(batch: usize) {
+    let rounds = 200;
+    let (a0, b0) = allocations();
+    for r in 0..rounds {
+        let events: Vec<pb::Event> = (0..batch as u64).map(|n| event(r * 1000 + n)).collect();
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let bytes = testkit::load::payload(events).encode_to_vec();
+        let answer = pb::RecordEventsResponse {
+            succeeded_events: ids,
+        }
+        .encode_to_vec();
+        std::hint::black_box(pb::RecordEventsResponse::decode(answer.as_slice()).unwrap());
+        std::hint::black_box(bytes);
+    }
+    let (a1, b1) = allocations();
+    let n = (rounds as usize * batch) as f64;
+    println!(
+        "load client's share of the in-process allocation counts (estimated: build, encode, decode the answer): {:.1} per event, {:.0} bytes",
+        (a1 - a0) as f64 / n,
+        (b1 - b0) as f64 / n
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this with
     // no argument: do a short smoke run then.
@@ -471,6 +510,7 @@ fn main() {
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average before: {}", load.trim());
     }
+    client_allocations(batch);
     let rates: Vec<f64> = std::env::var("INGEST_BENCH_RATE")
         .unwrap_or_else(|_| "50000,20000".into())
         .split(',')

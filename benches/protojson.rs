@@ -19,54 +19,15 @@
 //! Run: `cargo bench --bench protojson`. Figures are recorded in
 //! `docs/benchmarks.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-// The counting allocator is the one use of `unsafe` here.
-#![allow(unsafe_code)]
 
+use testkit::alloc::{Counting, allocations};
 use testkit::events;
 
-use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use telespool::protojson;
-
-/// Counts allocations (and reallocations) and their bytes.
-struct Counting(mimalloc::MiMalloc);
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to mimalloc, which upholds
-// `GlobalAlloc`'s contract; the counters are plain atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same layout, as the caller promised it.
-        unsafe { self.0.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator with this layout.
-        unsafe { self.0.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: as for `alloc`.
-        unsafe { self.0.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and `new_size` as the caller promised.
-        unsafe { self.0.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting(mimalloc::MiMalloc);
@@ -134,10 +95,7 @@ fn allocation_table(texts: &[String]) {
     for (name, parse) in PATHS {
         // Warm up (descriptor pool, lazy statics).
         black_box(parse(&texts[0]));
-        let (a0, b0) = (
-            ALLOCS.load(Ordering::Relaxed),
-            BYTES.load(Ordering::Relaxed),
-        );
+        let (a0, b0) = allocations();
         let cpu0 = thread_cpu_ns();
         for _ in 0..rounds {
             for t in texts {
@@ -149,8 +107,9 @@ fn allocation_table(texts: &[String]) {
             (Some(a), Some(b)) => format!("{:.2}", (b - a) as f64 / n / 1000.0),
             _ => "-".to_owned(),
         };
-        let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / n;
-        let bytes = (BYTES.load(Ordering::Relaxed) - b0) as f64 / n;
+        let (a1, b1) = allocations();
+        let allocs = (a1 - a0) as f64 / n;
+        let bytes = (b1 - b0) as f64 / n;
         println!("{name:<22} {allocs:>12.1} {bytes:>14.0} {cpu:>16}");
     }
 }

@@ -20,6 +20,7 @@
 //! Everything here may panic: a helper that cannot set a test up fails the
 //! test with a message saying what was missing.
 
+pub mod alloc;
 pub mod dirs;
 pub mod events;
 pub mod fake_gateway;
