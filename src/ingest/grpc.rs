@@ -37,7 +37,7 @@ use crate::proto::telemetrygateway::v1::{
     Event, RecordEventRequest, RecordEventResponse, RecordEventsRequestMetadata,
     RecordEventsResponse,
 };
-use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee, TeeError};
+use crate::tee::store::{Ids, InvalidPolicy, Outcome, Prepared, Tee, TeeError};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
@@ -100,8 +100,8 @@ pub fn check_identifier(m: &RecordEventsRequestMetadata) -> Result<(), Status> {
     }
 }
 
-/// Records events (off the runtime when the queue's quota work may block),
-/// waits until they are durable, then wakes the exporter.
+/// Records events: prepares them on the caller's thread, then
+/// [`record_prepared`].
 pub(crate) async fn record(
     tee: &Arc<Tee>,
     wake: &Notify,
@@ -111,6 +111,18 @@ pub(crate) async fn record(
 ) -> Result<Vec<Outcome>, RecordError> {
     let started = std::time::Instant::now();
     let prepared = tee.prepare(events, ids, invalid)?;
+    record_prepared(tee, wake, prepared, started).await
+}
+
+/// Submits prepared events (off the runtime when the queue's quota work may
+/// block), waits until they are durable, then wakes the exporter.
+/// `started` is when the request was decoded (for [`RECORD_SECONDS`]).
+pub(crate) async fn record_prepared(
+    tee: &Arc<Tee>,
+    wake: &Notify,
+    prepared: Prepared,
+    started: std::time::Instant,
+) -> Result<Vec<Outcome>, RecordError> {
     // Submitting only queues work for the writer and mirror threads, except
     // near the queue's quota, where it may purge or drop first: only then
     // is it worth a hop to a blocking thread (a hop that, on a busy

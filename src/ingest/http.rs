@@ -31,9 +31,11 @@
 //!   whose JSON is longer than `--max-event-size` is never parsed (it
 //!   fails alone, like an event over that limit once encoded); the others
 //!   are parsed one at a time, and one over `--max-event-size` once encoded
-//!   is dropped at once. Bodies over 64 KiB are decoded on a blocking
-//!   thread, not on the runtime, one per core at a time (parsing an event
-//!   costs up to ~130 times its JSON at the peak, see [`super::body`]);
+//!   is dropped at once. Bodies over [`INLINE_DECODE_BYTES`] (512 KiB) are
+//!   decoded on a blocking thread, not on the runtime, one per core at a
+//!   time; smaller ones on the runtime, as many at once as it has workers
+//!   (one per core): parsing an event costs up to ~130 times its JSON at
+//!   the peak, see [`super::body`];
 //! - requests share a budget of `--max-ingest-in-flight` bytes (default
 //!   64 MiB): each holds its `Content-Length` (`--max-body-size` when the
 //!   body is chunked; at most the whole budget, so one body larger than
@@ -55,13 +57,12 @@
 //! that name this host in `Host`, and others only with
 //! `Authorization: Bearer <--admin-token>` ([`super::admin`]).
 
-use super::body::{self, BodyError, Decoded};
-use super::grpc::record;
+use super::body::{self, BodyError, Decoded, Unreadable};
+use super::grpc::record_prepared;
 use super::guard;
 use super::reply::error;
-use super::status::{RETRY_AFTER_SECS, http_status};
-use crate::event::validate::Limits;
-use crate::tee::store::{Ids, InvalidPolicy, Outcome, Tee};
+use super::status::{RETRY_AFTER_SECS, RecordError, http_status};
+use crate::tee::store::{Ids, InvalidPolicy, Outcome, Prepared, Tee};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -72,7 +73,7 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Metric: HTTP ingest requests answered 503 because the in-flight budget stayed full.
@@ -81,9 +82,20 @@ pub const HTTP_BUSY: &str = "telespool_ingest_http_busy_total";
 /// How long a request waits for room in the ingest budget
 /// (`--max-ingest-in-flight`) before it is answered 503.
 pub const INGEST_WAIT: Duration = Duration::from_secs(10);
-/// Bodies up to this size are decoded on the runtime; larger ones on a
-/// blocking thread (a hop costs more than decoding a small body).
-pub const INLINE_DECODE_BYTES: usize = 64 * 1024;
+/// Bodies up to this size are decoded and their events prepared on the
+/// runtime, as a gRPC payload is; larger ones on a blocking thread, so that
+/// one large body does not hold a runtime worker for long (512 KiB of
+/// typical events is ~5 ms of parsing).
+///
+/// It was 64 KiB, which sent a body of 100 typical events (~80 KB) to a
+/// blocking thread for parsing, and its events were then freed on the
+/// runtime: a profile of `serve` under that load put a third of the parse
+/// in mimalloc collecting frees from other threads
+/// (`mi_page_thread_collect_to_local`) and allocating on the slow path.
+/// Decoding on the runtime (and preparing on the same thread when a body
+/// does go to a blocking thread) cut serve's CPU per event by ~25%
+/// (docs/benchmarks.md).
+pub const INLINE_DECODE_BYTES: usize = 512 * 1024;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -208,29 +220,74 @@ fn body_error(e: &BodyError) -> Response {
     error(status, e.to_string())
 }
 
-/// Decodes a body: on the runtime when it is small (as many at once as
-/// there are runtime workers), else on a blocking thread once a decode slot
-/// is free.
-async fn decode(slots: &Semaphore, bytes: Vec<u8>, limits: Limits) -> Result<Decoded, Response> {
-    let decoded = if bytes.len() <= INLINE_DECODE_BYTES {
-        body::decode(&bytes, &limits)
-    } else {
-        let _slot = slots.acquire().await.map_err(|e| {
+/// A request's body decoded and its events prepared for the tee.
+struct Ready {
+    /// How many events the request holds.
+    total: usize,
+    /// `index_of[i]`: the index in the request of the `i`th prepared event.
+    index_of: Vec<usize>,
+    /// The events that could not be read.
+    unreadable: Vec<Unreadable>,
+    prepared: Prepared,
+    /// When decoding ended (for the record-latency histogram).
+    started: Instant,
+}
+
+fn decode_and_prepare(tee: &Tee, bytes: &[u8]) -> Result<Ready, Response> {
+    let Decoded {
+        total,
+        events,
+        index_of,
+        unreadable,
+    } = body::decode(bytes, &tee.config().limits).map_err(|e| body_error(&e))?;
+    let started = Instant::now();
+    let prepared = tee
+        .prepare(events, Ids::Generate, InvalidPolicy::Report)
+        .map_err(|e| record_error(&e.into()))?;
+    Ok(Ready {
+        total,
+        index_of,
+        unreadable,
+        prepared,
+        started,
+    })
+}
+
+/// Decodes a body and prepares its events: on the runtime when the body is
+/// at most [`INLINE_DECODE_BYTES`] (as many at once as there are runtime
+/// workers), else on a blocking thread once a decode slot is free. Either
+/// way on one thread: the events are freed by the thread that allocated
+/// them (see [`INLINE_DECODE_BYTES`]).
+async fn decode(s: &HttpState, bytes: Vec<u8>) -> Result<Ready, Response> {
+    if bytes.len() <= INLINE_DECODE_BYTES {
+        return decode_and_prepare(&s.tee, &bytes);
+    }
+    let _slot = s.decode_slots.acquire().await.map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("decoding the request failed: {e}"),
+        )
+    })?;
+    let tee = s.tee.clone();
+    tokio::task::spawn_blocking(move || decode_and_prepare(&tee, &bytes))
+        .await
+        .map_err(|e| {
             error(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::INTERNAL_SERVER_ERROR,
                 format!("decoding the request failed: {e}"),
             )
-        })?;
-        tokio::task::spawn_blocking(move || body::decode(&bytes, &limits))
-            .await
-            .map_err(|e| {
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("decoding the request failed: {e}"),
-                )
-            })?
-    };
-    decoded.map_err(|e| body_error(&e))
+        })?
+}
+
+/// The answer to a record call that failed as a whole.
+fn record_error(e: &RecordError) -> Response {
+    let (status, retry) = http_status(e);
+    let mut r = error(status, e.to_string());
+    if retry {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    r
 }
 
 async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -278,34 +335,19 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
         }
         Err(e @ ReadError::Cut(_)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let Decoded {
+    let Ready {
         total,
-        events,
         index_of,
         unreadable,
-    } = match decode(&s.decode_slots, bytes, s.tee.config().limits).await {
-        Ok(d) => d,
+        prepared,
+        started,
+    } = match decode(&s, bytes).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let outcomes = match record(
-        &s.tee,
-        &s.wake,
-        events,
-        Ids::Generate,
-        InvalidPolicy::Report,
-    )
-    .await
-    {
+    let outcomes = match record_prepared(&s.tee, &s.wake, prepared, started).await {
         Ok(o) => o,
-        Err(e) => {
-            let (status, retry) = http_status(&e);
-            let mut r = error(status, e.to_string());
-            if retry {
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            return r;
-        }
+        Err(e) => return record_error(&e),
     };
     metrics::counter!(super::grpc::EVENTS, "transport" => "http").increment(total as u64);
     let mut ids: Vec<Value> = vec![Value::Null; total];
