@@ -233,17 +233,37 @@ struct Ready {
     started: Instant,
 }
 
-fn decode_and_prepare(tee: &Tee, bytes: &[u8]) -> Result<Ready, Response> {
+/// Why a body was refused before anything of it was submitted.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// The body cannot be read as a whole (400 or 413).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Its events cannot be prepared as a whole (too many of them).
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+impl Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Body(e) => body_error(&e),
+            Refused::Record(e) => record_error(&e),
+        }
+    }
+}
+
+fn decode_and_prepare(tee: &Tee, bytes: &[u8]) -> Result<Ready, Refused> {
     let Decoded {
         total,
         events,
         index_of,
         unreadable,
-    } = body::decode(bytes, &tee.config().limits).map_err(|e| body_error(&e))?;
+    } = body::decode(bytes, &tee.config().limits)?;
     let started = Instant::now();
     let prepared = tee
         .prepare(events, Ids::Generate, InvalidPolicy::Report)
-        .map_err(|e| record_error(&e.into()))?;
+        .map_err(RecordError::from)?;
     Ok(Ready {
         total,
         index_of,
@@ -260,7 +280,7 @@ fn decode_and_prepare(tee: &Tee, bytes: &[u8]) -> Result<Ready, Response> {
 /// them (see [`INLINE_DECODE_BYTES`]).
 async fn decode(s: &HttpState, bytes: Vec<u8>) -> Result<Ready, Response> {
     if bytes.len() <= INLINE_DECODE_BYTES {
-        return decode_and_prepare(&s.tee, &bytes);
+        return decode_and_prepare(&s.tee, &bytes).map_err(Refused::into_response);
     }
     let _slot = s.decode_slots.acquire().await.map_err(|e| {
         error(
@@ -277,6 +297,7 @@ async fn decode(s: &HttpState, bytes: Vec<u8>) -> Result<Ready, Response> {
                 format!("decoding the request failed: {e}"),
             )
         })?
+        .map_err(Refused::into_response)
 }
 
 /// The answer to a record call that failed as a whole.
