@@ -46,7 +46,7 @@ pub use allowlist::{
     parse_additional_allowed_event_types,
 };
 pub use export_mode::{ExportMode, ParseExportModeError};
-pub use redact::{RedactMode, redact, redact_with, select_mode};
+pub use redact::{RedactMode, mode_for, redact, redact_with, select_mode};
 pub use validate::{
     Limits, ValidationError, fill_defaults, new_event_id, prepare_event, validate_event,
     validate_feature_action,

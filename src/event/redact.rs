@@ -65,11 +65,18 @@ pub fn select_mode<'a>(allowlist: &'a Allowlist, event: &Event, dotcom: bool) ->
     if dotcom {
         return RedactMode::RedactNothing;
     }
-    match allowlist.is_allowed(event) {
-        Some(allowed_keys) => {
+    mode_for(allowlist.is_allowed(event), dotcom)
+}
+
+/// [`select_mode`] from the allowlist's answer for the event (its keys when
+/// allowlisted), for callers that already asked it.
+pub fn mode_for(allowed_keys: Option<&[String]>, dotcom: bool) -> RedactMode<'_> {
+    match (dotcom, allowed_keys) {
+        (true, _) => RedactMode::RedactNothing,
+        (false, Some(allowed_keys)) => {
             RedactMode::RedactMarketingAndUnallowedPrivateMetadataKeys { allowed_keys }
         }
-        None => RedactMode::RedactAllSensitive,
+        (false, None) => RedactMode::RedactAllSensitive,
     }
 }
 

@@ -39,7 +39,7 @@ use crate::dead_letter::{
     DeadLetterEntry, DeadLetterSource, DeadLetterStore, INGEST_EVENT_PREFIX_BYTES,
 };
 use crate::event::export_mode::ExportMode;
-use crate::event::redact::redact_with;
+use crate::event::redact::{mode_for, redact};
 use crate::event::validate::{
     EventField, ValidationError, check_event_count, fill_defaults, new_event_id, validate_event,
 };
@@ -251,25 +251,27 @@ impl Tee {
                 continue;
             }
             // Encoded here, on the caller's thread: the mirror's single
-            // thread only writes.
-            let row = EventLogStore::encode_event(
-                &event,
-                self.config.allowlist.is_allowed(&event),
-                &self.config.server_version,
-                now,
-            )
-            .map_err(|e| TeeError::Mirror(e.into()))?;
+            // thread only writes. The allowlist is asked once, for the row
+            // and for the redaction.
+            let allowed = self.config.allowlist.is_allowed(&event);
+            let row =
+                EventLogStore::encode_event(&event, allowed, &self.config.server_version, now)
+                    .map_err(|e| TeeError::Mirror(e.into()))?;
             p.rows.push(row);
             let queued = self.config.export_mode.should_queue(&event);
-            let id = event.id.clone();
-            if queued {
+            let id = if queued {
+                let mode = mode_for(allowed, self.config.dotcom);
                 let mut export = event;
-                redact_with(&self.config.allowlist, &mut export, self.config.dotcom);
+                redact(&mut export, mode);
                 p.batch.push_with(|buf| {
                     // Encoding into a Vec cannot fail.
                     let _ = export.encode(buf);
                 });
-            }
+                // Encoded: the id moves to the outcome, uncopied.
+                export.id
+            } else {
+                event.id
+            };
             p.outcomes.push(Outcome::Recorded { id, queued });
         }
         Ok(p)
