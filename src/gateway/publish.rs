@@ -34,6 +34,7 @@ use bytes::Bytes;
 use super::config::{DEFAULT_PUBLISH_LICENSE_KEY, PublishLicenseKey};
 use super::metrics;
 use super::render::{self, PublisherSource, RenderedMetadata};
+use super::sink::dedup::dedup_key;
 use super::sink::{Message, Sink, SinkError};
 use crate::event::validate::{self, Limits, ValidationError};
 use crate::proto::telemetrygateway::v1::{Event, RecordEventsRequestMetadata};
@@ -66,6 +67,8 @@ pub struct StreamContext {
     rendered: RenderedMetadata,
     /// The bounded `source` metric label ([`metrics::source_label`]).
     source_label: String,
+    /// Who sent the events, for their dedup keys ([`instance_of`]).
+    instance: String,
 }
 
 impl StreamContext {
@@ -87,12 +90,31 @@ impl StreamContext {
     ) -> Result<StreamContext, ProtojsonError> {
         let rendered = RenderedMetadata::with_license_key(&metadata, mode)?;
         let source_label = metrics::source_label(&source);
+        let instance = instance_of(&metadata);
         Ok(StreamContext {
             metadata,
             source,
             rendered,
             source_label,
+            instance,
         })
+    }
+}
+
+/// The sender an identifier names, as the first part of an event's dedup
+/// key ([`dedup_key`]): the kind and the license key, instance id or
+/// managed-service id.
+fn instance_of(metadata: &RecordEventsRequestMetadata) -> String {
+    use crate::proto::telemetrygateway::v1::identifier::Identifier as Id;
+    match metadata
+        .identifier
+        .as_ref()
+        .and_then(|i| i.identifier.as_ref())
+    {
+        Some(Id::LicensedInstance(l)) => format!("licensed:{}", l.license_key),
+        Some(Id::UnlicensedInstance(u)) => format!("unlicensed:{}", u.instance_id),
+        Some(Id::ManagedService(m)) => format!("service:{}", m.service_id),
+        None => String::new(),
     }
 }
 
@@ -398,6 +420,7 @@ pub fn prepare(
         });
     }
     Ok(Message {
+        dedup_key: dedup_key(&ctx.instance, &event.id),
         id: std::mem::take(&mut event.id),
         body: Bytes::from(body),
         attributes: render::attributes(event, &ctx.source),

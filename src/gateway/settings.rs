@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use super::config::{
     DEFAULT_DECODE_BUDGET_BYTES, DEFAULT_FILE_KEEP, DEFAULT_FILE_ROTATE_BYTES, DEFAULT_MAX_EVENTS,
-    DEFAULT_NATS_ACK_TIMEOUT, DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_STREAM,
-    DEFAULT_NATS_SUBJECT, DEFAULT_PUBLISH_CONCURRENCY, DEFAULT_PUBLISH_LICENSE_KEY,
-    DEFAULT_SHUTDOWN_TIMEOUT, FileConfig, GatewayConfig, NatsConfig, PublishLicenseKey, SinkSpec,
+    DEFAULT_NATS_ACK_TIMEOUT, DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT,
+    DEFAULT_PUBLISH_CONCURRENCY, DEFAULT_PUBLISH_LICENSE_KEY, DEFAULT_SHUTDOWN_TIMEOUT, FileConfig,
+    GatewayConfig, NatsConfig, PublishLicenseKey, SinkSpec,
 };
+use super::sink::dedup::{DEFAULT_DEDUP_MAX_IDS, DEFAULT_DEDUP_WINDOW};
 use crate::net::ListenerLimits;
 use crate::net::limits as net;
 use crate::settings::{
@@ -49,9 +50,15 @@ settings_table! {
         /// How long to wait for a JetStream publish ack [default: 5s].
         #[arg(env = "TELESPOOL_GATEWAY_NATS_ACK_TIMEOUT", value_name = "DURATION")]
         nats_ack_timeout: ReadableDuration = ReadableDuration(DEFAULT_NATS_ACK_TIMEOUT);
-        /// Duplicate window of a stream the gateway creates [default: 2m].
+        /// A repeat of an event (same instance and event id) within this long of its first copy is dropped: the file sink's window, and the duplicate window of a JetStream stream the gateway creates [default: 2m].
+        #[arg(env = "TELESPOOL_GATEWAY_DEDUP_WINDOW", value_name = "DURATION")]
+        dedup_window: Option<ReadableDuration> = None;
+        /// Former name of dedup_window, still accepted; giving both with different values is refused [default: none].
         #[arg(env = "TELESPOOL_GATEWAY_NATS_DUPLICATE_WINDOW", value_name = "DURATION")]
-        nats_duplicate_window: ReadableDuration = ReadableDuration(DEFAULT_NATS_DUPLICATE_WINDOW);
+        nats_duplicate_window: Option<ReadableDuration> = None;
+        /// Most dedup keys the file sink remembers (~50 B each); past it the oldest are forgotten early [default: 2000000].
+        #[arg(env = "TELESPOOL_GATEWAY_DEDUP_MAX_IDS", value_name = "N")]
+        dedup_max_ids: usize = DEFAULT_DEDUP_MAX_IDS;
         /// Rotate the JSONL file before it grows past this size (bytes, or with KiB, MiB, GiB) [default: 256MiB].
         #[arg(env = "TELESPOOL_GATEWAY_FILE_ROTATE_BYTES", value_name = "SIZE")]
         file_rotate_bytes: ByteSize = ByteSize(DEFAULT_FILE_ROTATE_BYTES);
@@ -193,6 +200,16 @@ impl GatewayConfig {
 
     /// The configuration of `s`, validated.
     pub fn from_settings(s: &GatewaySettings) -> Result<GatewayConfig, SettingError> {
+        let dedup_window = match (s.dedup_window, s.nats_duplicate_window) {
+            (Some(a), Some(b)) if a.get() != b.get() => {
+                return Err(SettingError::Conflict {
+                    key: "nats_duplicate_window",
+                    other: "dedup_window",
+                    hint: "nats_duplicate_window is the former name of dedup_window: give one",
+                });
+            }
+            (a, b) => a.or(b).map_or(DEFAULT_DEDUP_WINDOW, ReadableDuration::get),
+        };
         let config = GatewayConfig {
             grpc_listen: s.grpc_listen,
             http_listen: s.http_listen,
@@ -201,7 +218,7 @@ impl GatewayConfig {
                 stream: s.nats_stream.clone(),
                 subject: s.nats_subject.clone(),
                 ack_timeout: s.nats_ack_timeout.get(),
-                duplicate_window: s.nats_duplicate_window.get(),
+                duplicate_window: dedup_window,
                 creds: s.nats_creds.clone(),
                 tls_ca: s.nats_tls_ca.clone(),
                 tls_cert: s.nats_tls_cert.clone(),
@@ -213,6 +230,8 @@ impl GatewayConfig {
                 rotate_bytes: s.file_rotate_bytes.bytes(),
                 keep: s.file_keep,
                 max_age: s.file_max_age.map(ReadableDuration::get),
+                dedup_window,
+                dedup_max_ids: s.dedup_max_ids,
             },
             license_keys: s.license_keys.clone(),
             service_tokens: s.service_tokens.clone(),

@@ -1,11 +1,18 @@
 //! The JSONL file sink (the default): one line per message,
 //!
 //! ```text
-//! {"attributes":{"event.action":"…",…},"data":{"event":{…},"metadata":{…}}}\n
+//! {"attributes":{"event.action":"…",…},"data":{"event":{…},"metadata":{…}},
+//!  "dedup_key":"<32 hex>","published_at_ms":1764…}\n
 //! ```
 //!
-//! where `data` is the message body exactly as published (protojson) and
-//! `attributes` the message attributes, keys sorted.
+//! where `data` is the message body exactly as published (protojson),
+//! `attributes` the message attributes, keys sorted, and `dedup_key` and
+//! `published_at_ms` the event's dedup key and when the line was formed.
+//!
+//! Effectively once: a line whose dedup key was written within
+//! `dedup_window` is not written again, and is answered as confirmed (its
+//! first copy is durable). The window survives a restart: it is rebuilt
+//! from the tail of the files. See [`super::dedup`].
 //!
 //! Durability: callers format their lines and hand them to one writer
 //! thread (`writer.rs`) through a bounded channel. The thread takes every
@@ -44,6 +51,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
+use super::dedup::{parse_key, write_suffix};
 use super::{Message, PublishResult, Sink, SinkError};
 use crate::gateway::config::FileConfig;
 use crate::gateway::render::event_json::write_json_str;
@@ -96,8 +104,9 @@ impl FileSink {
     }
 }
 
-/// Appends one JSONL line for `message` to `out`.
-pub fn write_line(message: &Message, out: &mut Vec<u8>) -> Result<(), SinkError> {
+/// Appends one JSONL line for `message`, formed at `at_ms` (Unix ms), to
+/// `out`.
+pub fn write_line(message: &Message, at_ms: u64, out: &mut Vec<u8>) -> Result<(), SinkError> {
     // `{"k":"v",…}` as serde_json writes a BTreeMap<String, String>.
     let bad = |name: &String| SinkError::BadAttribute {
         name: name.clone(),
@@ -115,7 +124,7 @@ pub fn write_line(message: &Message, out: &mut Vec<u8>) -> Result<(), SinkError>
     out.push(b'}');
     out.extend_from_slice(br#","data":"#);
     out.extend_from_slice(&message.body);
-    out.extend_from_slice(b"}\n");
+    write_suffix(&message.dedup_key, at_ms, out);
     Ok(())
 }
 
@@ -136,25 +145,39 @@ impl Sink for FileSink {
                         .iter()
                         .map(|(k, v)| k.len() + v.len() + 6)
                         .sum();
-                    m.body.len() + attributes + 32
+                    m.body.len() + attributes + m.dedup_key.len() + 80
                 })
                 .sum();
+            let at = writer::unix_ms();
             let mut lines = Vec::with_capacity(size);
+            let mut keys = Vec::with_capacity(batch.len());
             let mut results: Vec<PublishResult> = Vec::with_capacity(batch.len());
             for message in &batch {
                 let start = lines.len();
-                let result = write_line(message, &mut lines);
-                if result.is_err() {
-                    lines.truncate(start);
+                let result = match parse_key(&message.dedup_key) {
+                    Some(key) => write_line(message, at, &mut lines).map(|()| key),
+                    None => Err(SinkError::BadAttribute {
+                        name: "dedup_key".to_owned(),
+                        reason: "not 32 hex digits",
+                    }),
+                };
+                match result {
+                    Ok(key) => {
+                        keys.push((key, lines.len()));
+                        results.push(Ok(()));
+                    }
+                    Err(e) => {
+                        lines.truncate(start);
+                        results.push(Err(e));
+                    }
                 }
-                results.push(result);
             }
             if results.iter().all(Result::is_err) {
                 return results;
             }
             let (done, confirmed) = oneshot::channel();
             let closed = SinkError::Closed { sink: "file" };
-            let outcome = match self.tx.send(Command::Write { lines, done }).await {
+            let outcome = match self.tx.send(Command::Write { lines, keys, done }).await {
                 Err(_) => Err(closed),
                 Ok(()) => confirmed.await.unwrap_or(Err(closed)),
             };
@@ -219,14 +242,16 @@ mod tests {
         .collect();
         let message = Message {
             id: "1".to_owned(),
+            dedup_key: super::super::dedup::dedup_key("i", "1"),
             body: bytes::Bytes::from_static(br#"{"event":{"id":"1"},"metadata":{}}"#),
             attributes: attributes.clone(),
         };
         let mut line = Vec::new();
-        write_line(&message, &mut line).unwrap();
+        write_line(&message, 1_764_000_000_000, &mut line).unwrap();
         let expected = format!(
-            "{{\"attributes\":{},\"data\":{{\"event\":{{\"id\":\"1\"}},\"metadata\":{{}}}}}}\n",
-            serde_json::to_string(&attributes).unwrap()
+            "{{\"attributes\":{},\"data\":{{\"event\":{{\"id\":\"1\"}},\"metadata\":{{}}}},\"dedup_key\":\"{}\",\"published_at_ms\":1764000000000}}\n",
+            serde_json::to_string(&attributes).unwrap(),
+            message.dedup_key
         );
         assert_eq!(String::from_utf8(line).unwrap(), expected);
     }

@@ -14,6 +14,7 @@
 //! sender retries; permanent ones (a message the sink can never take) are
 //! treated like invalid events.
 
+pub mod dedup;
 pub mod file;
 pub mod log;
 pub mod nats;
@@ -31,8 +32,11 @@ use super::config::{GatewayConfig, SinkSpec};
 /// One message per event: its id, the JSON body and the attributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
-    /// The event id (the dedup key downstream: `Nats-Msg-Id`).
+    /// The event id.
     pub id: String,
+    /// A hash of (instance, event id): `Nats-Msg-Id`, and what the file
+    /// sink dedups by ([`dedup`]).
+    pub dedup_key: String,
     /// `{"event":…,"metadata":…}` (see [`super::render::message_body`]).
     pub body: Bytes,
     /// The attributes (see [`super::render::attributes`]).

@@ -12,11 +12,13 @@
 //! - On start: connect to `nats://HOST:PORT` and get the stream
 //!   (`nats_stream`, default `telemetry-events`), creating it when missing
 //!   with file storage, the subject `nats_subject` (default
-//!   `telemetry.events`) and a duplicate window (`nats_duplicate_window`,
-//!   default 2 min). An existing stream must capture the subject.
+//!   `telemetry.events`) and a duplicate window (`dedup_window`, alias
+//!   `nats_duplicate_window`, default 2 min). An existing stream must capture the subject.
 //! - Each message is published on the subject with the body as payload,
 //!   each attribute as a header of the same name, and `Nats-Msg-Id` = the
-//!   event id, so JetStream stores a redelivered id once inside its window.
+//!   event's dedup key (a hash of instance and event id,
+//!   [`super::dedup`]), so JetStream stores a redelivered event once
+//!   inside its window, and one instance cannot suppress another's.
 //! - A batch is published message by message without waiting, then the
 //!   publish acks are awaited together; a message is confirmed only by its
 //!   ack (a duplicate ack counts: the event is in the stream). No ack within
@@ -289,15 +291,10 @@ impl NatsSink {
                 }
             }
         }
-        if line_break(&message.id) {
-            return Err(SinkError::BadAttribute {
-                name: async_nats::header::NATS_MESSAGE_ID.to_string(),
-                reason: "contains a line break",
-            });
-        }
+        // 32 hex digits: always a valid header value.
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            HeaderValue::from(message.id),
+            HeaderValue::from(message.dedup_key),
         );
         Ok((headers, message.body))
     }

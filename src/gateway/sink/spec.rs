@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::dedup::{DEFAULT_DEDUP_MAX_IDS, DEFAULT_DEDUP_WINDOW};
 use crate::settings::SettingError;
 
 /// Default JetStream stream name.
@@ -16,8 +17,8 @@ pub const DEFAULT_NATS_SUBJECT: &str = "telemetry.events";
 /// Default publish-ack timeout: async-nats' default for awaited acks.
 pub const DEFAULT_NATS_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default duplicate window of a stream the gateway creates (JetStream's
-/// own default).
-pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// own default): [`DEFAULT_DEDUP_WINDOW`].
+pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = DEFAULT_DEDUP_WINDOW;
 /// Default size at which the JSONL file is rotated: 256 MiB.
 pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
 /// Default number of rotated JSONL files kept (older ones are deleted):
@@ -220,6 +221,8 @@ impl Default for FileConfig {
             rotate_bytes: DEFAULT_FILE_ROTATE_BYTES,
             keep: DEFAULT_FILE_KEEP,
             max_age: None,
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+            dedup_max_ids: DEFAULT_DEDUP_MAX_IDS,
         }
     }
 }
@@ -244,6 +247,12 @@ pub struct FileConfig {
     /// Rotated files last modified longer ago than this are deleted. Default
     /// none; at least [`MIN_FILE_MAX_AGE`].
     pub max_age: Option<Duration>,
+    /// A line whose dedup key was written this recently is not written
+    /// again. Default [`DEFAULT_DEDUP_WINDOW`] (2 min).
+    pub dedup_window: Duration,
+    /// Most dedup keys remembered (the oldest go first). Default
+    /// [`DEFAULT_DEDUP_MAX_IDS`] (2,000,000).
+    pub dedup_max_ids: usize,
 }
 
 impl NatsConfig {
@@ -254,7 +263,7 @@ impl NatsConfig {
         check_subject(&self.subject)?;
         for (key, value) in [
             ("nats_ack_timeout", self.ack_timeout),
-            ("nats_duplicate_window", self.duplicate_window),
+            ("dedup_window", self.duplicate_window),
         ] {
             SettingError::check_duration(key, value, MIN_DURATION, None)?;
         }

@@ -1,6 +1,8 @@
 //! The file sink's writer thread: group commit, rotation and retention of
 //! rotated files.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::super::dedup::{self, Window};
 use super::{MAX_GROUP_BYTES, Shared};
 use crate::gateway::config::FileConfig;
 use crate::gateway::metrics;
@@ -26,6 +29,9 @@ pub(super) enum Command {
     Write {
         /// Complete JSONL lines.
         lines: Vec<u8>,
+        /// Each line's dedup key and where it ends in `lines`, in order
+        /// (empty: write every line).
+        keys: Vec<(u128, usize)>,
         /// The answer.
         done: oneshot::Sender<Result<(), SinkError>>,
     },
@@ -37,7 +43,11 @@ pub(super) enum Command {
 }
 
 /// A batch of lines waiting in a group, and where its answer goes.
-pub(super) type WaitingBatch = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+pub(super) struct WaitingBatch {
+    lines: Vec<u8>,
+    keys: Vec<(u128, usize)>,
+    done: oneshot::Sender<Result<(), SinkError>>,
+}
 
 /// The open file and its rotation state. Lives on the writer thread.
 pub(super) struct Writer {
@@ -54,6 +64,8 @@ pub(super) struct Writer {
     max_age: Option<Duration>,
     /// When rotated files were last looked at for age.
     last_age_check: Instant,
+    /// The keys written in the last `dedup_window` ([`super::super::dedup`]).
+    window: Window,
 }
 
 impl Writer {
@@ -97,7 +109,7 @@ impl Writer {
             }
         }
         let next_suffix = rotated.last().map_or(0, |(n, _)| *n) + 1;
-        let writer = Writer {
+        let mut writer = Writer {
             path: path.to_owned(),
             dir,
             file,
@@ -108,9 +120,53 @@ impl Writer {
             keep: config.keep,
             max_age: config.max_age,
             last_age_check: Instant::now(),
+            window: Window::new(config.dedup_window, config.dedup_max_ids),
         };
         writer.apply_retention(rotated);
+        writer.rebuild_window();
         Ok(writer)
+    }
+
+    /// Fills the window from the tail of the file and of the rotated files
+    /// (newest first), back to the first line older than the window, the
+    /// first line without a key (written by an older gateway), or
+    /// `dedup_max_ids` keys.
+    fn rebuild_window(&mut self) {
+        let now = unix_ms();
+        let oldest = now.saturating_sub(self.window.window_ms());
+        let mut files = vec![self.path.clone()];
+        match rotated_files(&self.dir, &self.path) {
+            Ok(rotated) => files.extend(rotated.into_iter().rev().map(|(_, p)| p)),
+            Err(e) => tracing::warn!(error = %e, "listing rotated events files failed"),
+        }
+        let mut found: Vec<(u128, u64)> = Vec::new();
+        let cap = self.window.max_ids();
+        let mut done = false;
+        for file in files {
+            if done {
+                break;
+            }
+            let scanned = dedup::scan_tail(&file, |key, at| {
+                if at < oldest || found.len() >= cap {
+                    done = true;
+                    return false;
+                }
+                found.push((key, at));
+                true
+            });
+            if let Err(e) = scanned {
+                tracing::warn!(path = ?file, error = %e, "reading the tail of an events file for dedup keys failed; repeats of its events may be written again");
+                break;
+            }
+        }
+        // Oldest first, as they were written.
+        for (key, at) in found.iter().rev() {
+            self.window.insert(*key, *at);
+        }
+        self.window.expire(now);
+        if !found.is_empty() {
+            tracing::info!(keys = self.window.len(), window = ?Duration::from_millis(self.window.window_ms()), "dedup window rebuilt from the events files");
+        }
     }
 
     /// Deletes rotated files past `keep` (the oldest, by suffix, first) and
@@ -174,9 +230,9 @@ impl Writer {
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Write { lines, done } => {
+                    Command::Write { lines, keys, done } => {
                         bytes += lines.len();
-                        group.push((lines, done));
+                        group.push(WaitingBatch { lines, keys, done });
                     }
                     Command::Close { done } => close = Some(done),
                 }
@@ -185,8 +241,8 @@ impl Writer {
                 }
             }
             let results = self.commit(&group);
-            for ((_, done), result) in group.drain(..).zip(results) {
-                let _ = done.send(result);
+            for (batch, result) in group.drain(..).zip(results) {
+                let _ = batch.done.send(result);
             }
             if let Some(done) = close {
                 rx.close();
@@ -223,9 +279,24 @@ impl Writer {
         if self.max_age.is_some() && self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL {
             self.prune();
         }
+        let now = unix_ms();
+        self.window.expire(now);
         let mut results = Vec::with_capacity(group.len());
-        for (lines, _) in group {
-            results.push(self.append(lines));
+        // Keys written by this group so far (by batches whose write
+        // succeeded): a repeat later in the group is skipped too.
+        let mut written: HashSet<u128> = HashSet::new();
+        let mut skipped = 0u64;
+        for batch in group {
+            let (lines, new_keys) = self.fresh_lines(batch, now, &written, &mut skipped);
+            let result = if lines.is_empty() {
+                Ok(())
+            } else {
+                self.append(&lines)
+            };
+            if result.is_ok() {
+                written.extend(new_keys);
+            }
+            results.push(result);
             if self.poisoned().is_some() {
                 break;
             }
@@ -245,8 +316,57 @@ impl Writer {
             for result in results.iter_mut().filter(|r| r.is_ok()) {
                 *result = Err(e.clone());
             }
+            return results;
         }
+        // Durable: remembered from now on.
+        let mut evicted = 0;
+        for key in written {
+            evicted += self.window.insert(key, now);
+        }
+        ::metrics::counter!(dedup::SKIPPED).increment(skipped);
+        ::metrics::counter!(dedup::EVICTED).increment(evicted);
         results
+    }
+
+    /// The lines of `batch` to write: all but those whose key is in the
+    /// window, was written earlier in the group, or earlier in the batch;
+    /// and the keys of the lines kept. Borrowed when nothing is skipped.
+    fn fresh_lines<'a>(
+        &self,
+        batch: &'a WaitingBatch,
+        now: u64,
+        written: &HashSet<u128>,
+        skipped: &mut u64,
+    ) -> (Cow<'a, [u8]>, Vec<u128>) {
+        let mut keep = Vec::with_capacity(batch.keys.len());
+        let mut out: Option<Vec<u8>> = None;
+        let mut start = 0;
+        for (i, &(key, end)) in batch.keys.iter().enumerate() {
+            let repeat =
+                self.window.contains(key, now) || written.contains(&key) || keep.contains(&key);
+            if repeat {
+                *skipped += 1;
+                if out.is_none() {
+                    let mut o = Vec::with_capacity(batch.lines.len());
+                    let kept_until = batch
+                        .keys
+                        .get(..i)
+                        .map_or(0, |k| k.last().map_or(0, |k| k.1));
+                    o.extend_from_slice(batch.lines.get(..kept_until).unwrap_or_default());
+                    out = Some(o);
+                }
+            } else {
+                keep.push(key);
+                if let Some(o) = out.as_mut() {
+                    o.extend_from_slice(batch.lines.get(start..end).unwrap_or_default());
+                }
+            }
+            start = end;
+        }
+        match out {
+            Some(o) => (Cow::Owned(o), keep),
+            None => (Cow::Borrowed(&batch.lines), keep),
+        }
     }
 
     /// Appends one batch, rotating first if it would not fit. A failed
@@ -297,6 +417,13 @@ impl Writer {
 
 /// Opens the events file for appending: created `0600`, and a symbolic
 /// link at its path is refused, not followed.
+/// Now, in ms since the Unix epoch (0 before it).
+pub(super) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn open_append(path: &Path) -> Result<File, SinkError> {
     owner_only::file_options()
         .create(true)
@@ -379,6 +506,7 @@ mod tests {
                 rotate_bytes: rotate,
                 keep,
                 max_age,
+                ..FileConfig::default()
             },
             Arc::new(Shared::default()),
         )
@@ -397,7 +525,11 @@ mod tests {
     fn group(batches: &[&str]) -> Vec<WaitingBatch> {
         batches
             .iter()
-            .map(|b| (b.as_bytes().to_vec(), oneshot::channel().0))
+            .map(|b| WaitingBatch {
+                lines: b.as_bytes().to_vec(),
+                keys: Vec::new(),
+                done: oneshot::channel().0,
+            })
             .collect()
     }
 
@@ -502,6 +634,7 @@ mod tests {
                 rotate_bytes: 10,
                 keep: 5,
                 max_age: None,
+                ..FileConfig::default()
             },
             Arc::new(Shared::default()),
         )
@@ -524,6 +657,7 @@ mod tests {
                 rotate_bytes: 10,
                 keep: 5,
                 max_age: None,
+                ..FileConfig::default()
             },
             Arc::new(Shared::default()),
         )
@@ -531,5 +665,87 @@ mod tests {
         .unwrap();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    }
+
+    /// A batch of lines with dedup keys: one line per event id.
+    fn keyed(ids: &[&str]) -> WaitingBatch {
+        let mut lines = Vec::new();
+        let mut keys = Vec::new();
+        for id in ids {
+            let key = dedup::dedup_key("instance", id);
+            lines.extend_from_slice(format!("{{\"id\":\"{id}\"").as_bytes());
+            dedup::write_suffix(&key, unix_ms(), &mut lines);
+            keys.push((dedup::parse_key(&key).unwrap(), lines.len()));
+        }
+        WaitingBatch {
+            lines,
+            keys,
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn ids_in(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repeat_within_the_window_is_answered_but_not_written_again_even_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut w = writer(dir.path(), u64::from(u32::MAX));
+        // Repeats inside one batch, across batches of one group, across groups.
+        let results = w.commit(&[keyed(&["a", "b", "a"]), keyed(&["b", "c"])]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let results = w.commit(&[keyed(&["c", "d"])]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(ids_in(&path), ["a", "b", "c", "d"]);
+        drop(w);
+        // A restarted gateway rebuilds the window from the file.
+        let mut w = writer(dir.path(), u64::from(u32::MAX));
+        assert_eq!(w.window.len(), 4);
+        let results = w.commit(&[keyed(&["a", "e", "d"])]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(ids_in(&path), ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn the_window_is_rebuilt_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        // Rotates before nearly every batch.
+        let mut w = writer(dir.path(), 100);
+        for id in ["a", "b", "c", "d"] {
+            let results = w.commit(&[keyed(&[id])]);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        drop(w);
+        let mut w = writer(dir.path(), 100);
+        assert_eq!(w.window.len(), 4);
+        let results = w.commit(&[keyed(&["a", "b", "z"])]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(ids_in(&path), ["z"]);
+    }
+
+    #[test]
+    fn lines_older_than_the_window_are_not_remembered_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut text = Vec::new();
+        let old = dedup::dedup_key("instance", "old");
+        text.extend_from_slice(b"{\"id\":\"old\"");
+        dedup::write_suffix(&old, unix_ms() - 10 * 60 * 1000, &mut text);
+        std::fs::write(&path, &text).unwrap();
+        let mut w = writer(dir.path(), u64::from(u32::MAX));
+        assert_eq!(w.window.len(), 0);
+        let results = w.commit(&[keyed(&["old"])]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(ids_in(&path), ["old", "old"]);
     }
 }
