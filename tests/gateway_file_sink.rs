@@ -49,10 +49,25 @@ fn lines(path: &Path) -> Vec<Value> {
                 p.display()
             );
             text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .map(|l| without_dedup_fields(serde_json::from_str::<Value>(l).unwrap()))
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A line with its `dedup_key` (32 hex digits) and `published_at_ms` (a
+/// recent time) checked and taken off, to compare the rest.
+fn without_dedup_fields(mut line: Value) -> Value {
+    let fields = line.as_object_mut().unwrap();
+    let key = fields.remove("dedup_key").unwrap();
+    let key = key.as_str().unwrap();
+    assert!(
+        key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
+    let at = fields.remove("published_at_ms").unwrap().as_u64().unwrap();
+    assert!(at > 1_700_000_000_000, "{at}");
+    line
 }
 
 fn by_id(lines: &[Value]) -> BTreeMap<String, Value> {
@@ -333,4 +348,51 @@ async fn an_unwritable_sink_directory_is_a_clear_error_at_start() {
         err.starts_with("sink: creating directory") && err.contains("not-a-directory"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_repeat_is_written_once_even_across_a_restart_and_another_instance_is_not_suppressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let gateway = start_file(&path, |_| {}).await;
+    let mut client = gateway.client().await;
+    for _ in 0..2 {
+        // The second time on a new stream, as a sender that lost its answer.
+        let result = record(
+            &mut client,
+            vec![metadata_request(licensed()), events_request(events(0..5))],
+        )
+        .await;
+        assert_eq!(result.succeeded(), ids(0..5));
+    }
+    gateway.stop().await.unwrap();
+    // A restarted gateway remembers what it wrote.
+    let gateway = start_file(&path, |_| {}).await;
+    let mut client = gateway.client().await;
+    let result = record(
+        &mut client,
+        vec![metadata_request(licensed()), events_request(events(3..8))],
+    )
+    .await;
+    assert_eq!(result.succeeded(), ids(3..8));
+    // The same event ids from another instance are its own events.
+    let result = record(
+        &mut client,
+        vec![metadata_request(unlicensed()), events_request(events(0..2))],
+    )
+    .await;
+    assert_eq!(result.succeeded(), ids(0..2));
+    gateway.stop().await.unwrap();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines(&path) {
+        *count
+            .entry(line["data"]["event"]["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = ids(0..8)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, if i < 2 { 2 } else { 1 }))
+        .collect();
+    assert_eq!(count, expected);
 }

@@ -76,14 +76,24 @@ async fn published_events_can_be_read_back_from_the_stream_with_headers_and_msg_
         .unwrap();
     let mut messages = consumer.fetch().max_messages(50).messages().await.unwrap();
     let mut seen = BTreeMap::new();
+    let mut msg_ids = std::collections::BTreeSet::new();
     while let Some(message) = messages.next().await {
         let message = message.unwrap();
         assert_eq!(message.subject.as_str(), "telemetry.events");
         let headers = message.headers.clone().unwrap();
-        let id = headers.get("Nats-Msg-Id").unwrap().as_str().to_owned();
+        // The dedup key: a hash of the instance and the event id.
+        let msg_id = headers.get("Nats-Msg-Id").unwrap().as_str().to_owned();
+        assert!(
+            msg_id.len() == 32 && msg_id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{msg_id}"
+        );
+        msg_ids.insert(msg_id);
+        let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        let id = body["event"]["id"].as_str().unwrap().to_owned();
         seen.insert(id, (headers, message.payload.clone()));
     }
     assert_eq!(seen.len(), 50);
+    assert_eq!(msg_ids.len(), 50);
     for i in 0..50 {
         let event = event(i);
         let (headers, payload) = &seen[&event.id];
@@ -128,6 +138,22 @@ async fn redelivered_ids_are_stored_once_and_still_acknowledged() {
     assert_eq!(stored(&js).await, 40, "JetStream dropped the duplicates");
     assert_eq!(send(&gateway, 20..60).await, ids(20..60));
     assert_eq!(stored(&js).await, 60);
+    // The same event ids from another instance are other events.
+    let mut client = gateway.client().await;
+    let result = record(
+        &mut client,
+        vec![
+            metadata_request(unlicensed()),
+            events_request(events(0..10)),
+        ],
+    )
+    .await;
+    assert_eq!(result.succeeded(), ids(0..10));
+    assert_eq!(
+        stored(&js).await,
+        70,
+        "one instance suppressed another's ids"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::gateway::config::{NatsUrl, NatsUserinfo, SinkSpecError};
+use crate::gateway::sink;
 use crate::settings::CommandArgs;
 use std::time::Duration;
 
@@ -214,6 +215,29 @@ fn errors_name_the_setting() {
         let err = resolve(argv).unwrap_err();
         assert!(err.contains(expected), "{err} should contain {expected}");
     }
+}
+
+#[test]
+fn one_dedup_window_serves_both_sinks_and_its_former_name_still_works() {
+    let config = resolve(&["--dedup-window", "5m"]).unwrap();
+    assert_eq!(config.file.dedup_window, Duration::from_secs(300));
+    assert_eq!(config.nats.duplicate_window, Duration::from_secs(300));
+    let config = resolve(&["--nats-duplicate-window", "7m"]).unwrap();
+    assert_eq!(config.file.dedup_window, Duration::from_secs(420));
+    assert_eq!(config.nats.duplicate_window, Duration::from_secs(420));
+    let config = resolve(&["--dedup-window", "7m", "--nats-duplicate-window", "7m"]).unwrap();
+    assert_eq!(config.file.dedup_window, Duration::from_secs(420));
+    let e = resolve(&["--dedup-window", "5m", "--nats-duplicate-window", "7m"]).unwrap_err();
+    assert!(
+        e.contains("nats_duplicate_window") && e.contains("dedup_window"),
+        "{e}"
+    );
+    let e = resolve(&["--dedup-max-ids", "0"]).unwrap_err();
+    assert!(e.contains("dedup_max_ids = 0 is outside 1..="), "{e}");
+    assert_eq!(
+        resolve(&[]).unwrap().file.dedup_max_ids,
+        sink::dedup::DEFAULT_DEDUP_MAX_IDS
+    );
 }
 
 #[test]

@@ -344,9 +344,19 @@ impl FileConfig {
         if let Some(age) = self.max_age {
             SettingError::check_duration("file_max_age", age, MIN_FILE_MAX_AGE, None)?;
         }
+        SettingError::check_duration("dedup_window", self.dedup_window, MIN_DURATION, None)?;
+        SettingError::check_range(
+            "dedup_max_ids",
+            self.dedup_max_ids as u64,
+            1,
+            MAX_DEDUP_MAX_IDS,
+        )?;
         Ok(())
     }
 }
+
+/// Largest accepted `dedup_max_ids` (~5 GiB of keys).
+pub const MAX_DEDUP_MAX_IDS: u64 = 100_000_000;
 
 /// Smallest accepted rotation size: 4 KiB.
 pub const MIN_FILE_ROTATE_BYTES: u64 = 4096;
