@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo bench --bench export` (`EXPORT_BENCH_EVENTS=N` to change the
 //! backlog, `EXPORT_BENCH_LOG=telespool::export=debug` for per-stream
-//! timings from the sidecar). Under `cargo test` it runs with 20,000 events.
+//! timings from the sidecar, `TELESPOOL_BIN=PATH` to run another build of
+//! the sidecar). Under `cargo test` it runs with 20,000 events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use testkit::fake_gateway;
@@ -272,7 +273,10 @@ fn main() {
         }
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telespool"))
+    // TELESPOOL_BIN: another build of the sidecar, for before/after runs.
+    let bin =
+        std::env::var("TELESPOOL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_telespool").into());
+    let mut child = Command::new(bin)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
         .args([

@@ -132,6 +132,8 @@ pub struct Exporter {
     backoff: Backoff,
     retries: HashMap<RecordId, Retry>,
     last_error: HashMap<RecordId, String>,
+    /// Woken after each resolution: the [`super::ack_flush`] task.
+    resolved: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -179,6 +181,7 @@ impl Exporter {
             backoff: Backoff::default(),
             retries: HashMap::new(),
             last_error: HashMap::new(),
+            resolved: Arc::new(Notify::new()),
         }
     }
 
@@ -190,6 +193,20 @@ impl Exporter {
 
     /// Runs until `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let flusher = tokio::spawn(super::ack_flush::run(
+            self.queue.clone(),
+            self.resolved.clone(),
+            super::ack_flush::ACK_FLUSH_DELAY,
+            stop.clone(),
+        ));
+        self.run_rounds(&mut stop).await;
+        flusher.abort();
+        // What the flusher had not flushed yet.
+        self.flush_resolutions().await;
+        tracing::info!("exporter stopped");
+    }
+
+    async fn run_rounds(&mut self, stop: &mut watch::Receiver<bool>) {
         let mut failures = 0u32;
         let mut goaways = 0u32;
         tracing::info!(
@@ -200,10 +217,10 @@ impl Exporter {
             if *stop.borrow() {
                 break;
             }
-            let result = self.round(&mut stop).await;
-            if !matches!(result, Ok(RoundEnd::Idle)) || *stop.borrow() {
-                self.flush_resolutions().await;
-            }
+            // The round's answers are flushed by the acknowledgement
+            // flusher, not here: a flush awaited after each round held the
+            // next one back by an fsync.
+            let result = self.round(stop).await;
             if !result.as_ref().is_err_and(RoundError::is_goaway) {
                 goaways = 0;
             }
@@ -244,13 +261,10 @@ impl Exporter {
                 }
             }
         }
-        tracing::info!("exporter stopped");
     }
 
-    /// Makes this round's acknowledgements durable in the index, so a crash
-    /// re-exports at most the round in flight (the maintenance tick flushes
-    /// every second too, but a sidecar killed repeatedly within a second of
-    /// starting would otherwise re-export everything each time).
+    /// Makes this round's acknowledgements durable in the index now (the
+    /// [`super::ack_flush`] task does so within ~20 ms of each answer too).
     async fn flush_resolutions(&self) {
         let q = self.queue.clone();
         match tokio::task::spawn_blocking(move || q.flush_index()).await {
@@ -523,6 +537,7 @@ impl Exporter {
         }
         if !acked.is_empty() {
             let r = self.queue.resolve(&acked, Resolution::Acked);
+            self.resolved.notify_one();
             self.stats.acked.fetch_add(r.resolved, Ordering::Relaxed);
             metrics::counter!(EXPORTED_EVENTS).increment(r.resolved);
             for id in &acked {
@@ -595,6 +610,7 @@ impl Exporter {
         .map_err(RoundError::DeadLetter)?;
         // Durable in the dead-letter store: now it may stop pinning its segment.
         self.queue.resolve(ids, Resolution::DeadLettered);
+        self.resolved.notify_one();
         for id in ids {
             self.retries.remove(id);
             self.last_error.remove(id);

@@ -1,9 +1,11 @@
 //! Export: the tokio task that drains the queue to a Telemetry Gateway
-//! ([`exporter`]), the long-lived channel ([`channel`]), who we export as
+//! ([`exporter`]), the group commit of its acknowledgements
+//! ([`ack_flush`]), the long-lived channel ([`channel`]), who we export as
 //! ([`identity`]), backoff, and reading event ids from queued bytes
 //! ([`wire`]). Cleanup and queue metrics run whether or not export is on:
 //! see [`crate::tasks`].
 
+pub mod ack_flush;
 pub mod backoff;
 pub mod channel;
 pub mod config;

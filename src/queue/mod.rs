@@ -20,8 +20,10 @@
 //! - An append is acknowledged only once durable (policy `always`).
 //! - The index is written behind: resolutions and seals are kept in memory
 //!   and written with one index flush by [`Queue::tick`] once per flush
-//!   interval (default 1 s), by [`Queue::flush_index`] (the exporter calls
-//!   it after each round of acks), before a purge and at close. A crash may
+//!   interval (default 1 s), by [`Queue::flush_index`] (the exporter's
+//!   acknowledgement flusher calls it ~20 ms after answers arrive, and
+//!   after each round: `crate::export::ack_flush`), before a purge and at
+//!   close. A crash may
 //!   lose the resolutions since the last flush (those records are exported
 //!   again: at-least-once), never more: watermarks never fall below their
 //!   last flushed value.
