@@ -71,7 +71,6 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -371,37 +370,58 @@ async fn post_events(State(s): State<HttpState>, headers: HeaderMap, body: Body)
         Err(e) => return record_error(&e),
     };
     metrics::counter!(super::grpc::EVENTS, "transport" => "http").increment(total as u64);
-    let mut ids: Vec<Value> = vec![Value::Null; total];
-    let mut succeeded = Vec::new();
-    let mut failed = Vec::new();
+    let mut answer = Answer {
+        failed: Vec::new(),
+        ids: vec![None; total],
+        succeeded: Vec::with_capacity(outcomes.len()),
+    };
     for (o, &i) in outcomes.iter().zip(&index_of) {
         match o {
             Outcome::Recorded { id, .. } => {
-                ids[i] = json!(id);
-                succeeded.push(json!(id));
+                if let Some(slot) = answer.ids.get_mut(i) {
+                    *slot = Some(id);
+                }
+                answer.succeeded.push(id);
             }
             Outcome::Invalid { id, error } => {
-                if let Some(id) = id {
-                    ids[i] = json!(id);
+                if let Some(slot) = answer.ids.get_mut(i) {
+                    *slot = id.as_deref();
                 }
-                failed.push((i, json!({"index": i, "id": id, "error": error.to_string()})));
+                answer.failed.push(Failed {
+                    error: error.to_string(),
+                    id: id.as_deref(),
+                    index: i,
+                });
             }
         }
     }
-    for u in unreadable {
-        if let Some(id) = &u.id {
-            ids[u.index] = json!(id);
+    for u in &unreadable {
+        if let (Some(slot), Some(id)) = (answer.ids.get_mut(u.index), &u.id) {
+            *slot = Some(id);
         }
-        failed.push((
-            u.index,
-            json!({"index": u.index, "id": u.id, "error": format!("event {}: {}", u.index, u.error)}),
-        ));
+        answer.failed.push(Failed {
+            error: format!("event {}: {}", u.index, u.error),
+            id: u.id.as_deref(),
+            index: u.index,
+        });
     }
-    failed.sort_by_key(|(i, _)| *i);
-    let failed: Vec<Value> = failed.into_iter().map(|(_, v)| v).collect();
-    (
-        StatusCode::OK,
-        axum::Json(json!({"succeeded": succeeded, "failed": failed, "ids": ids})),
-    )
-        .into_response()
+    answer.failed.sort_by_key(|f| f.index);
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// The answer to `POST /v1/events`, borrowed from the outcomes; keys in the
+/// order a `serde_json::Map` writes them (sorted).
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    failed: Vec<Failed<'a>>,
+    ids: Vec<Option<&'a str>>,
+    succeeded: Vec<&'a str>,
+}
+
+/// One event of [`Answer::failed`].
+#[derive(serde::Serialize)]
+struct Failed<'a> {
+    error: String,
+    id: Option<&'a str>,
+    index: usize,
 }
