@@ -44,6 +44,7 @@ pub fn grpc_status(e: &RecordError) -> tonic::Status {
             }
             _ => tonic::Status::internal(msg),
         },
+        TeeError::Mirror(m) if m.is_disk_full() => tonic::Status::resource_exhausted(msg),
         TeeError::Mirror(_) => tonic::Status::unavailable(msg),
     }
 }
@@ -69,6 +70,7 @@ pub fn http_status(e: &RecordError) -> (StatusCode, bool) {
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, false),
         },
+        TeeError::Mirror(m) if m.is_disk_full() => (StatusCode::INSUFFICIENT_STORAGE, true),
         TeeError::Mirror(_) => (StatusCode::SERVICE_UNAVAILABLE, true),
     }
 }

@@ -58,6 +58,28 @@ pub enum MirrorError {
     Closed,
 }
 
+impl MirrorError {
+    /// Whether the disk is full (ENOSPC somewhere in the cause chain): the
+    /// client retries later, as for a full queue (HTTP 507, gRPC
+    /// `RESOURCE_EXHAUSTED`).
+    pub fn is_disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && (io.kind() == std::io::ErrorKind::StorageFull
+                    || io.raw_os_error() == Some(ENOSPC))
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+}
+
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
+
 impl From<EventLogError> for MirrorError {
     fn from(e: EventLogError) -> MirrorError {
         MirrorError::EventLogs(Arc::new(e))
