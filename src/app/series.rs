@@ -165,6 +165,11 @@ pub const SIDECAR_SERIES: &[Series] = &[
         "gRPC messages refused with RESOURCE_EXHAUSTED because the decode budget was full",
     ),
     (
+        crate::export::ack_flush::ACK_FLUSHES,
+        Kind::Counter,
+        "Index flushes made ~20 ms after the gateway's answers, so that acknowledgements survive a crash",
+    ),
+    (
         crate::export::exporter::GOAWAY_RETRIES,
         Kind::Counter,
         "Export rounds retried at once because the gateway connection went away gracefully (GOAWAY NO_ERROR, e.g. its max connection age); not errors",

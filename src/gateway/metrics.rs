@@ -72,6 +72,8 @@ pub const GATEWAY_SERIES: &[&str] = &[
     crate::tls::server::HANDSHAKE_FAILURES,
     crate::grpc_limits::budget::GATEWAY_BUDGET.in_use_gauge,
     crate::grpc_limits::budget::GATEWAY_BUDGET.refused_counter,
+    crate::gateway::sink::dedup::SKIPPED,
+    crate::gateway::sink::dedup::EVICTED,
 ];
 
 /// Most distinct managed-service ids used as `source` label values.
@@ -160,6 +162,14 @@ fn describe() {
     metrics::describe_counter!(
         FILE_ROTATED_DELETED,
         "Rotated JSONL files deleted by the retention (file_keep, file_max_age)"
+    );
+    metrics::describe_counter!(
+        crate::gateway::sink::dedup::SKIPPED,
+        "Events the file sink did not write again: a repeat within dedup_window of its first copy"
+    );
+    metrics::describe_counter!(
+        crate::gateway::sink::dedup::EVICTED,
+        "Dedup keys the file sink forgot before their window ended (over dedup_max_ids)"
     );
     metrics::describe_counter!(STREAMS, "RecordEvents streams ended, by result");
     metrics::describe_counter!(RECORD_EVENT, "RecordEvent calls, by result");
