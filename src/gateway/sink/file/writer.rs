@@ -2,7 +2,6 @@
 //! rotated files.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -284,7 +283,7 @@ impl Writer {
         let mut results = Vec::with_capacity(group.len());
         // Keys written by this group so far (by batches whose write
         // succeeded): a repeat later in the group is skipped too.
-        let mut written: HashSet<u128> = HashSet::new();
+        let mut written = dedup::KeySet::default();
         let mut skipped = 0u64;
         for batch in group {
             let (lines, new_keys) = self.fresh_lines(batch, now, &written, &mut skipped);
@@ -335,15 +334,17 @@ impl Writer {
         &self,
         batch: &'a WaitingBatch,
         now: u64,
-        written: &HashSet<u128>,
+        written: &dedup::KeySet,
         skipped: &mut u64,
     ) -> (Cow<'a, [u8]>, Vec<u128>) {
         let mut keep = Vec::with_capacity(batch.keys.len());
+        let mut in_batch =
+            dedup::KeySet::with_capacity_and_hasher(batch.keys.len(), dedup::KeyHasher::default());
         let mut out: Option<Vec<u8>> = None;
         let mut start = 0;
         for (i, &(key, end)) in batch.keys.iter().enumerate() {
             let repeat =
-                self.window.contains(key, now) || written.contains(&key) || keep.contains(&key);
+                self.window.contains(key, now) || written.contains(&key) || !in_batch.insert(key);
             if repeat {
                 *skipped += 1;
                 if out.is_none() {
